@@ -1,0 +1,16 @@
+// The one Python module of the core. Each area registers itself from its own file.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void register_fft(py::module_& m);
+void register_features(py::module_& m);
+void register_stream(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "edgefault C++ core: framer, FFT, feature kernels, scoring and alarm state";
+  m.attr("__version__") = EDGEFAULT_VERSION;
+  register_fft(m);
+  register_features(m);
+  register_stream(m);
+}

@@ -1,0 +1,2 @@
+#include "harness.hpp"
+TEST_MAIN()
