@@ -1,3 +1,186 @@
+// Bindings for the streaming path: Framer-backed Pipeline, GaussianScorer, AlarmState.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+
+#include "edgefault/pipeline.hpp"
+#include "edgefault/scoring.hpp"
+
 namespace py = pybind11;
-void register_stream(py::module_& m) { (void)m; }
+using edgefault::AlarmState;
+using edgefault::FeatureExtractor;
+using edgefault::GaussianScorer;
+using edgefault::Pipeline;
+using edgefault::PipelineOutput;
+
+namespace {
+
+template <class T>
+using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+// Frames view of a (n,) or (n, c) array, checked against the pipeline's channel count.
+std::size_t checked_frames(const py::array& a, std::size_t n_channels) {
+  if (a.ndim() == 1) {
+    if (n_channels != 1)
+      throw py::value_error("chunk has shape (" + std::to_string(a.shape(0)) + ",) but the pipeline expects " +
+                            std::to_string(n_channels) + " channels: pass shape (n_samples, " +
+                            std::to_string(n_channels) + ")");
+    return static_cast<std::size_t>(a.shape(0));
+  }
+  if (a.ndim() == 2) {
+    if (static_cast<std::size_t>(a.shape(1)) != n_channels)
+      throw py::value_error("chunk has " + std::to_string(a.shape(1)) + " channels (shape (" +
+                            std::to_string(a.shape(0)) + ", " + std::to_string(a.shape(1)) +
+                            ")), expected " + std::to_string(n_channels));
+    return static_cast<std::size_t>(a.shape(0));
+  }
+  throw py::value_error("chunk must be 1-D (n_samples,) or 2-D (n_samples, n_channels), got " +
+                        std::to_string(a.ndim()) + "-D");
+}
+
+template <class T>
+py::tuple push_typed(Pipeline& p, const py::array& chunk, float scale, bool features, bool raw) {
+  auto a = carray<T>::ensure(chunk);
+  const std::size_t n = checked_frames(a, p.n_channels());
+  const std::size_t m = p.max_windows_for(n);
+  const std::size_t d = p.feature_dim();
+  py::array_t<float> feat(std::vector<py::ssize_t>{static_cast<py::ssize_t>(features ? m : 0),
+                                                   static_cast<py::ssize_t>(d)});
+  py::array_t<float> rawbuf(std::vector<py::ssize_t>{static_cast<py::ssize_t>(raw ? m : 0),
+                                                     static_cast<py::ssize_t>(p.n_channels()),
+                                                     static_cast<py::ssize_t>(p.window())});
+  py::array_t<std::uint64_t> end(static_cast<py::ssize_t>(m));
+  py::array_t<bool> finite(static_cast<py::ssize_t>(m));
+  PipelineOutput out;
+  out.features = features ? feat.mutable_data() : nullptr;
+  out.raw = raw ? rawbuf.mutable_data() : nullptr;
+  out.end_frame = end.mutable_data();
+  out.finite = reinterpret_cast<std::uint8_t*>(finite.mutable_data());
+  out.max_windows = m;
+  const T* data = a.data();
+  std::size_t got;
+  {
+    py::gil_scoped_release release;
+    got = p.push(data, n, scale, out);
+  }
+  (void)got;  // == m by construction
+  return py::make_tuple(feat, end, finite, rawbuf);
+}
+
+}  // namespace
+
+void register_stream(py::module_& m) {
+  py::class_<Pipeline>(m, "Pipeline",
+                       "Streaming framer + feature extractor over n_channels interleaved channels.")
+      .def(py::init([](std::size_t n_channels, std::size_t hop, const FeatureExtractor& extractor) {
+             return new Pipeline(n_channels, hop, extractor.config());
+           }),
+           py::arg("n_channels"), py::arg("hop"), py::arg("extractor"))
+      .def_property_readonly("n_channels", &Pipeline::n_channels)
+      .def_property_readonly("window", &Pipeline::window)
+      .def_property_readonly("hop", [](const Pipeline& p) { return p.framer().hop(); })
+      .def_property_readonly("feature_dim", &Pipeline::feature_dim)
+      .def_property_readonly("frames_seen", [](const Pipeline& p) { return p.framer().frames_seen(); })
+      .def("max_windows_for", &Pipeline::max_windows_for, py::arg("n_frames"))
+      .def(
+          "push",
+          [](Pipeline& p, const py::array& chunk, float scale, bool features, bool raw) {
+            const auto dt = chunk.dtype();
+            if (dt.is(py::dtype::of<float>())) return push_typed<float>(p, chunk, scale, features, raw);
+            if (dt.is(py::dtype::of<double>())) return push_typed<double>(p, chunk, scale, features, raw);
+            if (dt.is(py::dtype::of<std::int16_t>())) return push_typed<std::int16_t>(p, chunk, scale, features, raw);
+            if (dt.is(py::dtype::of<std::int32_t>())) return push_typed<std::int32_t>(p, chunk, scale, features, raw);
+            throw py::type_error("chunk dtype " + std::string(py::str(dt)) +
+                                 " is not supported: use float32, float64, int16 or int32");
+          },
+          py::arg("chunk"), py::arg("scale") = 1.0f, py::arg("features") = true, py::arg("raw") = false,
+          "Push samples; returns (features (m, feature_dim), end_frame (m,), finite (m,), raw (m, c, window)).")
+      .def("reset", [](Pipeline& p) { p.framer().reset(); })
+      .def("get_state",
+           [](const Pipeline& p) {
+             const auto& f = p.framer();
+             py::array_t<float> tail(std::vector<py::ssize_t>{static_cast<py::ssize_t>(f.tail_frames()),
+                                                              static_cast<py::ssize_t>(f.n_channels())});
+             f.export_tail(tail.mutable_data());
+             return py::make_tuple(tail, f.frames_seen());
+           })
+      .def(
+          "set_state",
+          [](Pipeline& p, const carray<float>& tail, std::uint64_t frames_seen) {
+            if (tail.ndim() != 2 || static_cast<std::size_t>(tail.shape(1)) != p.n_channels())
+              throw py::value_error("pipeline state: tail must have shape (n, " + std::to_string(p.n_channels()) + ")");
+            p.framer().import_tail(tail.data(), static_cast<std::size_t>(tail.shape(0)), frames_seen);
+          },
+          py::arg("tail"), py::arg("frames_seen"));
+
+  py::class_<GaussianScorer>(m, "GaussianScorer", "Squared Mahalanobis distance with per-feature contributions.")
+      .def(py::init([](const carray<float>& mean, const carray<float>& scale, const carray<float>& precision) {
+             if (mean.ndim() != 1 || scale.ndim() != 1 || precision.ndim() != 2)
+               throw py::value_error("gaussian model: mean and scale must be 1-D, precision 2-D");
+             std::vector<float> mu(mean.data(), mean.data() + mean.size());
+             std::vector<float> sc(scale.data(), scale.data() + scale.size());
+             std::vector<float> pr(precision.data(), precision.data() + precision.size());
+             return new GaussianScorer(std::move(mu), std::move(sc), std::move(pr));
+           }),
+           py::arg("mean"), py::arg("scale"), py::arg("precision"))
+      .def_property_readonly("dim", &GaussianScorer::dim)
+      .def(
+          "score",
+          [](GaussianScorer& s, const carray<float>& x, bool contrib) {
+            if (x.ndim() != 2 || static_cast<std::size_t>(x.shape(1)) != s.dim())
+              throw py::value_error("features must have shape (n, " + std::to_string(s.dim()) + ")");
+            const auto n = x.shape(0);
+            py::array_t<float> scores(n);
+            py::array_t<float> c(std::vector<py::ssize_t>{contrib ? n : 0, static_cast<py::ssize_t>(s.dim())});
+            float* cp = contrib ? c.mutable_data() : nullptr;
+            float* sp = scores.mutable_data();
+            const float* xp = x.data();
+            {
+              py::gil_scoped_release release;
+              s.score(xp, static_cast<std::size_t>(n), sp, cp);
+            }
+            return py::make_tuple(scores, c);
+          },
+          py::arg("features"), py::arg("contrib") = true);
+
+  py::class_<AlarmState>(m, "AlarmState", "k-of-n debounced alarm with hysteresis.")
+      .def(py::init<float, float, unsigned, unsigned>(), py::arg("threshold"), py::arg("clear_threshold"),
+           py::arg("k"), py::arg("n"))
+      .def_property_readonly("alarm", &AlarmState::alarm)
+      .def_property_readonly("threshold", &AlarmState::threshold)
+      .def_property_readonly("clear_threshold", &AlarmState::clear_threshold)
+      .def_property_readonly("k", &AlarmState::k)
+      .def_property_readonly("n", &AlarmState::n)
+      .def("set_threshold", &AlarmState::set_threshold, py::arg("threshold"), py::arg("clear_threshold"))
+      .def("reset", &AlarmState::reset)
+      .def(
+          "update",
+          [](AlarmState& a, const carray<float>& scores, const py::array_t<bool, py::array::c_style | py::array::forcecast>& valid) {
+            if (scores.ndim() != 1 || valid.ndim() != 1 || scores.shape(0) != valid.shape(0))
+              throw py::value_error("alarm update: scores and valid must be 1-D of equal length");
+            const auto n = scores.shape(0);
+            py::array_t<bool> anomaly(n), alarm(n), changed(n);
+            auto an = anomaly.mutable_unchecked<1>();
+            auto al = alarm.mutable_unchecked<1>();
+            auto ch = changed.mutable_unchecked<1>();
+            auto s = scores.unchecked<1>();
+            auto v = valid.unchecked<1>();
+            for (py::ssize_t i = 0; i < n; ++i) {
+              const auto st = a.update(s(i), v(i));
+              an(i) = st.anomaly;
+              al(i) = st.alarm;
+              ch(i) = st.changed;
+            }
+            return py::make_tuple(anomaly, alarm, changed);
+          },
+          py::arg("scores"), py::arg("valid"))
+      .def("get_state",
+           [](const AlarmState& a) {
+             return py::make_tuple(a.above_bits(), a.above_clear_bits(), a.n_valid(), a.alarm());
+           })
+      .def("set_state", &AlarmState::restore, py::arg("above"), py::arg("above_clear"), py::arg("n_valid"),
+           py::arg("alarm"));
+}

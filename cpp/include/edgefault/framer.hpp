@@ -1,0 +1,80 @@
+// Multi-channel ring-buffer framer: accepts interleaved frames in chunks of any length and
+// hands out complete windows (window samples per channel, contiguous, channel-major) every hop
+// samples. Storage is a mirrored ring (each sample written twice) so a window is always one
+// contiguous span: no copy and no allocation per window.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace edgefault {
+
+class Framer {
+ public:
+  Framer(std::size_t n_channels, std::size_t window, std::size_t hop);
+
+  std::size_t n_channels() const noexcept { return n_channels_; }
+  std::size_t window() const noexcept { return window_; }
+  std::size_t hop() const noexcept { return hop_; }
+  // Total frames accepted since construction / reset.
+  std::uint64_t frames_seen() const noexcept { return seen_; }
+  // Upper bound on the windows completed by pushing n_frames more frames.
+  std::size_t max_windows_for(std::size_t n_frames) const noexcept;
+
+  // Push n_frames interleaved frames (frame f, channel c at data[f * n_channels + c]), each
+  // sample multiplied by scale. For every completed window calls
+  //   on_window(const float* const* channel_ptrs, std::uint64_t end_frame, bool finite)
+  // where channel_ptrs[c] points at `window` contiguous samples of channel c, end_frame is the
+  // index one past the window's last frame, and finite is false if any sample in the window is
+  // NaN or infinite. Returns the number of windows completed.
+  template <class T, class OnWindow>
+  std::size_t push(const T* data, std::size_t n_frames, float scale, OnWindow&& on_window) {
+    std::size_t produced = 0;
+    for (std::size_t f = 0; f < n_frames; ++f) {
+      const T* frame = data + f * n_channels_;
+      for (std::size_t c = 0; c < n_channels_; ++c) {
+        const float v = static_cast<float>(frame[c]) * scale;
+        float* ring = &ring_[c * 2 * window_];
+        ring[pos_] = v;
+        ring[pos_ + window_] = v;
+        if (!std::isfinite(v)) last_bad_ = seen_;
+      }
+      ++seen_;
+      pos_ = (pos_ + 1 == window_) ? 0 : pos_ + 1;
+      if (seen_ >= window_ && --until_next_ == 0) {
+        until_next_ = hop_;
+        for (std::size_t c = 0; c < n_channels_; ++c) ptrs_[c] = &ring_[c * 2 * window_ + pos_];
+        const bool finite = !(last_bad_ != kNone && last_bad_ + window_ >= seen_);
+        on_window(static_cast<const float* const*>(ptrs_.data()), seen_, finite);
+        ++produced;
+      }
+    }
+    return produced;
+  }
+
+  void reset() noexcept;
+
+  // State for save / restore: the last min(frames_seen, window - 1) frames are all a future
+  // window can still need.
+  std::size_t tail_frames() const noexcept;
+  // Writes tail_frames() frames, interleaved, into out (tail_frames() * n_channels floats).
+  void export_tail(float* out) const noexcept;
+  // Restores a state exported by export_tail with the given frames_seen counter.
+  void import_tail(const float* tail, std::size_t n_tail, std::uint64_t frames_seen);
+
+ private:
+  static constexpr std::uint64_t kNone = std::numeric_limits<std::uint64_t>::max();
+  std::size_t n_channels_, window_, hop_;
+  std::vector<float> ring_;          // n_channels * 2 * window
+  std::vector<const float*> ptrs_;   // per-channel window pointers handed to on_window
+  std::size_t pos_ = 0;              // next write position in [0, window)
+  std::size_t until_next_ = 1;       // frames until the next window completes (after warm-up)
+  std::uint64_t seen_ = 0;
+  std::uint64_t last_bad_ = kNone;   // index of the last non-finite frame
+};
+
+}  // namespace edgefault
