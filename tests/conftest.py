@@ -20,3 +20,42 @@ def shared_data() -> Path:
     if not (d / "cwru" / "manifest.csv").is_file():
         pytest.skip(f"real data not found at {d} (set EDGEFAULT_SHARED_DATA to its path)")
     return d
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    import edgefault
+
+    return f"edgefault {edgefault.__version__} from {Path(edgefault.__file__).parent}"
+
+
+def noise_recording(seconds: float = 20.0, fs: float = 4000.0, channels: tuple[str, ...] = ("a", "b"),
+                    seed: int = 0):  # type: ignore[no-untyped-def]
+    """Stationary coloured noise plus a tone: a stand-in healthy machine for unit tests."""
+    import numpy as np
+
+    from edgefault.readers import Recording
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * fs)
+    t = np.arange(n) / fs
+    cols = []
+    for c in range(len(channels)):
+        w = rng.normal(size=n + 8)
+        x = np.convolve(w, np.ones(8) / 8, mode="valid")[:n] + 0.5 * np.sin(2 * np.pi * (50 + 30 * c) * t)
+        cols.append(x)
+    data = np.ascontiguousarray(np.stack(cols, axis=1), dtype=np.float32)
+    return Recording(data=data, fs=fs, channels=channels, path=f"noise-{seed}")
+
+
+@pytest.fixture(scope="session")
+def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Gaussian anomaly bundle trained on 20 s of 2-channel noise at 4 kHz (window 256)."""
+    from edgefault.spec import FeatureSpec
+    from edgefault.train.anomaly import pack_gaussian, train_gaussian
+
+    rec = noise_recording()
+    spec = FeatureSpec.for_anomaly(rec.fs, rec.channels, window=256, hop=128, n_bands=8)
+    result = train_gaussian([rec], spec, target_far=0.02)
+    path = tmp_path_factory.mktemp("bundle") / "small.efb"
+    pack_gaussian(result, path, k=2, n=3, name="unit-test")
+    return path

@@ -1,0 +1,235 @@
+"""The `edgefault` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import __version__
+from .errors import EdgefaultError, InputError
+
+HEALTHY_LABELS = ("normal", "healthy")
+
+
+def _channels_arg(s: str | None) -> list[str] | None:
+    if s is None:
+        return None
+    out = [c.strip() for c in s.replace("+", ",").split(",") if c.strip()]
+    if not out:
+        raise InputError(f"--channels {s!r} names no channel; use e.g. --channels DE,FE")
+    return out
+
+
+def _progress(it: Sequence[Any], desc: str):  # type: ignore[no-untyped-def]
+    from .progress import progress
+
+    return progress(it, desc=desc)
+
+
+# -- train ---------------------------------------------------------------------------------------
+def _healthy_sources(args: argparse.Namespace) -> list[tuple[Path, float | None, list[str] | None]]:
+    """(path, fs from manifest, channels from manifest) of the healthy recordings to train on."""
+    if args.manifest:
+        from .evaluation import load_manifest
+
+        rows = load_manifest(args.manifest, root=args.root)
+        healthy = [r for r in rows if r.label.lower() in {h.lower() for h in args.healthy_label}]
+        if not healthy:
+            labels = sorted({r.label for r in rows})
+            raise InputError(f"manifest {args.manifest} has no rows labelled {args.healthy_label} "
+                             f"(labels present: {labels}); pass --healthy-label")
+        return [(r.path, r.fs, list(r.channels) if r.channels else None) for r in healthy]
+    if not args.files:
+        raise InputError("give healthy recordings: --manifest M.csv or one or more FILEs")
+    return [(Path(f), None, None) for f in args.files]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.task != "anomaly":
+        raise InputError(f"train {args.task}: only 'anomaly' is available in this version")
+    if args.method != "gaussian":
+        raise InputError(f"train anomaly --method {args.method}: available methods: gaussian")
+    from .readers import read_recording
+    from .spec import FeatureSpec
+    from .train.anomaly import pack_gaussian, train_gaussian
+
+    sources = _healthy_sources(args)
+    channels = _channels_arg(args.channels)
+    recs = []
+    fs = args.fs
+    for path, row_fs, row_channels in _progress(sources, "reading"):
+        if fs is None:
+            fs = row_fs
+        rec = read_recording(path, channels=channels or row_channels, fs=fs, default_fs=row_fs or args.file_fs)
+        fs = rec.fs
+        if channels is None:
+            channels = list(rec.channels)
+        recs.append(rec)
+    assert fs is not None
+    spec = FeatureSpec.for_anomaly(fs, channels or recs[0].channels, window=args.window,
+                                   hop=args.hop or args.window // 2, n_bands=args.bands)
+    result = train_gaussian(recs, spec, target_far=args.target_far, calib_fraction=args.calib_fraction,
+                            calibration=args.calibration)
+    bundle = pack_gaussian(result, args.out, k=args.k, n=args.n, name=args.name)
+    cal = result.calibration
+    summary = {
+        "out": str(args.out), "bundle_id": bundle.bundle_id, "fs": spec.fs, "channels": list(spec.channels),
+        "window": spec.window, "hop": spec.hop, "n_features": spec.feature_dim,
+        "n_train_windows": result.info["n_train_windows"], "n_calib_windows": result.info["n_calib_windows"],
+        "threshold": cal.threshold, "calibration": cal.method, "target_far": cal.target_far,
+        "far_on_calibration": cal.far_on_calibration,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+# -- score ---------------------------------------------------------------------------------------
+def _event_json(file: str, ev: Any) -> str:
+    d = ev.to_dict()
+    d = {"file": file, **d}
+    return json.dumps(d, allow_nan=False, separators=(",", ":"))
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .readers import read_recording
+    from .runtime import Runtime
+
+    rt = Runtime(args.bundle, alarm_k=args.k, alarm_n=args.n)
+    channels = _channels_arg(args.channels) or list(rt.channels)
+    if len(channels) != len(rt.channels):
+        raise InputError(f"--channels names {len(channels)} channels; the bundle expects "
+                         f"{len(rt.channels)} ({list(rt.channels)})")
+    out = open(args.out, "w") if args.out and args.out != "-" else sys.stdout
+    n_events = n_alarm_windows = 0
+    try:
+        for f in args.files:
+            rec = read_recording(f, channels=channels, fs=rt.fs, default_fs=args.fs or rt.fs)
+            rt.reset()
+            data = rec.data if rec.data.shape[1] > 1 else rec.data[:, 0]
+            for start in range(0, data.shape[0], args.chunk):
+                for ev in rt.push(data[start:start + args.chunk]):
+                    out.write(_event_json(str(f), ev) + "\n")
+                    n_events += 1
+                    n_alarm_windows += ev.anomaly
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"scored {n_events} windows from {len(args.files)} file(s); {n_alarm_windows} above threshold",
+          file=sys.stderr)
+    return 0
+
+
+# -- info ------------------------------------------------------------------------------------------
+def cmd_info(args: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+
+    b = load_bundle(args.bundle)
+    d = b.describe()
+    if not args.verbose:
+        d.get("training", {}).pop("blocks", None) if isinstance(d.get("training"), dict) else None
+    print(json.dumps(d, indent=2, default=str))
+    return 0
+
+
+# -- eval -------------------------------------------------------------------------------------------
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .experiments import run_eval
+
+    report = run_eval(args)
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    print(text)
+    return 0
+
+
+# -- demo -------------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(out_dir=args.out_dir, seed=args.seed, quiet=args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgefault", description="Machine-fault detection at the edge.")
+    p.add_argument("--version", action="version", version=f"edgefault {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model and pack a bundle")
+    t.add_argument("task", choices=["anomaly", "classify"], help="what the model does")
+    t.add_argument("files", nargs="*", help="healthy recordings (instead of --manifest)")
+    t.add_argument("--method", default="gaussian", help="anomaly: gaussian (default)")
+    t.add_argument("--manifest", help="CSV with path,label[,fs,channels,...]; healthy rows are used")
+    t.add_argument("--root", help="folder that relative manifest paths are relative to")
+    t.add_argument("--healthy-label", nargs="+", default=list(HEALTHY_LABELS),
+                   help="manifest labels that mark healthy recordings (default: normal healthy)")
+    t.add_argument("--out", required=True, help="bundle file to write (.efb)")
+    t.add_argument("--name", help="a name stored in the bundle")
+    t.add_argument("--fs", type=float, help="model sample rate in Hz; files at another rate are resampled")
+    t.add_argument("--file-fs", type=float, help="sample rate of files that carry none (.mat, .csv, .npy)")
+    t.add_argument("--window", type=int, default=1024, help="window length in samples (default 1024)")
+    t.add_argument("--hop", type=int, help="hop in samples (default window/2)")
+    t.add_argument("--bands", type=int, default=16, help="log-spaced band energies per channel (default 16)")
+    t.add_argument("--channels", help="channels to use, e.g. DE,FE (default: all of the first file)")
+    t.add_argument("--target-far", type=float, default=0.01, help="target false-alarm rate per window (default 0.01)")
+    t.add_argument("--calibration", default="auto", choices=["auto", "percentile", "lognormal"])
+    t.add_argument("--calib-fraction", type=float, default=0.3,
+                   help="fraction at the end of each healthy recording held out for calibration (default 0.3)")
+    t.add_argument("--k", type=int, default=3, help="alarm when k of the last n windows are anomalous (default 3)")
+    t.add_argument("--n", type=int, default=5, help="see --k (default 5)")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("score", help="score files with a bundle: JSON lines, one object per window")
+    s.add_argument("bundle")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--channels", help="file channels to feed the bundle's channels, in order, e.g. DE,FE")
+    s.add_argument("--fs", type=float, help="sample rate of files that carry none (default: the bundle's)")
+    s.add_argument("--chunk", type=int, default=4096, help="samples per push (default 4096)")
+    s.add_argument("--k", type=int, help="override the bundle's k-of-n alarm k")
+    s.add_argument("--n", type=int, help="override the bundle's k-of-n alarm n")
+    s.add_argument("--out", help="write JSON lines here instead of stdout")
+    s.set_defaults(func=cmd_score)
+
+    e = sub.add_parser("eval", help="leak-safe evaluation on a manifest; metrics as JSON")
+    from .experiments import add_eval_arguments
+
+    add_eval_arguments(e)
+    e.set_defaults(func=cmd_eval)
+
+    i = sub.add_parser("info", help="describe a bundle (verifies it)")
+    i.add_argument("bundle")
+    i.add_argument("--verbose", action="store_true", help="include training block details")
+    i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("demo", help="train and score end to end on a simulated bearing (no data needed)")
+    d.add_argument("--out-dir", default=None, help="keep the bundle and events here (default: temp dir)")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except EdgefaultError as e:
+        print(f"edgefault {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

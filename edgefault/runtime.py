@@ -1,0 +1,290 @@
+"""`edgefault.Runtime`: push raw samples, get scored events."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _core
+from .bundle import Bundle, load_bundle
+from .errors import InputError
+from .models import device_model
+
+_ACCEPTED = (np.float32, np.float64, np.int16, np.int32)
+STATE_VERSION = 1
+
+
+class Event:
+    """One scored window.
+
+    Attributes: ``seq`` (window number since start/reset), ``t`` / ``t_start`` (seconds at the
+    window's end / start, from ``start_time``), ``score``, ``threshold``, ``anomaly`` (score >
+    threshold), ``alarm`` (debounced k-of-n state), ``alarm_changed``, ``valid`` (False when the
+    window held NaN/Inf samples: score is None and nothing was folded into any state),
+    ``flags``, ``label`` / ``proba`` (classifiers), ``contrib`` (per channel / band / feature).
+    """
+
+    __slots__ = ("seq", "t", "t_start", "score", "threshold", "anomaly", "alarm", "alarm_changed",
+                 "valid", "flags", "label", "proba", "_contrib_row", "_rt")
+
+    def __init__(self, **kw: Any) -> None:
+        for k in self.__slots__:
+            setattr(self, k, kw.get(k))
+
+    @property
+    def contrib(self) -> dict[str, dict[str, float]]:
+        row = self._contrib_row
+        if row is None or not self.valid:
+            return {}
+        return self._rt._contrib_dict(row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "t": self.t, "t_start": self.t_start, "score": self.score,
+            "threshold": self.threshold, "anomaly": self.anomaly, "alarm": self.alarm,
+            "alarm_changed": self.alarm_changed, "valid": self.valid, "flags": list(self.flags),
+            "label": self.label, "proba": self.proba, "contrib": self.contrib,
+        }
+
+    def __repr__(self) -> str:
+        s = "None" if self.score is None else f"{self.score:.4g}"
+        return (f"Event(seq={self.seq}, t={self.t:.4f}, score={s}, threshold={self.threshold:.4g}, "
+                f"anomaly={self.anomaly}, alarm={self.alarm}, valid={self.valid})")
+
+
+class Runtime:
+    """Streaming scorer for one bundle.
+
+    >>> rt = Runtime("model.efb")
+    >>> events = rt.push(samples)   # (n,) or (n, n_channels), any n
+
+    Parameters
+    ----------
+    bundle : path, bytes or a loaded :class:`Bundle`.
+    input_scale : multiplier applied to every sample. Default 1.0 for float input and
+        1/32768 for int16 (full scale = 1.0), 1/2**31 for int32.
+    start_time : seconds added to every event's ``t``.
+    alarm_k, alarm_n : override the bundle's k-of-n debouncing.
+    top_features : how many features to list in ``contrib['feature']``.
+    """
+
+    def __init__(self, bundle: str | Path | bytes | Bundle, *, input_scale: float | None = None,
+                 start_time: float = 0.0, alarm_k: int | None = None, alarm_n: int | None = None,
+                 top_features: int = 5) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.spec = self.bundle.spec
+        self.model = device_model(self.bundle)
+        self._pipeline = self.spec.pipeline()
+        th = self.bundle.thresholds
+        threshold = float(th.get("threshold", np.inf))
+        if not np.isfinite(threshold):
+            threshold = float(np.finfo(np.float32).max)
+        clear = float(th.get("clear_threshold", threshold))
+        k = int(alarm_k if alarm_k is not None else th.get("k", 1))
+        n = int(alarm_n if alarm_n is not None else th.get("n", 1))
+        try:
+            self._alarm = _core.AlarmState(threshold, min(clear, threshold), k, n)
+        except ValueError as e:
+            raise InputError(f"alarm settings: {e}") from None
+        self.input_scale = input_scale
+        self.start_time = float(start_time)
+        self.top_features = int(top_features)
+        self._seq = 0
+        names = list(getattr(self.model, "contrib_names", ()))
+        self._contrib_names = names
+        chans = list(self.spec.channels)
+        self._channel_of = np.array([chans.index(n.split(".", 1)[0]) for n in names], dtype=np.int64) \
+            if names else np.zeros(0, dtype=np.int64)
+        self._band_idx = np.array([i for i, n in enumerate(names) if ".band" in n], dtype=np.int64)
+        self.labels = self.bundle.labels
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def fs(self) -> float:
+        return self.spec.fs
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.spec.channels
+
+    @property
+    def threshold(self) -> float:
+        return float(self._alarm.threshold)
+
+    @property
+    def alarm(self) -> bool:
+        return bool(self._alarm.alarm)
+
+    @property
+    def samples_seen(self) -> int:
+        return int(self._pipeline.frames_seen)
+
+    # -- streaming ----------------------------------------------------------------------------
+    def _check_chunk(self, chunk: Any) -> np.ndarray:
+        x = chunk if isinstance(chunk, np.ndarray) else np.asarray(chunk)
+        if x.dtype not in _ACCEPTED:
+            if x.dtype.kind in "iu" and x.dtype != np.uint64 or x.dtype == np.float16:
+                x = x.astype(np.float32)
+            else:
+                raise InputError(f"chunk dtype {x.dtype} is not supported: pass float32, float64, int16 or "
+                                 f"int32 samples")
+        nc = self.spec.n_channels
+        if x.ndim == 1 and nc == 1:
+            return x
+        if x.ndim == 2 and x.shape[1] == nc:
+            return x
+        raise InputError(f"chunk has shape {x.shape}, expected (n_samples, {nc}) for channels "
+                         f"{list(self.spec.channels)}" + (" or (n_samples,)" if nc == 1 else ""))
+
+    def _scale_for(self, x: np.ndarray) -> float:
+        if self.input_scale is not None:
+            return float(self.input_scale)
+        if x.dtype == np.int16:
+            return 1.0 / 32768.0
+        if x.dtype == np.int32:
+            return 1.0 / 2147483648.0
+        return 1.0
+
+    def push(self, chunk: Any) -> list[Event]:
+        """Push samples; return the events of every window completed by them (maybe none).
+
+        Raises InputError for a chunk of the wrong shape or dtype, before accepting any of it.
+        NaN/Inf samples are accepted: windows containing them come back with ``valid=False`` and
+        the flag ``nonfinite_input``, and are not scored.
+        """
+        x = self._check_chunk(chunk)
+        if x.shape[0] == 0:
+            return []
+        model = self.model
+        feats, ends, finite, raw = self._pipeline.push(x, self._scale_for(x), model.needs_features,
+                                                       model.needs_raw)
+        m = ends.shape[0]
+        if m == 0:
+            return []
+        batch = model.score(feats, raw if model.needs_raw else None)
+        scores = batch.scores
+        valid = finite & np.isfinite(scores)
+        anomaly, alarm, changed = self._alarm.update(scores, valid)
+        thr = float(self._alarm.threshold)
+        fs = self.spec.fs
+        t_end = self.start_time + ends / fs
+        win_s = self.spec.window / fs
+        contrib = batch.contrib
+        proba = batch.proba
+        labels = self.labels
+        events = []
+        seq0 = self._seq
+        for i in range(m):
+            ok = bool(valid[i])
+            ev = Event.__new__(Event)
+            ev.seq = seq0 + i
+            ev.t = float(t_end[i])
+            ev.t_start = ev.t - win_s
+            ev.score = float(scores[i]) if ok else None
+            ev.threshold = thr
+            ev.anomaly = bool(anomaly[i])
+            ev.alarm = bool(alarm[i])
+            ev.alarm_changed = bool(changed[i])
+            ev.valid = ok
+            ev.flags = () if ok else (("nonfinite_input",) if not finite[i] else ("nonfinite_score",))
+            if proba is not None and ok:
+                p = proba[i]
+                ev.proba = {lab: float(v) for lab, v in zip(labels or (), p)}
+                ev.label = labels[int(np.argmax(p))] if labels else None
+            else:
+                ev.proba = None
+                ev.label = None
+            ev._contrib_row = contrib[i] if contrib is not None and contrib.shape[0] else None
+            ev._rt = self
+            events.append(ev)
+        self._seq += m
+        return events
+
+    def _contrib_dict(self, row: np.ndarray) -> dict[str, dict[str, float]]:
+        names = self._contrib_names
+        per_ch = np.bincount(self._channel_of, weights=row, minlength=self.spec.n_channels)
+        out: dict[str, dict[str, float]] = {
+            "channel": {c: float(v) for c, v in zip(self.spec.channels, per_ch)},
+        }
+        k = min(self.top_features, row.shape[0])
+        top = np.argsort(-row)[:k]
+        out["feature"] = {names[i]: float(row[i]) for i in top}
+        if self._band_idx.size:
+            b = self._band_idx[np.argsort(-row[self._band_idx])[:k]]
+            out["band"] = {names[i]: float(row[i]) for i in b}
+        return out
+
+    # -- state --------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget buffered samples, alarm history and the window counter."""
+        self._pipeline.reset()
+        self._alarm.reset()
+        self._seq = 0
+
+    def get_state(self) -> dict[str, Any]:
+        tail, frames = self._pipeline.get_state()
+        above, above_clear, n_valid, alarm = self._alarm.get_state()
+        return {
+            "version": STATE_VERSION, "bundle_id": self.bundle.bundle_id, "seq": self._seq,
+            "frames_seen": int(frames), "tail": tail,
+            "alarm": {"above": int(above), "above_clear": int(above_clear), "n_valid": int(n_valid),
+                      "alarm": bool(alarm), "threshold": self.threshold,
+                      "clear_threshold": float(self._alarm.clear_threshold)},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        try:
+            if state.get("version") != STATE_VERSION:
+                raise InputError(f"runtime state version {state.get('version')!r} is not supported "
+                                 f"(expected {STATE_VERSION})")
+            if state.get("bundle_id") != self.bundle.bundle_id:
+                raise InputError(f"runtime state belongs to bundle {state.get('bundle_id')}, "
+                                 f"this runtime runs {self.bundle.bundle_id}")
+            tail = np.asarray(state["tail"], dtype=np.float32)
+            a = state["alarm"]
+            self._pipeline.set_state(tail, int(state["frames_seen"]))
+            self._alarm.set_threshold(float(a["threshold"]), float(a["clear_threshold"]))
+            self._alarm.set_state(int(a["above"]), int(a["above_clear"]), int(a["n_valid"]), bool(a["alarm"]))
+            self._seq = int(state["seq"])
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"runtime state is malformed: {e}") from None
+
+    def save_state(self, path: str | Path) -> None:
+        """Write the state atomically (temp file, fsync, rename)."""
+        st = self.get_state()
+        meta = {k: v for k, v in st.items() if k != "tail"}
+        buf = io.BytesIO()
+        np.savez(buf, tail=st["tail"], meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+        p = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent or ".")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(buf.getvalue())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_state(self, path: str | Path) -> None:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode())
+                tail = z["tail"]
+        except FileNotFoundError:
+            raise InputError(f"state file {path} not found") from None
+        except Exception as e:
+            raise InputError(f"state file {path} is not a readable edgefault state ({type(e).__name__}: {e})") from None
+        meta["tail"] = tail
+        self.set_state(meta)
+
+
+__all__: Sequence[str] = ("Runtime", "Event")

@@ -1,0 +1,144 @@
+"""Feature specification: what the device computes from each window.
+
+A :class:`FeatureSpec` is stored in every bundle, and both training and the device turn
+signals into features through the same C++ pipeline built from it, so they compute identical
+numbers.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _core
+from .errors import InputError
+
+_SPEC_KEYS = {"fs", "window", "hop", "channels", "taper", "blocks"}
+
+
+def default_anomaly_blocks(fs: float, window: int, n_bands: int = 16) -> list[dict[str, Any]]:
+    """Features for the Gaussian anomaly model: scale-free shape statistics, RMS, log-spaced band
+    energies in dB up to 0.45 fs (clear of the anti-aliasing roll-off) and the spectral shape."""
+    fmin = max(4.0 * fs / window, 20.0)
+    return [
+        {"kind": "time_stats", "stats": ["rms", "kurtosis", "crest_factor", "skewness",
+                                         "shape_factor", "impulse_factor"]},
+        {"kind": "band_energy", "n_bands": int(n_bands), "spacing": "log", "fmin": float(fmin),
+         "fmax": float(0.45 * fs), "log": True},
+        {"kind": "spectral_shape"},
+    ]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Sample rate, framing, channels and feature blocks of a model's input.
+
+    ``blocks`` follow the schema in docs/features.md; the core validates them strictly.
+    """
+
+    fs: float
+    window: int
+    hop: int
+    channels: tuple[str, ...]
+    blocks: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    taper: str = "hann"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.fs, (int, float)) and np.isfinite(self.fs) and self.fs > 0):
+            raise InputError(f"feature spec: fs must be a positive number of Hz, got {self.fs!r}")
+        for name in ("window", "hop"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise InputError(f"feature spec: {name} must be a positive integer, got {v!r}")
+        if self.hop > self.window:
+            raise InputError(f"feature spec: hop ({self.hop}) must not exceed window ({self.window})")
+        chans = tuple(self.channels)
+        if not chans or not all(isinstance(c, str) and c for c in chans):
+            raise InputError(f"feature spec: channels must be non-empty names, got {self.channels!r}")
+        if len(set(chans)) != len(chans):
+            raise InputError(f"feature spec: duplicate channel names in {list(chans)}")
+        object.__setattr__(self, "channels", chans)
+        object.__setattr__(self, "fs", float(self.fs))
+        object.__setattr__(self, "window", int(self.window))
+        object.__setattr__(self, "hop", int(self.hop))
+        object.__setattr__(self, "blocks", tuple(copy.deepcopy(dict(b)) for b in self.blocks))
+        # Validate blocks now (and cache names) so a bad spec fails at construction.
+        try:
+            ex = _core.FeatureExtractor(self.fs, self.window, [dict(b) for b in self.blocks], self.taper)
+        except (ValueError, TypeError) as e:
+            raise InputError(f"feature spec: {e}") from None
+        object.__setattr__(self, "_names", tuple(ex.feature_names))
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def for_anomaly(cls, fs: float, channels: Sequence[str], window: int = 1024,
+                    hop: int | None = None, n_bands: int = 16) -> "FeatureSpec":
+        return cls(fs=fs, window=window, hop=hop or window // 2, channels=tuple(channels),
+                   blocks=tuple(default_anomaly_blocks(fs, window, n_bands)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeatureSpec":
+        if not isinstance(d, dict):
+            raise InputError(f"feature spec must be a JSON object, got {type(d).__name__}")
+        unknown = set(d) - _SPEC_KEYS
+        if unknown:
+            raise InputError(f"feature spec: unknown keys {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
+        missing = {"fs", "window", "hop", "channels", "blocks"} - set(d)
+        if missing:
+            raise InputError(f"feature spec: missing keys {sorted(missing)}")
+        if not isinstance(d["blocks"], list) or not all(isinstance(b, dict) for b in d["blocks"]):
+            raise InputError("feature spec: blocks must be a list of objects")
+        if not isinstance(d["channels"], list):
+            raise InputError("feature spec: channels must be a list of names")
+        return cls(fs=d["fs"], window=d["window"], hop=d["hop"], channels=tuple(d["channels"]),
+                   blocks=tuple(d["blocks"]), taper=d.get("taper", "hann"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fs": self.fs, "window": self.window, "hop": self.hop, "channels": list(self.channels),
+                "taper": self.taper, "blocks": [copy.deepcopy(b) for b in self.blocks]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    # -- derived ----------------------------------------------------------------------------
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def per_channel_names(self) -> tuple[str, ...]:
+        return self._names  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Channel-qualified names in pipeline order, e.g. ``DE.rms``."""
+        return tuple(f"{c}.{n}" for c in self.channels for n in self.per_channel_names)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.n_channels * len(self.per_channel_names)
+
+    def extractor(self) -> _core.FeatureExtractor:
+        return _core.FeatureExtractor(self.fs, self.window, [dict(b) for b in self.blocks], self.taper)
+
+    def pipeline(self) -> _core.Pipeline:
+        return _core.Pipeline(self.n_channels, self.hop, self.extractor())
+
+    def transform(self, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Features of every window of a whole signal, through the streaming pipeline.
+
+        Returns ``(features (m, feature_dim), end_sample (m,), finite (m,))``.
+        """
+        x = np.asarray(signal)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            raise InputError(f"signal has shape {np.shape(signal)}, expected (n_samples, {self.n_channels}) "
+                             f"for channels {list(self.channels)}")
+        if x.dtype not in (np.float32, np.float64, np.int16, np.int32):
+            x = x.astype(np.float32)
+        feats, ends, finite, _ = self.pipeline().push(x)
+        return feats, ends.astype(np.int64), finite

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgefault
+from conftest import noise_recording
+from edgefault import InputError, Runtime
+from edgefault.bundle import load_bundle
+from edgefault.train.gaussian import GaussianAnomalyModel
+
+
+def _stream(rt: Runtime, x: np.ndarray, chunk: int) -> list:
+    out = []
+    for s in range(0, x.shape[0], chunk):
+        out.extend(rt.push(x[s:s + chunk]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def later_signal() -> np.ndarray:
+    return noise_recording(seconds=3.0, seed=11).data
+
+
+def test_any_chunk_size_gives_identical_events(small_bundle: Path, later_signal: np.ndarray) -> None:
+    ref = Runtime(small_bundle).push(later_signal)
+    assert len(ref) == (later_signal.shape[0] - 256) // 128 + 1
+    for chunk in (1, 7, 128, 256, 1000, 100000):
+        ev = _stream(Runtime(small_bundle), later_signal, chunk)
+        assert [e.seq for e in ev] == list(range(len(ref)))
+        assert [e.score for e in ev] == [e.score for e in ref]
+        assert [e.t for e in ev] == [e.t for e in ref]
+
+
+def test_scores_match_offline_model(small_bundle: Path, later_signal: np.ndarray) -> None:
+    b = load_bundle(small_bundle)
+    feats, ends, finite = b.spec.transform(later_signal)
+    m = GaussianAnomalyModel()
+    m.mean_, m.scale_, m.precision_ = b.array("mean"), b.array("scale"), b.array("precision")
+    m.n_features_in_ = b.spec.feature_dim
+    offline = m.score_samples(feats)
+    ev = Runtime(b).push(later_signal)
+    online = np.array([e.score for e in ev])
+    np.testing.assert_allclose(online, offline, rtol=2e-4, atol=1e-3)
+    assert np.allclose([e.t for e in ev], ends / b.spec.fs)
+
+
+def test_event_fields_and_contributions(small_bundle: Path, later_signal: np.ndarray) -> None:
+    ev = Runtime(small_bundle).push(later_signal)[5]
+    d = ev.to_dict()
+    for key in ("t", "score", "threshold", "anomaly", "label", "proba", "contrib", "valid", "alarm"):
+        assert key in d
+    assert d["label"] is None and d["proba"] is None  # an anomaly model does not classify
+    c = ev.contrib
+    assert set(c["channel"]) == {"a", "b"}
+    assert sum(c["channel"].values()) == pytest.approx(ev.score, rel=1e-3, abs=1e-3)
+    assert len(c["feature"]) == 5 and all(k.startswith(("a.", "b.")) for k in c["feature"])
+    assert all(".band" in k for k in c["band"])
+    assert ev.t_start == pytest.approx(ev.t - 256 / 4000.0)
+
+
+def test_fault_raises_alarm_on_the_right_channel(small_bundle: Path) -> None:
+    x = noise_recording(seconds=3.0, seed=3).data.copy()
+    rng = np.random.default_rng(0)
+    # impulsive fault on channel b only: 40 Hz impacts exciting an 800 Hz resonance
+    n = x.shape[0]
+    t = np.arange(n) / 4000.0
+    imp = np.zeros(n)
+    imp[:: 100] = 8.0
+    ring = np.exp(-t[:200] * 300) * np.sin(2 * np.pi * 800 * t[:200])
+    x[:, 1] += np.convolve(imp, ring)[:n].astype(np.float32) + rng.normal(0, 0.01, n).astype(np.float32)
+    ev = Runtime(small_bundle).push(x)
+    assert np.mean([e.anomaly for e in ev]) > 0.9
+    assert ev[-1].alarm
+    top = [max(e.contrib["channel"], key=e.contrib["channel"].get) for e in ev if e.anomaly]
+    assert np.mean([c == "b" for c in top]) > 0.9
+
+
+def test_nan_windows_are_flagged_not_scored(small_bundle: Path, later_signal: np.ndarray) -> None:
+    x = later_signal.copy()
+    x[1000, 0] = np.nan
+    x[2000, 1] = np.inf
+    rt = Runtime(small_bundle)
+    ev = rt.push(x)
+    bad = [e for e in ev if not e.valid]
+    assert bad and all(e.score is None and "nonfinite_input" in e.flags and e.contrib == {} for e in bad)
+    for e in bad:  # exactly the windows that cover a bad sample
+        s0 = int(round(e.t_start * 4000))
+        assert s0 <= 1000 < s0 + 256 or s0 <= 2000 < s0 + 256
+    good = [e for e in ev if e.valid]
+    ref = {e.seq: e.score for e in Runtime(small_bundle).push(later_signal)}
+    assert all(e.score == ref[e.seq] for e in good)
+
+
+def test_bad_chunks_are_rejected_without_losing_state(small_bundle: Path, later_signal: np.ndarray) -> None:
+    rt = Runtime(small_bundle)
+    first = rt.push(later_signal[:1000])
+    for bad, match in [
+        (later_signal[:10, :1], "expected \\(n_samples, 2\\)"),
+        (later_signal[:10, 0], "expected \\(n_samples, 2\\)"),
+        (np.zeros((4, 2, 2)), "expected"),
+        (np.array([["a", "b"]]), "dtype"),
+        (np.zeros((3, 2), dtype=complex), "dtype"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            rt.push(bad)
+    rest = rt.push(later_signal[1000:])
+    ref = Runtime(small_bundle).push(later_signal)
+    assert [e.score for e in first + rest] == [e.score for e in ref]
+
+
+def test_int16_input_uses_scale(small_bundle: Path, later_signal: np.ndarray) -> None:
+    q = np.round(later_signal / 8.0 * 32767).astype(np.int16)
+    ev_int = Runtime(small_bundle, input_scale=8.0 / 32767).push(q)
+    ev_f = Runtime(small_bundle).push(q.astype(np.float32) * np.float32(8.0 / 32767))
+    np.testing.assert_allclose([e.score for e in ev_int], [e.score for e in ev_f], rtol=1e-5)
+
+
+def test_state_save_restore_continues_exactly(tmp_path: Path, small_bundle: Path, later_signal: np.ndarray) -> None:
+    ref = Runtime(small_bundle).push(later_signal)
+    for cut in (100, 255, 5000):
+        a = Runtime(small_bundle)
+        ev_a = a.push(later_signal[:cut])
+        a.save_state(tmp_path / "state.npz")
+        b = Runtime(small_bundle)
+        b.load_state(tmp_path / "state.npz")
+        ev_b = b.push(later_signal[cut:])
+        both = ev_a + ev_b
+        assert [e.seq for e in both] == [e.seq for e in ref]
+        assert [e.score for e in both] == [e.score for e in ref]
+        assert [e.alarm for e in both] == [e.alarm for e in ref]
+
+
+def test_state_errors(tmp_path: Path, small_bundle: Path) -> None:
+    rt = Runtime(small_bundle)
+    (tmp_path / "junk.npz").write_bytes(b"nonsense")
+    with pytest.raises(InputError, match="not a readable"):
+        rt.load_state(tmp_path / "junk.npz")
+    with pytest.raises(InputError, match="not found"):
+        rt.load_state(tmp_path / "missing.npz")
+    st = rt.get_state()
+    st["bundle_id"] = "someoneelse"
+    with pytest.raises(InputError, match="belongs to bundle"):
+        rt.set_state(st)
+
+
+def test_reset_restarts_counting(small_bundle: Path, later_signal: np.ndarray) -> None:
+    rt = Runtime(small_bundle)
+    a = rt.push(later_signal)
+    rt.reset()
+    b = rt.push(later_signal)
+    assert [e.score for e in a] == [e.score for e in b] and b[0].seq == 0
+
+
+def test_import_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, edgefault; print(sorted(m for m in ('torch','scipy','sklearn','onnx','pandas') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert edgefault.__version__
