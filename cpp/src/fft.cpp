@@ -1,1 +1,693 @@
-// (in progress)
+// Mixed-radix (4, 2, 3, 5) Stockham FFT, float32, our own implementation.
+//
+// Design
+// - Complex transforms run on split arrays (re[], im[]) in a self-sorting Stockham DIF: stage k
+//   with radix P, stride s (product of the earlier radices) and m = n / (s * P) reads
+//   x[q + s*(p + j*m)] and writes y[q + s*(P*p + r)] * w^(r*p), ping-ponging between two
+//   buffers; no bit reversal. Radix 4 first (as many as fit), then at most one 2, then 3s and 5s.
+// - Vector path: GCC/Clang vector extensions with 4 float lanes (SSE2 on x86_64, NEON on
+//   aarch64; on other targets the compiler lowers them). Stages with s % 4 == 0 vectorise over
+//   q (contiguous), with twiddles replicated per lane. The first stage (s == 1, radix 4,
+//   n % 16 == 0) vectorises over p, reads the caller's interleaved input directly
+//   (deinterleave fused) and transposes 4x4 on the way out. Everything else uses the same
+//   templates instantiated for plain float, which is also the fallback for other compilers.
+// - Inverse complex transforms use swap(re, im) . DFT . swap(re, im), so one table serves both.
+// - RealFFT for even n packs z[j] = x[2j] + i x[2j+1], runs a complex FFT of n/2 and applies the
+//   standard post-processing twiddles (vectorised, reading Z[h-k] with a reversed load; Z[h] is
+//   padded with Z[0] so k = 0 needs no special case). Odd n uses a full complex transform.
+// - Tables (stage list + twiddles computed in double) are built once per size and shared via
+//   std::shared_ptr<const ...> in a mutex-guarded cache; each object owns aligned scratch, so
+//   forward()/inverse() never allocate.
+#include "edgefault/fft.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace edgefault {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Lane abstraction: Ops<float> (scalar) and Ops<v4> (4 lanes, vector extensions).
+// ---------------------------------------------------------------------------------------------
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(EDGEFAULT_FFT_SCALAR)
+#define EF_FFT_VEC 1
+typedef float v4 __attribute__((vector_size(16)));
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#define EF_SHUF(a, b, i0, i1, i2, i3) __builtin_shufflevector(a, b, i0, i1, i2, i3)
+#else
+typedef int v4i __attribute__((vector_size(16)));
+#define EF_SHUF(a, b, i0, i1, i2, i3) __builtin_shuffle(a, b, v4i{i0, i1, i2, i3})
+#endif
+#else
+#define EF_FFT_VEC 0
+#endif
+
+template <class V>
+struct Ops;
+
+template <>
+struct Ops<float> {
+  static constexpr std::size_t W = 1;
+  static inline float ld(const float* p) { return *p; }
+  static inline void st(float* p, float v) { *p = v; }
+};
+
+#if EF_FFT_VEC
+template <>
+struct Ops<v4> {
+  static constexpr std::size_t W = 4;
+  // memcpy keeps this free of aliasing/alignment assumptions; compilers emit one vector move.
+  static inline v4 ld(const float* p) {
+    v4 r;
+    std::memcpy(&r, p, sizeof r);
+    return r;
+  }
+  static inline void st(float* p, v4 v) { std::memcpy(p, &v, sizeof v); }
+};
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Butterflies (forward sign, unnormalised): b_r = sum_j a_j exp(-2 pi i j r / P).
+// ---------------------------------------------------------------------------------------------
+template <class V, int P>
+struct Bfly;
+
+template <class V>
+struct Bfly<V, 2> {
+  static inline void run(const V* ar, const V* ai, V* br, V* bi) {
+    br[0] = ar[0] + ar[1];
+    bi[0] = ai[0] + ai[1];
+    br[1] = ar[0] - ar[1];
+    bi[1] = ai[0] - ai[1];
+  }
+};
+
+template <class V>
+struct Bfly<V, 3> {
+  static inline void run(const V* ar, const V* ai, V* br, V* bi) {
+    const float h = 0.866025403784438646763723170752936f;  // sin(2 pi / 3)
+    V tr = ar[1] + ar[2], ti = ai[1] + ai[2];
+    br[0] = ar[0] + tr;
+    bi[0] = ai[0] + ti;
+    V ur = ar[0] - 0.5f * tr, ui = ai[0] - 0.5f * ti;
+    V vr = h * (ai[1] - ai[2]), vi = h * (ar[2] - ar[1]);
+    br[1] = ur + vr;
+    bi[1] = ui + vi;
+    br[2] = ur - vr;
+    bi[2] = ui - vi;
+  }
+};
+
+template <class V>
+struct Bfly<V, 4> {
+  static inline void run(const V* ar, const V* ai, V* br, V* bi) {
+    V t0r = ar[0] + ar[2], t0i = ai[0] + ai[2];
+    V t1r = ar[0] - ar[2], t1i = ai[0] - ai[2];
+    V t2r = ar[1] + ar[3], t2i = ai[1] + ai[3];
+    V t3r = ar[1] - ar[3], t3i = ai[1] - ai[3];
+    br[0] = t0r + t2r;
+    bi[0] = t0i + t2i;
+    br[2] = t0r - t2r;
+    bi[2] = t0i - t2i;
+    br[1] = t1r + t3i;
+    bi[1] = t1i - t3r;
+    br[3] = t1r - t3i;
+    bi[3] = t1i + t3r;
+  }
+};
+
+template <class V>
+struct Bfly<V, 5> {
+  static inline void run(const V* ar, const V* ai, V* br, V* bi) {
+    const float c1 = 0.309016994374947424102293417182819f;   // cos(2 pi / 5)
+    const float c2 = -0.809016994374947424102293417182819f;  // cos(4 pi / 5)
+    const float s1 = 0.951056516295153572116439333379382f;   // sin(2 pi / 5)
+    const float s2 = 0.587785252292473129168705954639073f;   // sin(4 pi / 5)
+    V t1r = ar[1] + ar[4], t1i = ai[1] + ai[4];
+    V t2r = ar[2] + ar[3], t2i = ai[2] + ai[3];
+    V t3r = ar[1] - ar[4], t3i = ai[1] - ai[4];
+    V t4r = ar[2] - ar[3], t4i = ai[2] - ai[3];
+    br[0] = ar[0] + t1r + t2r;
+    bi[0] = ai[0] + t1i + t2i;
+    V m1r = ar[0] + c1 * t1r + c2 * t2r, m1i = ai[0] + c1 * t1i + c2 * t2i;
+    V m2r = ar[0] + c2 * t1r + c1 * t2r, m2i = ai[0] + c2 * t1i + c1 * t2i;
+    V n1r = s1 * t3r + s2 * t4r, n1i = s1 * t3i + s2 * t4i;
+    V n2r = s2 * t3r - s1 * t4r, n2i = s2 * t3i - s1 * t4i;
+    br[1] = m1r + n1i;  // m1 - i n1
+    bi[1] = m1i - n1r;
+    br[4] = m1r - n1i;  // m1 + i n1
+    bi[4] = m1i + n1r;
+    br[2] = m2r + n2i;
+    bi[2] = m2i - n2r;
+    br[3] = m2r - n2i;
+    bi[3] = m2i + n2r;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Stages.
+// ---------------------------------------------------------------------------------------------
+using StageFn = void (*)(std::size_t s, std::size_t m, const float* tw, const float* xr,
+                         const float* xi, float* yr, float* yi);
+
+// Generic Stockham stage, vectorised over q (requires s % W == 0). Twiddle layout per p:
+// for r = 1..P-1: W copies of Re w^(r p), then W copies of Im w^(r p).
+template <class V, int P, bool TW>
+void stage_q(std::size_t s, std::size_t m, const float* tw, const float* xr, const float* xi,
+             float* yr, float* yi) {
+  using O = Ops<V>;
+  constexpr std::size_t W = O::W;
+  for (std::size_t p = 0; p < m; ++p) {
+    V wr[P], wi[P];
+    if (TW) {
+      const float* t = tw + p * (P - 1) * 2 * W;
+      for (int r = 1; r < P; ++r) {
+        wr[r] = O::ld(t + static_cast<std::size_t>(r - 1) * 2 * W);
+        wi[r] = O::ld(t + static_cast<std::size_t>(r - 1) * 2 * W + W);
+      }
+    }
+    const float* xr0 = xr + s * p;
+    const float* xi0 = xi + s * p;
+    float* yr0 = yr + s * P * p;
+    float* yi0 = yi + s * P * p;
+    const std::size_t sm = s * m;
+    for (std::size_t q = 0; q < s; q += W) {
+      V ar[P], ai[P], br[P], bi[P];
+      for (int j = 0; j < P; ++j) {
+        ar[j] = O::ld(xr0 + q + static_cast<std::size_t>(j) * sm);
+        ai[j] = O::ld(xi0 + q + static_cast<std::size_t>(j) * sm);
+      }
+      Bfly<V, P>::run(ar, ai, br, bi);
+      O::st(yr0 + q, br[0]);
+      O::st(yi0 + q, bi[0]);
+      for (int r = 1; r < P; ++r) {
+        V zr = br[r], zi = bi[r];
+        if (TW) {
+          V tr = zr * wr[r] - zi * wi[r];
+          zi = zr * wi[r] + zi * wr[r];
+          zr = tr;
+        }
+        O::st(yr0 + q + static_cast<std::size_t>(r) * s, zr);
+        O::st(yi0 + q + static_cast<std::size_t>(r) * s, zi);
+      }
+    }
+  }
+}
+
+#if EF_FFT_VEC
+inline void transpose4(v4& a, v4& b, v4& c, v4& d) {
+  v4 t0 = EF_SHUF(a, b, 0, 4, 1, 5);
+  v4 t1 = EF_SHUF(a, b, 2, 6, 3, 7);
+  v4 t2 = EF_SHUF(c, d, 0, 4, 1, 5);
+  v4 t3 = EF_SHUF(c, d, 2, 6, 3, 7);
+  a = EF_SHUF(t0, t2, 0, 1, 4, 5);
+  b = EF_SHUF(t0, t2, 2, 3, 6, 7);
+  c = EF_SHUF(t1, t3, 0, 1, 4, 5);
+  d = EF_SHUF(t1, t3, 2, 3, 6, 7);
+}
+
+// First stage (s == 1), radix 4, vectorised over p (m % 4 == 0), reading interleaved complex
+// input. SWAP puts the imaginary parts in the real lanes (used for inverse transforms).
+// Twiddle layout: for r = 1..3: m values Re w^(r p), then m values Im w^(r p).
+template <bool SWAP>
+void stage4_first(std::size_t m, const float* tw, const float* in, float* yr, float* yi) {
+  using O = Ops<v4>;
+  for (std::size_t p = 0; p < m; p += 4) {
+    v4 ar[4], ai[4], br[4], bi[4];
+    for (std::size_t j = 0; j < 4; ++j) {
+      const float* src = in + 2 * (p + j * m);
+      v4 u = O::ld(src), v = O::ld(src + 4);
+      v4 ev = EF_SHUF(u, v, 0, 2, 4, 6), od = EF_SHUF(u, v, 1, 3, 5, 7);
+      ar[j] = SWAP ? od : ev;
+      ai[j] = SWAP ? ev : od;
+    }
+    Bfly<v4, 4>::run(ar, ai, br, bi);
+    for (std::size_t r = 1; r < 4; ++r) {
+      v4 wr = O::ld(tw + (r - 1) * 2 * m + p), wi = O::ld(tw + (r - 1) * 2 * m + m + p);
+      v4 tr = br[r] * wr - bi[r] * wi;
+      bi[r] = br[r] * wi + bi[r] * wr;
+      br[r] = tr;
+    }
+    transpose4(br[0], br[1], br[2], br[3]);
+    transpose4(bi[0], bi[1], bi[2], bi[3]);
+    for (std::size_t k = 0; k < 4; ++k) {
+      O::st(yr + 4 * (p + k), br[k]);
+      O::st(yi + 4 * (p + k), bi[k]);
+    }
+  }
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Aligned scratch.
+// ---------------------------------------------------------------------------------------------
+constexpr std::size_t kAlign = 64;
+
+struct AlignedFree {
+  void operator()(float* p) const noexcept { ::operator delete[](p, std::align_val_t(kAlign)); }
+};
+using AlignedBuf = std::unique_ptr<float[], AlignedFree>;
+
+AlignedBuf make_buf(std::size_t count) {
+  if (count == 0) count = 1;
+  void* p = ::operator new[](count * sizeof(float), std::align_val_t(kAlign));
+  std::memset(p, 0, count * sizeof(float));
+  return AlignedBuf(static_cast<float*>(p));
+}
+
+inline std::size_t round_up4(std::size_t v) { return (v + 3) & ~static_cast<std::size_t>(3); }
+
+// ---------------------------------------------------------------------------------------------
+// Plans (immutable, shared).
+// ---------------------------------------------------------------------------------------------
+constexpr double kPi = 3.14159265358979323846264338327950288;
+// Keeps every index computation (a few multiples of n) far from overflow on 32-bit targets.
+constexpr std::size_t kMaxSize = std::numeric_limits<std::size_t>::max() / 64;
+
+enum class Kind { First4, Lanes };
+
+struct Stage {
+  int radix;
+  Kind kind;
+  std::size_t s, m;
+  std::size_t tw_off;  // offset into Tables::tw
+  StageFn fn;          // used for Kind::Lanes
+};
+
+struct ComplexTables {
+  std::size_t n = 0;
+  std::vector<Stage> stages;
+  std::vector<float> tw;  // std::vector of float: 16-byte alignment not required (memcpy loads)
+};
+
+struct RealTables {
+  std::size_t n = 0;                       // real length
+  std::shared_ptr<const ComplexTables> c;  // size n/2 (even n) or n (odd n)
+  std::vector<float> fr, fi;               // forward post: 0.5 * W^k, W = exp(-2 pi i / n)
+  std::vector<float> gr, gi;               // inverse pre:  W^k / n
+};
+
+bool supported(std::size_t n) noexcept {
+  if (n == 0 || n > kMaxSize) return false;
+  for (std::size_t f : {std::size_t{2}, std::size_t{3}, std::size_t{5}})
+    while (n % f == 0) n /= f;
+  return n == 1;
+}
+
+[[noreturn]] void throw_unsupported(const char* who, std::size_t n) {
+  throw std::invalid_argument(std::string(who) + ": unsupported size n=" + std::to_string(n) +
+                              "; expected n >= 1 of the form 2^a * 3^b * 5^c (use "
+                              "next_fast_fft_size / next_fast_len to pick one)");
+}
+
+template <class V, int P>
+StageFn pick_lanes_fn(bool tw) {
+  return tw ? &stage_q<V, P, true> : &stage_q<V, P, false>;
+}
+
+template <class V>
+StageFn pick_fn(int radix, bool tw) {
+  switch (radix) {
+    case 2: return pick_lanes_fn<V, 2>(tw);
+    case 3: return pick_lanes_fn<V, 3>(tw);
+    case 4: return pick_lanes_fn<V, 4>(tw);
+    default: return pick_lanes_fn<V, 5>(tw);
+  }
+}
+
+std::shared_ptr<const ComplexTables> build_complex(std::size_t n) {
+  auto t = std::make_shared<ComplexTables>();
+  t->n = n;
+  std::vector<int> radices;
+  std::size_t v = n;
+  while (v % 4 == 0) { radices.push_back(4); v /= 4; }
+  if (v % 2 == 0) { radices.push_back(2); v /= 2; }
+  while (v % 3 == 0) { radices.push_back(3); v /= 3; }
+  while (v % 5 == 0) { radices.push_back(5); v /= 5; }
+
+  std::size_t s = 1;
+  for (int P : radices) {
+    const std::size_t Pz = static_cast<std::size_t>(P);
+    const std::size_t nk = n / s;
+    const std::size_t m = nk / Pz;
+    Stage st{P, Kind::Lanes, s, m, t->tw.size(), nullptr};
+    const bool tw = m > 1;
+    auto w = [nk](std::size_t e, double& re, double& im) {
+      const double a = -2.0 * kPi * static_cast<double>(e % nk) / static_cast<double>(nk);
+      re = std::cos(a);
+      im = std::sin(a);
+    };
+    std::size_t lanes = 1;
+#if EF_FFT_VEC
+    if (s == 1 && P == 4 && m % 4 == 0) {
+      st.kind = Kind::First4;
+      for (std::size_t r = 1; r < 4; ++r) {
+        std::vector<float> re(m), im(m);
+        for (std::size_t p = 0; p < m; ++p) {
+          double c, sn;
+          w(r * p, c, sn);
+          re[p] = static_cast<float>(c);
+          im[p] = static_cast<float>(sn);
+        }
+        t->tw.insert(t->tw.end(), re.begin(), re.end());
+        t->tw.insert(t->tw.end(), im.begin(), im.end());
+      }
+      t->stages.push_back(st);
+      s *= Pz;
+      continue;
+    }
+    if (s % 4 == 0) lanes = 4;
+    st.fn = lanes == 4 ? pick_fn<v4>(P, tw) : pick_fn<float>(P, tw);
+#else
+    st.fn = pick_fn<float>(P, tw);
+#endif
+    if (tw) {
+      for (std::size_t p = 0; p < m; ++p)
+        for (std::size_t r = 1; r < Pz; ++r) {
+          double c, sn;
+          w(r * p, c, sn);
+          t->tw.insert(t->tw.end(), lanes, static_cast<float>(c));
+          t->tw.insert(t->tw.end(), lanes, static_cast<float>(sn));
+        }
+    }
+    t->stages.push_back(st);
+    s *= Pz;
+  }
+  return t;
+}
+
+std::shared_ptr<const RealTables> build_real(std::size_t n);
+
+template <class T>
+std::shared_ptr<const T> cached(std::size_t n, std::shared_ptr<const T> (*build)(std::size_t)) {
+  static std::mutex mu;
+  static std::map<std::size_t, std::shared_ptr<const T>> cache;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(n);
+    if (it != cache.end()) return it->second;
+  }
+  // Build outside the lock (large sizes take a while); first insert wins.
+  std::shared_ptr<const T> t = build(n);
+  std::lock_guard<std::mutex> lock(mu);
+  auto ins = cache.emplace(n, std::move(t));
+  return ins.first->second;
+}
+
+std::shared_ptr<const RealTables> build_real(std::size_t n) {
+  auto t = std::make_shared<RealTables>();
+  t->n = n;
+  if (n % 2 == 0) {
+    const std::size_t h = n / 2;
+    t->c = cached<ComplexTables>(h, &build_complex);
+    const std::size_t len = round_up4(h);
+    t->fr.assign(len, 0.0f);
+    t->fi.assign(len, 0.0f);
+    t->gr.assign(len, 0.0f);
+    t->gi.assign(len, 0.0f);
+    for (std::size_t k = 0; k < h; ++k) {
+      const double a = -2.0 * kPi * static_cast<double>(k) / static_cast<double>(n);
+      const double c = std::cos(a), sn = std::sin(a);
+      t->fr[k] = static_cast<float>(0.5 * c);
+      t->fi[k] = static_cast<float>(0.5 * sn);
+      t->gr[k] = static_cast<float>(c / static_cast<double>(n));
+      t->gi[k] = static_cast<float>(sn / static_cast<double>(n));
+    }
+  } else {
+    t->c = cached<ComplexTables>(n, &build_complex);
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Execution.
+// ---------------------------------------------------------------------------------------------
+// Scratch for a complex transform of length n: two split buffers (re, im), each padded to
+// round_up4(n + 1) so RealFFT can store Z[n] = Z[0] and read 4-lane chunks safely.
+struct Scratch {
+  std::size_t stride = 0;
+  AlignedBuf mem;
+  float* b[4] = {nullptr, nullptr, nullptr, nullptr};
+  explicit Scratch(std::size_t n) : stride(round_up4(n + 1)), mem(make_buf(4 * round_up4(n + 1))) {
+    for (std::size_t i = 0; i < 4; ++i) b[i] = mem.get() + i * stride;
+  }
+};
+
+// Unnormalised forward DFT of `in` (n interleaved complex values) when swap == false; with
+// swap == true, re/im of the input are exchanged on load (the caller exchanges them back on
+// output to get the unnormalised inverse). Result: split arrays *outr, *outi inside scratch.
+void execute(const ComplexTables& T, const float* in, bool swap, Scratch& sc, float** outr,
+             float** outi) {
+  float* xr = sc.b[0];
+  float* xi = sc.b[1];
+  float* yr = sc.b[2];
+  float* yi = sc.b[3];
+  const std::size_t n = T.n;
+  std::size_t first = 0;
+#if EF_FFT_VEC
+  if (!T.stages.empty() && T.stages[0].kind == Kind::First4) {
+    const Stage& st = T.stages[0];
+    if (swap)
+      stage4_first<true>(st.m, T.tw.data() + st.tw_off, in, xr, xi);
+    else
+      stage4_first<false>(st.m, T.tw.data() + st.tw_off, in, xr, xi);
+    first = 1;
+  } else
+#endif
+  {
+    float* dr = swap ? xi : xr;
+    float* di = swap ? xr : xi;
+    for (std::size_t j = 0; j < n; ++j) {
+      dr[j] = in[2 * j];
+      di[j] = in[2 * j + 1];
+    }
+  }
+  for (std::size_t k = first; k < T.stages.size(); ++k) {
+    const Stage& st = T.stages[k];
+    st.fn(st.s, st.m, T.tw.data() + st.tw_off, xr, xi, yr, yi);
+    std::swap(xr, yr);
+    std::swap(xi, yi);
+  }
+  *outr = xr;
+  *outi = xi;
+}
+
+// X[k] = (Z[k] + conj Z[h-k]) / 2 - i/2 W^k (Z[k] - conj Z[h-k]), k = 0..h-1; X[h] separately.
+// Requires zr[h] == zr[0], zi[h] == zi[0].
+void real_post(std::size_t h, const float* zr, const float* zi, const float* fr, const float* fi,
+               float* out) {
+  std::size_t k = 0;
+#if EF_FFT_VEC
+  using O = Ops<v4>;
+  if (h % 4 == 0) {
+    for (; k < h; k += 4) {
+      v4 ar = O::ld(zr + k), ai = O::ld(zi + k);
+      v4 rr = O::ld(zr + h - k - 3), ri = O::ld(zi + h - k - 3);
+      v4 br = EF_SHUF(rr, rr, 3, 2, 1, 0);
+      v4 bi = -EF_SHUF(ri, ri, 3, 2, 1, 0);
+      v4 dr = ar - br, di = ai - bi;
+      v4 wr = O::ld(fr + k), wi = O::ld(fi + k);
+      v4 xr = 0.5f * (ar + br) + wr * di + wi * dr;
+      v4 xi = 0.5f * (ai + bi) - wr * dr + wi * di;
+      O::st(out + 2 * k, EF_SHUF(xr, xi, 0, 4, 1, 5));
+      O::st(out + 2 * k + 4, EF_SHUF(xr, xi, 2, 6, 3, 7));
+    }
+  }
+#endif
+  for (; k < h; ++k) {
+    const float ar = zr[k], ai = zi[k], br = zr[h - k], bi = -zi[h - k];
+    const float dr = ar - br, di = ai - bi;
+    out[2 * k] = 0.5f * (ar + br) + fr[k] * di + fi[k] * dr;
+    out[2 * k + 1] = 0.5f * (ai + bi) - fr[k] * dr + fi[k] * di;
+  }
+  out[2 * h] = zr[0] - zi[0];
+  out[2 * h + 1] = 0.0f;
+}
+
+// Inverse of real_post, scaled by 2/n (so the unnormalised inverse of size h yields x):
+// Z[k] = (X[k] + conj X[h-k]) / n + i (X[k] - conj X[h-k]) conj(W^k) / n, written interleaved.
+// Imaginary parts of X[0] and X[h] are ignored.
+void real_pre(std::size_t h, const float* in, const float* gr, const float* gi, float g,
+              float* z) {
+  std::size_t k = 0;
+#if EF_FFT_VEC
+  using O = Ops<v4>;
+  if (h % 4 == 0) {
+    for (; k < h; k += 4) {
+      v4 u = O::ld(in + 2 * k), v = O::ld(in + 2 * k + 4);
+      v4 ar = EF_SHUF(u, v, 0, 2, 4, 6), ai = EF_SHUF(u, v, 1, 3, 5, 7);
+      v4 ru = O::ld(in + 2 * (h - k - 3)), rv = O::ld(in + 2 * (h - k - 3) + 4);
+      v4 br = EF_SHUF(ru, rv, 6, 4, 2, 0);
+      v4 bi = -EF_SHUF(ru, rv, 7, 5, 3, 1);
+      v4 sr = ar + br, si = ai + bi, dr = ar - br, di = ai - bi;
+      v4 wr = O::ld(gr + k), wi = O::ld(gi + k);
+      v4 zr = g * sr - di * wr + dr * wi;
+      v4 zi = g * si + dr * wr + di * wi;
+      O::st(z + 2 * k, EF_SHUF(zr, zi, 0, 4, 1, 5));
+      O::st(z + 2 * k + 4, EF_SHUF(zr, zi, 2, 6, 3, 7));
+    }
+  }
+#endif
+  for (; k < h; ++k) {
+    const float ar = in[2 * k], ai = in[2 * k + 1];
+    const float br = in[2 * (h - k)], bi = -in[2 * (h - k) + 1];
+    const float sr = ar + br, si = ai + bi, dr = ar - br, di = ai - bi;
+    z[2 * k] = g * sr - di * gr[k] + dr * gi[k];
+    z[2 * k + 1] = g * si + dr * gr[k] + di * gi[k];
+  }
+  z[0] = g * (in[0] + in[2 * h]);
+  z[1] = g * (in[0] - in[2 * h]);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Public API.
+// ---------------------------------------------------------------------------------------------
+bool fft_size_supported(std::size_t n) noexcept { return supported(n); }
+
+std::size_t next_fast_fft_size(std::size_t n) {
+  if (n <= 1) return 1;
+  if (n > kMaxSize)
+    throw std::invalid_argument("next_fast_fft_size: n=" + std::to_string(n) +
+                                " is too large; expected n <= " + std::to_string(kMaxSize));
+  std::size_t best = std::numeric_limits<std::size_t>::max();
+  for (std::size_t p5 = 1;; p5 *= 5) {
+    for (std::size_t p35 = p5;; p35 *= 3) {
+      std::size_t v = p35;
+      while (v < n) v *= 2;
+      if (v < best) best = v;
+      if (p35 >= n) break;
+    }
+    if (p5 >= n) break;
+  }
+  return best;
+}
+
+struct ComplexFFT::Impl {
+  std::shared_ptr<const ComplexTables> t;
+  Scratch sc;
+  explicit Impl(std::size_t n) : t(cached<ComplexTables>(n, &build_complex)), sc(n) {}
+};
+
+ComplexFFT::ComplexFFT(std::size_t n) {
+  if (!supported(n)) throw_unsupported("ComplexFFT", n);
+  impl_ = std::make_unique<Impl>(n);
+}
+ComplexFFT::~ComplexFFT() = default;
+ComplexFFT::ComplexFFT(ComplexFFT&&) noexcept = default;
+ComplexFFT& ComplexFFT::operator=(ComplexFFT&&) noexcept = default;
+std::size_t ComplexFFT::size() const noexcept { return impl_ ? impl_->t->n : 0; }
+
+void ComplexFFT::forward(const cfloat* in, cfloat* out) {
+  float* vr;
+  float* vi;
+  const std::size_t n = impl_->t->n;
+  execute(*impl_->t, reinterpret_cast<const float*>(in), false, impl_->sc, &vr, &vi);
+  float* o = reinterpret_cast<float*>(out);
+  for (std::size_t j = 0; j < n; ++j) {
+    o[2 * j] = vr[j];
+    o[2 * j + 1] = vi[j];
+  }
+}
+
+void ComplexFFT::inverse(const cfloat* in, cfloat* out) {
+  float* vr;
+  float* vi;
+  const std::size_t n = impl_->t->n;
+  execute(*impl_->t, reinterpret_cast<const float*>(in), true, impl_->sc, &vr, &vi);
+  const float g = static_cast<float>(1.0 / static_cast<double>(n));
+  float* o = reinterpret_cast<float*>(out);
+  for (std::size_t j = 0; j < n; ++j) {
+    o[2 * j] = vi[j] * g;
+    o[2 * j + 1] = vr[j] * g;
+  }
+}
+
+struct RealFFT::Impl {
+  std::shared_ptr<const RealTables> t;
+  Scratch sc;
+  AlignedBuf z;  // interleaved complex staging: 2 * (n/2 or n) floats
+  explicit Impl(std::size_t n)
+      : t(cached<RealTables>(n, &build_real)),
+        sc(t->c->n),
+        z(make_buf(2 * t->c->n + 8)) {}
+};
+
+RealFFT::RealFFT(std::size_t n) {
+  if (!supported(n)) throw_unsupported("RealFFT", n);
+  impl_ = std::make_unique<Impl>(n);
+}
+RealFFT::~RealFFT() = default;
+RealFFT::RealFFT(RealFFT&&) noexcept = default;
+RealFFT& RealFFT::operator=(RealFFT&&) noexcept = default;
+std::size_t RealFFT::size() const noexcept { return impl_ ? impl_->t->n : 0; }
+
+void RealFFT::forward(const float* in, cfloat* out) {
+  const RealTables& T = *impl_->t;
+  const std::size_t n = T.n;
+  float* o = reinterpret_cast<float*>(out);
+  float* vr;
+  float* vi;
+  if (n % 2 == 0) {
+    const std::size_t h = n / 2;
+    execute(*T.c, in, false, impl_->sc, &vr, &vi);
+    vr[h] = vr[0];
+    vi[h] = vi[0];
+    real_post(h, vr, vi, T.fr.data(), T.fi.data(), o);
+    return;
+  }
+  float* z = impl_->z.get();
+  for (std::size_t j = 0; j < n; ++j) {
+    z[2 * j] = in[j];
+    z[2 * j + 1] = 0.0f;
+  }
+  execute(*T.c, z, false, impl_->sc, &vr, &vi);
+  for (std::size_t k = 0; k <= n / 2; ++k) {
+    o[2 * k] = vr[k];
+    o[2 * k + 1] = vi[k];
+  }
+  o[1] = 0.0f;
+}
+
+void RealFFT::inverse(const cfloat* in, float* out) {
+  const RealTables& T = *impl_->t;
+  const std::size_t n = T.n;
+  const float* x = reinterpret_cast<const float*>(in);
+  float* z = impl_->z.get();
+  float* vr;
+  float* vi;
+  const float g = static_cast<float>(1.0 / static_cast<double>(n));
+  if (n % 2 == 0) {
+    const std::size_t h = n / 2;
+    real_pre(h, x, T.gr.data(), T.gi.data(), g, z);
+    execute(*T.c, z, true, impl_->sc, &vr, &vi);
+    for (std::size_t j = 0; j < h; ++j) {
+      out[2 * j] = vi[j];
+      out[2 * j + 1] = vr[j];
+    }
+    return;
+  }
+  // Odd n: rebuild the full Hermitian spectrum and run a complex inverse.
+  z[0] = x[0];
+  z[1] = 0.0f;
+  for (std::size_t k = 1; k <= n / 2; ++k) {
+    z[2 * k] = x[2 * k];
+    z[2 * k + 1] = x[2 * k + 1];
+    z[2 * (n - k)] = x[2 * k];
+    z[2 * (n - k) + 1] = -x[2 * k + 1];
+  }
+  execute(*T.c, z, true, impl_->sc, &vr, &vi);
+  for (std::size_t j = 0; j < n; ++j) out[j] = vi[j] * g;
+}
+
+}  // namespace edgefault
