@@ -1,0 +1,110 @@
+"""Per-frame forward real FFT timing: edgefault._core.rfft vs scipy.fft, numpy.fft and pyFFTW.
+
+All peers get the same float32 (frames, n) batch and are measured in the same run, interleaved,
+on one thread. Prints median microseconds per frame and the ratio peer/ours (> 1 means we are
+faster).
+
+    PYTHONPATH=. python bench/bench_fft.py --frames 2000 --repeat 21
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+from edgefault import _core
+
+SIZES = (256, 512, 1024, 2048, 4096)
+
+
+def _median_us_per_frame(fn: Callable[[], object], frames: int, repeat: int) -> float:
+    fn()  # warm up (plans, caches, page faults)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / frames * 1e6
+
+
+def _peers(x: np.ndarray) -> dict[str, Callable[[], object]]:
+    n = x.shape[-1]
+    peers: dict[str, Callable[[], object]] = {"edgefault": lambda: _core.rfft(x)}
+    try:
+        import scipy.fft
+
+        peers["scipy.fft"] = lambda: scipy.fft.rfft(x, axis=-1, workers=1)
+    except ImportError:
+        pass
+    peers["numpy.fft"] = lambda: np.fft.rfft(x, axis=-1)
+    try:
+        import pyfftw
+        import pyfftw.builders
+
+        a = pyfftw.empty_aligned(x.shape, dtype="float32")
+        a[...] = x
+        plan = pyfftw.builders.rfft(
+            a, n=n, axis=-1, planner_effort="FFTW_MEASURE", threads=1,
+            overwrite_input=False, avoid_copy=True,
+        )
+        peers["pyfftw"] = lambda: plan()
+    except ImportError:
+        pass
+    return peers
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=2000, help="frames per batch (default 2000)")
+    ap.add_argument("--repeat", type=int, default=21, help="timed repetitions (default 21)")
+    ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if args.frames < 1 or args.repeat < 1:
+        ap.error("--frames and --repeat must be >= 1")
+
+    rng = np.random.default_rng(args.seed)
+    print(f"# rfft float32, frames={args.frames}, repeat={args.repeat}, median us/frame; "
+          f"ratio = peer/edgefault (>1: edgefault faster)")
+    print(f"# {platform.machine()} {platform.processor() or ''} numpy {np.__version__}")
+    rows = []
+    names: list[str] = []
+    for n in args.sizes:
+        x = rng.standard_normal((args.frames, n)).astype(np.float32)
+        peers = _peers(x)
+        # Sanity: every peer computes the same thing.
+        ref = np.fft.rfft(x[:4].astype(np.float64), axis=-1)
+        got = _core.rfft(x[:4])
+        err = np.abs(got - ref).max() / np.abs(ref).max()
+        if err > 1e-5:
+            raise SystemExit(f"edgefault rfft disagrees with numpy at n={n}: rel err {err:.2e}")
+        # Interleave peers across repeats to share any frequency drift fairly.
+        res = {k: [] for k in peers}
+        for _ in range(3):
+            for k, fn in peers.items():
+                res[k].append(_median_us_per_frame(fn, args.frames, max(1, args.repeat // 3)))
+        med = {k: statistics.median(v) for k, v in res.items()}
+        rows.append((n, med))
+        for k in med:
+            if k not in names:
+                names.append(k)
+
+    head = f"{'n':>6} " + " ".join(f"{k:>11}" for k in names)
+    head += " " + " ".join(f"{k + '/ours':>16}" for k in names if k != "edgefault")
+    print(head)
+    for n, med in rows:
+        ours = med["edgefault"]
+        line = f"{n:>6} " + " ".join(f"{med[k]:>11.3f}" if k in med else f"{'-':>11}" for k in names)
+        line += " " + " ".join(
+            f"{med[k] / ours:>16.2f}" if k in med else f"{'-':>16}" for k in names if k != "edgefault"
+        )
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
