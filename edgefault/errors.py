@@ -1,17 +1,27 @@
-"""Exception types edgefault raises on purpose. Messages name the input and what was expected."""
+"""Exception types shared by every part of edgefault.
+
+Catch :class:`EdgefaultError` to handle every error edgefault raises on purpose.  The concrete
+types also derive from the matching built-in (``ValueError`` / ``ImportError``) so that code
+written against the built-ins keeps working.  Messages name the input (file path, variable,
+argument), say what was expected and, where useful, what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = ["EdgefaultError", "InputError", "BundleError", "MissingDependencyError"]
 
 
 class EdgefaultError(Exception):
-    """Base class for errors edgefault raises on purpose."""
+    "Base class for errors edgefault raises on purpose."
 
 
 class InputError(EdgefaultError, ValueError):
-    """Bad user input: a file, array, packet or parameter that is not what was expected."""
+    "Bad user input: a file, array, packet or parameter that is not what was expected."
 
 
 class BundleError(EdgefaultError, ValueError):
-    """A model bundle that is missing, corrupt, tampered with or of an unknown version."""
+    "A model bundle that is missing, corrupt, tampered with or of an unknown version."
 
 
 class MissingDependencyError(EdgefaultError, ImportError):
-    """An optional package needed for this feature is not installed."""
+    "An optional package needed for this feature is not installed."
