@@ -294,6 +294,7 @@ struct RealTables {
   std::shared_ptr<const ComplexTables> c;  // size n/2 (even n) or n (odd n)
   std::vector<float> fr, fi;               // forward post: 0.5 * W^k, W = exp(-2 pi i / n)
   std::vector<float> gr, gi;               // inverse pre:  W^k / n
+  bool fuse_last2 = false;                 // forward: fuse the final radix-2 stage into post
 };
 
 bool supported(std::size_t n) noexcept {
@@ -409,6 +410,11 @@ std::shared_ptr<const RealTables> build_real(std::size_t n) {
   if (n % 2 == 0) {
     const std::size_t h = n / 2;
     t->c = cached<ComplexTables>(h, &build_complex);
+#if EF_FFT_VEC
+    const auto& st = t->c->stages;
+    t->fuse_last2 = h % 8 == 0 && st.size() >= 2 && st.back().radix == 2 &&
+                    st.back().kind == Kind::Lanes && st.back().s == h / 2;
+#endif
     const std::size_t len = round_up4(h);
     t->fr.assign(len, 0.0f);
     t->fi.assign(len, 0.0f);
@@ -446,7 +452,7 @@ struct Scratch {
 // swap == true, re/im of the input are exchanged on load (the caller exchanges them back on
 // output to get the unnormalised inverse). Result: split arrays *outr, *outi inside scratch.
 void execute(const ComplexTables& T, const float* in, bool swap, Scratch& sc, float** outr,
-             float** outi) {
+             float** outi, std::size_t skip_last = 0) {
   float* xr = sc.b[0];
   float* xi = sc.b[1];
   float* yr = sc.b[2];
@@ -471,7 +477,7 @@ void execute(const ComplexTables& T, const float* in, bool swap, Scratch& sc, fl
       di[j] = in[2 * j + 1];
     }
   }
-  for (std::size_t k = first; k < T.stages.size(); ++k) {
+  for (std::size_t k = first; k + skip_last < T.stages.size(); ++k) {
     const Stage& st = T.stages[k];
     st.fn(st.s, st.m, T.tw.data() + st.tw_off, xr, xi, yr, yi);
     std::swap(xr, yr);
@@ -481,29 +487,13 @@ void execute(const ComplexTables& T, const float* in, bool swap, Scratch& sc, fl
   *outi = xi;
 }
 
-// X[k] = (Z[k] + conj Z[h-k]) / 2 - i/2 W^k (Z[k] - conj Z[h-k]), k = 0..h-1; X[h] separately.
-// Requires zr[h] == zr[0], zi[h] == zi[0].
-void real_post(std::size_t h, const float* zr, const float* zi, const float* fr, const float* fi,
-               float* out) {
-  std::size_t k = 0;
-#if EF_FFT_VEC
-  using O = Ops<v4>;
-  if (h % 4 == 0) {
-    for (; k < h; k += 4) {
-      v4 ar = O::ld(zr + k), ai = O::ld(zi + k);
-      v4 rr = O::ld(zr + h - k - 3), ri = O::ld(zi + h - k - 3);
-      v4 br = EF_SHUF(rr, rr, 3, 2, 1, 0);
-      v4 bi = -EF_SHUF(ri, ri, 3, 2, 1, 0);
-      v4 dr = ar - br, di = ai - bi;
-      v4 wr = O::ld(fr + k), wi = O::ld(fi + k);
-      v4 xr = 0.5f * (ar + br) + wr * di + wi * dr;
-      v4 xi = 0.5f * (ai + bi) - wr * dr + wi * di;
-      O::st(out + 2 * k, EF_SHUF(xr, xi, 0, 4, 1, 5));
-      O::st(out + 2 * k + 4, EF_SHUF(xr, xi, 2, 6, 3, 7));
-    }
-  }
-#endif
-  for (; k < h; ++k) {
+// X[k] = (Z[k] + conj Z[h-k]) / 2 - i/2 W^k (Z[k] - conj Z[h-k]), k = 0..h. With
+// E = (Z[k] + conj Z[h-k]) / 2 and O = -i/2 (Z[k] - conj Z[h-k]), and W^(h-k) = -conj(W^k):
+// X[k] = E + W^k O and X[h-k] = conj(E - W^k O), so each k < h/2 also yields its mirror.
+// Requires Z[h] == Z[0] (padding).
+void real_post_scalar(std::size_t h, const float* zr, const float* zi, const float* fr,
+                      const float* fi, float* out) {
+  for (std::size_t k = 0; k < h; ++k) {
     const float ar = zr[k], ai = zi[k], br = zr[h - k], bi = -zi[h - k];
     const float dr = ar - br, di = ai - bi;
     out[2 * k] = 0.5f * (ar + br) + fr[k] * di + fi[k] * dr;
@@ -512,6 +502,73 @@ void real_post(std::size_t h, const float* zr, const float* zi, const float* fr,
   out[2 * h] = zr[0] - zi[0];
   out[2 * h + 1] = 0.0f;
 }
+
+#if EF_FFT_VEC
+inline v4 rev4(v4 v) { return EF_SHUF(v, v, 3, 2, 1, 0); }
+
+// One paired block: A = Z[k..k+3], R = Z[h-k-3..h-k] (natural order). Writes X[k..k+3] and
+// X[h-k-3..h-k].
+inline void post_block(std::size_t h, std::size_t k, v4 ar, v4 ai, v4 rr, v4 ri, const float* fr,
+                       const float* fi, float* out) {
+  using O = Ops<v4>;
+  v4 br = rev4(rr), bi = -rev4(ri);
+  v4 dr = ar - br, di = ai - bi;
+  v4 er = 0.5f * (ar + br), ei = 0.5f * (ai + bi);
+  v4 wr = O::ld(fr + k), wi = O::ld(fi + k);
+  v4 tr = wr * di + wi * dr;  // W^k O
+  v4 ti = wi * di - wr * dr;
+  v4 xr = er + tr, xi = ei + ti;
+  v4 yr = rev4(er - tr), yi = rev4(ti - ei);  // conj(E - W^k O), back in natural order
+  O::st(out + 2 * k, EF_SHUF(xr, xi, 0, 4, 1, 5));
+  O::st(out + 2 * k + 4, EF_SHUF(xr, xi, 2, 6, 3, 7));
+  float* o2 = out + 2 * (h - k - 3);
+  O::st(o2, EF_SHUF(yr, yi, 0, 4, 1, 5));
+  O::st(o2 + 4, EF_SHUF(yr, yi, 2, 6, 3, 7));
+}
+#endif
+
+// Post-processing from the complete half-length spectrum Z (zr/zi have room for Z[h]).
+void real_post(std::size_t h, float* zr, float* zi, const float* fr, const float* fi,
+               float* out) {
+  zr[h] = zr[0];
+  zi[h] = zi[0];
+#if EF_FFT_VEC
+  using O = Ops<v4>;
+  if (h % 8 == 0) {
+    const std::size_t u = h / 2;
+    for (std::size_t k = 0; k < u; k += 4)
+      post_block(h, k, O::ld(zr + k), O::ld(zi + k), O::ld(zr + h - k - 3),
+                 O::ld(zi + h - k - 3), fr, fi, out);
+    out[2 * u] = zr[u];  // X[h/2] = conj Z[h/2]
+    out[2 * u + 1] = -zi[u];
+    return;
+  }
+#endif
+  real_post_scalar(h, zr, zi, fr, fi, out);
+}
+
+#if EF_FFT_VEC
+// Post-processing fused with the final radix-2 Stockham stage (s = h/2, no twiddles): the input
+// of that stage is a = x[0..u), b = x[u..h) and Z[k] = a[k] + b[k], Z[k + u] = a[k] - b[k].
+// Requires u % 4 == 0; x[h] is overwritten with -x[0] so that a[u] - b[u] == Z[h] == Z[0].
+void real_post_fused2(std::size_t h, float* xr, float* xi, const float* fr, const float* fi,
+                      float* out) {
+  using O = Ops<v4>;
+  const std::size_t u = h / 2;
+  xr[h] = -xr[0];
+  xi[h] = -xi[0];
+  for (std::size_t k = 0; k < u; k += 4) {
+    v4 ar = O::ld(xr + k) + O::ld(xr + u + k);
+    v4 ai = O::ld(xi + k) + O::ld(xi + u + k);
+    const std::size_t j = u - k - 3;  // Z[h-k-3..h-k] = a[j..j+3] - b[j..j+3]
+    v4 rr = O::ld(xr + j) - O::ld(xr + u + j);
+    v4 ri = O::ld(xi + j) - O::ld(xi + u + j);
+    post_block(h, k, ar, ai, rr, ri, fr, fi, out);
+  }
+  out[2 * u] = xr[0] - xr[u];  // X[h/2] = conj Z[h/2], Z[h/2] = a[0] - b[0]
+  out[2 * u + 1] = -(xi[0] - xi[u]);
+}
+#endif
 
 // Inverse of real_post, scaled by 2/n (so the unnormalised inverse of size h yields x):
 // Z[k] = (X[k] + conj X[h-k]) / n + i (X[k] - conj X[h-k]) conj(W^k) / n, written interleaved.
@@ -640,9 +697,14 @@ void RealFFT::forward(const float* in, cfloat* out) {
   float* vi;
   if (n % 2 == 0) {
     const std::size_t h = n / 2;
+#if EF_FFT_VEC
+    if (T.fuse_last2) {
+      execute(*T.c, in, false, impl_->sc, &vr, &vi, 1);
+      real_post_fused2(h, vr, vi, T.fr.data(), T.fi.data(), o);
+      return;
+    }
+#endif
     execute(*T.c, in, false, impl_->sc, &vr, &vi);
-    vr[h] = vr[0];
-    vi[h] = vi[0];
     real_post(h, vr, vi, T.fr.data(), T.fi.data(), o);
     return;
   }
