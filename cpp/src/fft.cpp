@@ -161,45 +161,56 @@ using StageFn = void (*)(std::size_t s, std::size_t m, const float* tw, const fl
 
 // Generic Stockham stage, vectorised over q (requires s % W == 0). Twiddle layout per p:
 // for r = 1..P-1: W copies of Re w^(r p), then W copies of Im w^(r p).
+// One radix-P butterfly on W lanes: inputs x[j * sm], outputs y[r * s], twiddles at t.
+template <class V, int P, bool TW>
+inline void bfly_at(const float* xr, const float* xi, std::size_t sm, float* yr, float* yi,
+                    std::size_t s, const float* t) {
+  using O = Ops<V>;
+  constexpr std::size_t W = O::W;
+  V ar[P], ai[P], br[P], bi[P];
+  for (int j = 0; j < P; ++j) {
+    ar[j] = O::ld(xr + static_cast<std::size_t>(j) * sm);
+    ai[j] = O::ld(xi + static_cast<std::size_t>(j) * sm);
+  }
+  Bfly<V, P>::run(ar, ai, br, bi);
+  O::st(yr, br[0]);
+  O::st(yi, bi[0]);
+  for (int r = 1; r < P; ++r) {
+    V zr = br[r], zi = bi[r];
+    if (TW) {
+      const V wr = O::ld(t + static_cast<std::size_t>(r - 1) * 2 * W);
+      const V wi = O::ld(t + static_cast<std::size_t>(r - 1) * 2 * W + W);
+      V tr = zr * wr - zi * wi;
+      zi = zr * wi + zi * wr;
+      zr = tr;
+    }
+    O::st(yr + static_cast<std::size_t>(r) * s, zr);
+    O::st(yi + static_cast<std::size_t>(r) * s, zi);
+  }
+}
+
+// Generic Stockham stage, vectorised over q (requires s % W == 0). Twiddle layout per p:
+// for r = 1..P-1: W copies of Re w^(r p), then W copies of Im w^(r p).
 template <class V, int P, bool TW>
 void stage_q(std::size_t s, std::size_t m, const float* tw, const float* xr, const float* xi,
              float* yr, float* yi) {
-  using O = Ops<V>;
-  constexpr std::size_t W = O::W;
+  constexpr std::size_t W = Ops<V>::W;
+  constexpr std::size_t TS = (P - 1) * 2 * W;  // twiddle floats per p
+  const std::size_t sm = s * m;
+  if (s == W) {  // one butterfly per p: flat loop, no inner-loop overhead
+    for (std::size_t p = 0; p < m; ++p)
+      bfly_at<V, P, TW>(xr + W * p, xi + W * p, sm, yr + W * P * p, yi + W * P * p, W,
+                        tw + TS * p);
+    return;
+  }
   for (std::size_t p = 0; p < m; ++p) {
-    V wr[P], wi[P];
-    if (TW) {
-      const float* t = tw + p * (P - 1) * 2 * W;
-      for (int r = 1; r < P; ++r) {
-        wr[r] = O::ld(t + static_cast<std::size_t>(r - 1) * 2 * W);
-        wi[r] = O::ld(t + static_cast<std::size_t>(r - 1) * 2 * W + W);
-      }
-    }
+    const float* t = tw + TS * p;
     const float* xr0 = xr + s * p;
     const float* xi0 = xi + s * p;
     float* yr0 = yr + s * P * p;
     float* yi0 = yi + s * P * p;
-    const std::size_t sm = s * m;
-    for (std::size_t q = 0; q < s; q += W) {
-      V ar[P], ai[P], br[P], bi[P];
-      for (int j = 0; j < P; ++j) {
-        ar[j] = O::ld(xr0 + q + static_cast<std::size_t>(j) * sm);
-        ai[j] = O::ld(xi0 + q + static_cast<std::size_t>(j) * sm);
-      }
-      Bfly<V, P>::run(ar, ai, br, bi);
-      O::st(yr0 + q, br[0]);
-      O::st(yi0 + q, bi[0]);
-      for (int r = 1; r < P; ++r) {
-        V zr = br[r], zi = bi[r];
-        if (TW) {
-          V tr = zr * wr[r] - zi * wi[r];
-          zi = zr * wi[r] + zi * wr[r];
-          zr = tr;
-        }
-        O::st(yr0 + q + static_cast<std::size_t>(r) * s, zr);
-        O::st(yi0 + q + static_cast<std::size_t>(r) * s, zi);
-      }
-    }
+    for (std::size_t q = 0; q < s; q += W)
+      bfly_at<V, P, TW>(xr0 + q, xi0 + q, sm, yr0 + q, yi0 + q, s, t);
   }
 }
 
