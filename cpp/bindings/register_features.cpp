@@ -65,7 +65,7 @@ std::string get_str(const py::handle& h, const std::string& where) {
 }
 
 void get_band(const py::handle& h, const std::string& where, double& lo, double& hi) {
-  if (h.is_none()) return;
+  if (!h || h.is_none()) return;
   if (!(py::isinstance<py::list>(h) || py::isinstance<py::tuple>(h)) || py::len(h) != 2)
     throw py::value_error(where + ": expected [lo, hi] in Hz, got " + pyrepr(h));
   auto seq = py::reinterpret_borrow<py::sequence>(h);
