@@ -1,0 +1,751 @@
+"""Read sensor recordings from files: MATLAB v5 .mat, WAV, CSV, NPY/NPZ and Parquet.
+
+Only numpy and the standard library are imported here (pyarrow lazily, for Parquet).
+
+``read_recording(path, channels=None, fs=None, default_fs=None, format=None)`` returns a
+:class:`Recording` whose ``data`` is ``(n_samples, n_channels)`` float32, C-contiguous.
+
+Behaviour common to every format:
+
+- the format comes from the file extension (``.mat``, ``.wav``/``.wave``, ``.csv``, ``.npy``,
+  ``.npz``, ``.parquet``/``.pq``) unless ``format=`` names it;
+- ``channels`` is ``None`` (the format's default set), a comma-separated string
+  (``"DE,FE"``) or a sequence of names / integer indices; names match case-insensitively,
+  then a decimal string or an ``int`` is taken as a position in :func:`available_channels`;
+- sample rate: the file's own rate where the format stores one (WAV; CSV/Parquet with a time
+  column; NPZ with an ``fs`` entry), else ``default_fs``, else ``fs`` (then taken as the rate
+  the file was recorded at); with none of them an :class:`InputError` asks for ``fs``.  When
+  ``fs`` is given and differs from the file's rate the data is resampled to ``fs`` with
+  :func:`edgefault.resample.resample`, and ``Recording.source_fs`` keeps the file's rate;
+- NaN in the data is returned as is (the runtime flags it); empty files, zero-length signals,
+  non-finite rates, truncated files and unreadable cells raise :class:`InputError` naming the
+  file and what was expected.
+
+Format notes:
+
+- **.mat** (CWRU style): channels are the vector variables ``<prefix>_DE_time``,
+  ``<prefix>_FE_time``, ``<prefix>_BA_time`` (short names ``DE``/``FE``/``BA``) and the rpm
+  ``<prefix>RPM``.  When a file holds several prefixes (CWRU's 99.mat holds X098 and X099) one
+  *record* is preferred, ranked by, in order: its number appears among the numbers in the file
+  name; it has an RPM variable; it has the most channels; it comes first in the file.  Its
+  channels are named ``DE``, ``FE``, ``BA`` (their full variable names work too) and are the
+  default; other records' channels are available under their full variable names.  In a file
+  without CWRU names, every real numeric vector (more than one element) is a channel named
+  after its variable, and all of them are the default.  Cell, struct, char, sparse, complex and
+  object variables are skipped (and named as such if asked for).  The rpm is the RPM variable
+  of the record the channels come from, or the file's only RPM variable.
+- **WAV**: PCM 8/16/24/32-bit and IEEE float 32/64 (format 1, 3 or WAVE_FORMAT_EXTENSIBLE);
+  integers are scaled by ``2**(bits - 1)`` to [-1, 1); channels ``ch0``, ``ch1``, ... (or
+  ``"0"``, ``"1"``).  A data chunk size of 0xFFFFFFFF (streaming writers) means "to the end".
+- **CSV**: delimiter ``,`` / ``;`` / tab / whitespace, guessed from the first line; a first
+  line with any non-numeric cell is the header (else channels are ``ch0``, ...); lines
+  starting with ``#`` and blank lines are skipped; a first column named ``t``, ``time`` or
+  ``time_s`` is time in seconds and gives ``fs``.
+- **time columns** (CSV, Parquet) must increase strictly and be uniform: every timestamp within
+  0.1 sample period of the straight line through the first and last; the rate is that line's
+  slope, snapped to the nearest integer Hz when within 1e-4 relative.
+- **NPY**: 1-D ``(n,)`` or 2-D ``(n_samples, n_channels)``; an array with more columns than
+  rows is refused as probably transposed.  **NPZ**: either a ``data`` array (as NPY) with
+  optional ``channels`` (strings) and ``fs`` entries, or one 1-D array per channel (names =
+  keys) plus an optional ``fs``.  Pickled objects are never loaded.
+- **Parquet** (``pip install edgefault[parquet]``): numeric columns are the channels; a column
+  named ``t``/``time``/``time_s`` (seconds, or a timestamp type) gives ``fs``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, Sequence, Union
+
+import numpy as np
+
+from ._matv5 import MatFile
+from .errors import InputError, MissingDependencyError
+from .resample import resample
+
+__all__ = ["Recording", "read_recording", "available_channels", "FORMATS"]
+
+#: extension -> format name
+FORMATS = {
+    ".mat": "mat", ".wav": "wav", ".wave": "wav", ".csv": "csv", ".npy": "npy",
+    ".npz": "npz", ".parquet": "parquet", ".pq": "parquet",
+}
+_TIME_NAMES = ("t", "time", "time_s")
+_CWRU_CHANNEL = re.compile(r"^(?P<prefix>.+?)_(?P<ch>DE|FE|BA)_time$", re.IGNORECASE)
+_CWRU_RPM = re.compile(r"^(?P<prefix>.+?)RPM$", re.IGNORECASE)
+_CWRU_ORDER = ("DE", "FE", "BA")
+
+ChannelSpec = Union[None, str, Sequence[Union[str, int]]]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A multi-channel recording read from a file."""
+
+    data: np.ndarray  # (n_samples, n_channels) float32, C-contiguous
+    fs: float  # Hz, after any resampling
+    channels: tuple[str, ...]
+    path: str
+    rpm: float | None = None
+    source_fs: float | None = None  # the file's own rate when resampled, else None
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.data.shape[0] / self.fs
+
+
+@dataclass
+class _Source:
+    """What a format opener finds in a file, before any channel is decoded."""
+
+    names: tuple[str, ...]  # canonical channel names, in order
+    default: tuple[int, ...]  # indices read when channels=None
+    columns: Callable[[list[int]], list[np.ndarray]]  # 1-D arrays for those indices
+    fs: float | None = None
+    aliases: dict[str, int] = field(default_factory=dict)  # extra lower-case names
+    rpm: Callable[[list[int]], float | None] = lambda idx: None
+    explain: Callable[[str], str | None] = lambda token: None  # why a name is not a channel
+
+
+# -- public API ------------------------------------------------------------------------------
+def read_recording(
+    path: str | os.PathLike[str],
+    channels: ChannelSpec = None,
+    fs: float | None = None,
+    default_fs: float | None = None,
+    format: str | None = None,
+) -> Recording:
+    """Read a recording; see the module docstring for formats, channels and rates."""
+    spath, fmt = _check_path(path, format)
+    target = _rate_arg(fs, "fs")
+    fallback = _rate_arg(default_fs, "default_fs")
+    src = _OPENERS[fmt](spath)
+    idx = _select(src, channels, spath)
+    cols = src.columns(idx)
+    names = tuple(src.names[i] for i in idx)
+    lengths = {c.shape[0] for c in cols}
+    if len(lengths) > 1:
+        desc = ", ".join(f"{n}: {c.shape[0]}" for n, c in zip(names, cols))
+        raise InputError(
+            f"channels of {spath!r} have different lengths ({desc}); pick channels of one "
+            f"length with channels="
+        )
+    n = cols[0].shape[0]
+    if n == 0:
+        raise InputError(f"{spath!r} holds a zero-length signal (channels {', '.join(names)})")
+    data = np.empty((n, len(cols)), dtype=np.float32)
+    for j, c in enumerate(cols):
+        data[:, j] = c
+    rate = src.fs if src.fs is not None else fallback if fallback is not None else target
+    if rate is None:
+        raise InputError(
+            f"{spath!r} ({fmt}) does not store its sample rate: pass fs=<Hz> (the rate it was "
+            f"recorded at), or default_fs=<recorded rate> together with a target fs"
+        )
+    source_fs = None
+    if target is not None and not math.isclose(target, rate, rel_tol=1e-9):
+        data = np.ascontiguousarray(resample(data, rate, target, axis=0), dtype=np.float32)
+        source_fs, rate = rate, target
+    return Recording(data, float(rate), names, spath, src.rpm(idx), source_fs)
+
+
+def available_channels(path: str | os.PathLike[str], format: str | None = None) -> tuple[str, ...]:
+    """Channel names ``read_recording`` accepts for this file, in order."""
+    spath, fmt = _check_path(path, format)
+    return _OPENERS[fmt](spath).names
+
+
+# -- common helpers ----------------------------------------------------------------------------
+def _check_path(path: object, format: str | None) -> tuple[str, str]:
+    try:
+        spath = os.fspath(path)  # type: ignore[arg-type]
+    except TypeError:
+        raise InputError(f"path must be a file path (str or os.PathLike), got {path!r}") from None
+    if isinstance(spath, bytes):
+        spath = os.fsdecode(spath)
+    if format is not None:
+        key = str(format).lower()
+        key = key if key.startswith(".") else "." + key
+        if key not in FORMATS:
+            raise InputError(
+                f"format={format!r} is not supported; expected one of "
+                f"{', '.join(sorted(set(FORMATS.values())))}"
+            )
+        fmt = FORMATS[key]
+    else:
+        ext = os.path.splitext(spath)[1].lower()
+        if ext not in FORMATS:
+            raise InputError(
+                f"cannot tell the format of {spath!r} from its extension {ext or '(none)'!r}; "
+                f"expected one of {', '.join(sorted(FORMATS))}, or pass format="
+            )
+        fmt = FORMATS[ext]
+    if not os.path.exists(spath):
+        raise InputError(f"no such file: {spath!r}")
+    if os.path.isdir(spath):
+        raise InputError(f"{spath!r} is a directory, expected a {fmt} file")
+    if os.path.getsize(spath) == 0:
+        raise InputError(f"{spath!r} is empty (0 bytes), expected a {fmt} file")
+    return spath, fmt
+
+
+def _rate_arg(value: object, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a positive finite number (Hz), got {value!r}") from None
+    if not math.isfinite(f) or f <= 0:
+        raise InputError(f"{name} must be a positive finite number (Hz), got {value!r}")
+    return f
+
+
+def _file_rate(value: object, path: str, where: str) -> float:
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        f = math.nan
+    if not math.isfinite(f) or f <= 0:
+        raise InputError(
+            f"{path!r}: {where} gives the sample rate {value!r}; expected a positive finite "
+            f"number of Hz (fix the file, or pass fs=)"
+        )
+    return f
+
+
+def _select(src: _Source, channels: ChannelSpec, path: str) -> list[int]:
+    if channels is None:
+        idx = list(src.default)
+        if not idx:
+            raise InputError(f"{path!r} holds no signal channels")
+        return idx
+    if isinstance(channels, str):
+        tokens: list[str | int] = [t.strip() for t in channels.split(",") if t.strip()]
+    elif isinstance(channels, (list, tuple)):
+        tokens = list(channels)
+    else:
+        raise InputError(
+            f"channels must be None, a comma-separated string or a list of names, got "
+            f"{channels!r}"
+        )
+    if not tokens:
+        raise InputError(f"channels={channels!r} names no channel")
+    lookup = {n.lower(): i for i, n in enumerate(src.names)}
+    lookup.update(src.aliases)
+    idx: list[int] = []
+    for tok in tokens:
+        i: int | None = None
+        if isinstance(tok, str):
+            i = lookup.get(tok.lower())
+            if i is None and tok.isdecimal():
+                i = int(tok) if int(tok) < len(src.names) else None
+        elif isinstance(tok, (int, np.integer)) and not isinstance(tok, bool):
+            i = int(tok) if 0 <= tok < len(src.names) else None
+        if i is None:
+            why = src.explain(tok) if isinstance(tok, str) else None
+            raise InputError(
+                f"{path!r} has no channel {tok!r}"
+                + (f" ({why})" if why else "")
+                + f"; available: {', '.join(src.names) or 'none'}"
+            )
+        if i in idx:
+            raise InputError(f"channel {tok!r} is requested twice in channels={channels!r}")
+        idx.append(i)
+    return idx
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise InputError(f"cannot read {path!r}: {exc.strerror or exc}") from exc
+
+
+def _numeric_2d(arr: np.ndarray, path: str, what: str) -> np.ndarray:
+    if arr.dtype.kind not in "biuf":
+        raise InputError(
+            f"{what} in {path!r} has dtype {arr.dtype}; expected real numbers "
+            f"(integer or float)"
+        )
+    if arr.ndim == 1:
+        return arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise InputError(
+            f"{what} in {path!r} has shape {arr.shape}; expected (n_samples,) or "
+            f"(n_samples, n_channels)"
+        )
+    if arr.shape[1] > arr.shape[0]:
+        raise InputError(
+            f"{what} in {path!r} has shape {arr.shape}: more channels than samples, so it is "
+            f"probably (n_channels, n_samples); expected (n_samples, n_channels): transpose it"
+        )
+    return arr
+
+
+def _fs_from_time(t: np.ndarray, path: str, col: str) -> float | None:
+    t = np.asarray(t, dtype=np.float64)
+    if t.size < 2:
+        return None
+    bad = np.flatnonzero(~np.isfinite(t))
+    if bad.size:
+        raise InputError(f"time column {col!r} of {path!r} is not finite at row {bad[0] + 1}")
+    back = np.flatnonzero(np.diff(t) <= 0)
+    if back.size:
+        raise InputError(
+            f"time column {col!r} of {path!r} does not increase at row {back[0] + 2} "
+            f"({t[back[0]]!r} then {t[back[0] + 1]!r}); expected strictly increasing seconds"
+        )
+    fs = (t.size - 1) / (t[-1] - t[0])
+    dev = float(np.max(np.abs(t - (t[0] + np.arange(t.size) / fs)))) * fs
+    if dev > 0.1:
+        raise InputError(
+            f"time column {col!r} of {path!r} is not uniformly sampled (a timestamp is "
+            f"{dev:.3g} sample periods off the uniform grid at {fs:.6g} Hz); resample it to a "
+            f"uniform grid first"
+        )
+    r = round(fs)
+    if r > 0 and abs(fs - r) <= 1e-4 * fs:
+        fs = float(r)
+    return _file_rate(fs, path, f"time column {col!r}")
+
+
+# -- MATLAB ------------------------------------------------------------------------------------
+def _open_mat(path: str) -> _Source:
+    mf = MatFile(path)
+    records: dict[str, dict[str, str]] = {}  # prefix -> {"DE": varname, ...}
+    first_seen: dict[str, int] = {}
+    rpm_vars: dict[str, str] = {}
+    vectors: list[str] = []
+    unsupported = {v.name.lower(): f"a {v.mclass} array: {v.reason}" for v in mf.variables
+                   if not v.supported}
+    for pos, v in enumerate(mf.variables):
+        if not v.supported:
+            continue
+        is_vector = math.prod(v.shape) > 1 and sum(d > 1 for d in v.shape) == 1
+        m = _CWRU_CHANNEL.match(v.name)
+        if m and is_vector:
+            rec = records.setdefault(m["prefix"], {})
+            rec[m["ch"].upper()] = v.name
+            first_seen.setdefault(m["prefix"], pos)
+            continue
+        m = _CWRU_RPM.match(v.name)
+        if m and math.prod(v.shape) >= 1 and not is_vector:
+            rpm_vars[m["prefix"]] = v.name
+            continue
+        if is_vector:
+            vectors.append(v.name)
+    for v in mf.variables:  # numeric but not a vector: say so if asked for
+        if v.supported and v.name not in vectors and not _CWRU_RPM.match(v.name) and not (
+            _CWRU_CHANNEL.match(v.name) and v.name in {n for r in records.values()
+                                                       for n in r.values()}
+        ):
+            unsupported[v.name.lower()] = f"a {v.mclass} array of shape {v.shape}, not a vector"
+
+    stem_numbers = {int(s) for s in re.findall(r"\d+", os.path.basename(path))}
+
+    def rank(prefix: str) -> tuple[bool, bool, int, int]:
+        num = re.search(r"\d+", prefix)
+        return (
+            num is not None and int(num.group()) in stem_numbers,
+            prefix in rpm_vars,
+            len(records[prefix]),
+            -first_seen[prefix],
+        )
+
+    names: list[str] = []
+    var_of: list[str] = []
+    prefix_of: list[str | None] = []
+    aliases: dict[str, int] = {}
+    default: tuple[int, ...]
+    ordered = sorted(records, key=rank, reverse=True)
+    for k, prefix in enumerate(ordered):
+        for ch in _CWRU_ORDER:
+            if ch in records[prefix]:
+                var = records[prefix][ch]
+                aliases[var.lower()] = len(names)
+                names.append(ch if k == 0 else var)
+                var_of.append(var)
+                prefix_of.append(prefix)
+    n_preferred = len(records[ordered[0]]) if ordered else 0
+    for var in vectors:
+        names.append(var)
+        var_of.append(var)
+        prefix_of.append(None)
+    default = tuple(range(n_preferred)) if ordered else tuple(range(len(names)))
+
+    def columns(idx: list[int]) -> list[np.ndarray]:
+        return [mf.load(var_of[i]).reshape(-1) for i in idx]
+
+    def rpm(idx: list[int]) -> float | None:
+        prefixes = {prefix_of[i] for i in idx}
+        if len(prefixes) == 1 and next(iter(prefixes)) in rpm_vars:
+            var = rpm_vars[next(iter(prefixes))]  # type: ignore[index]
+        elif len(rpm_vars) == 1:
+            var = next(iter(rpm_vars.values()))
+        else:
+            return None
+        value = float(mf.load(var).reshape(-1)[0])
+        return value if math.isfinite(value) else None
+
+    def explain(token: str) -> str | None:
+        return unsupported.get(token.lower())
+
+    return _Source(tuple(names), default, columns, None, aliases, rpm, explain)
+
+
+# -- WAV ---------------------------------------------------------------------------------------
+def _open_wav(path: str) -> _Source:
+    buf = _read_bytes(path)
+    if buf[:4] in (b"RIFX", b"RF64"):
+        raise InputError(
+            f"{path!r} is a {buf[:4].decode()} WAV file, which is not supported; convert it to "
+            f"a standard little-endian RIFF WAV"
+        )
+    if len(buf) < 12 or buf[:4] != b"RIFF" or buf[8:12] != b"WAVE":
+        raise InputError(f"{path!r} is not a WAV file (no RIFF/WAVE header)")
+    size = len(buf)
+    pos = 12
+    fmt: tuple[int, int, int, int, int] | None = None
+    data: tuple[int, int] | None = None
+    while pos + 8 <= size:
+        cid = buf[pos : pos + 4]
+        csize = int.from_bytes(buf[pos + 4 : pos + 8], "little")
+        body = pos + 8
+        if cid == b"data":
+            if csize == 0xFFFFFFFF:  # streaming writer that never patched the size
+                csize = size - body
+            if body + csize > size:
+                raise InputError(
+                    f"WAV file {path!r} is truncated: its data chunk declares {csize} bytes "
+                    f"but only {size - body} follow (expected a file of at least "
+                    f"{body + csize} bytes, got {size})"
+                )
+            data = (body, csize)
+        elif cid == b"fmt ":
+            if csize < 16 or body + csize > size:
+                raise InputError(
+                    f"WAV file {path!r} is truncated or corrupt: its fmt chunk has "
+                    f"{min(csize, size - body)} bytes, expected at least 16"
+                )
+            f = buf[body : body + csize]
+            tag, nch = int.from_bytes(f[0:2], "little"), int.from_bytes(f[2:4], "little")
+            rate = int.from_bytes(f[4:8], "little")
+            align, bits = int.from_bytes(f[12:14], "little"), int.from_bytes(f[14:16], "little")
+            if tag == 0xFFFE:
+                if csize < 40:
+                    raise InputError(
+                        f"WAV file {path!r}: WAVE_FORMAT_EXTENSIBLE fmt chunk has {csize} "
+                        f"bytes, expected 40"
+                    )
+                tag = int.from_bytes(f[24:26], "little")  # sub-format GUID starts with it
+            fmt = (tag, nch, rate, align, bits)
+        pos = body + csize + (csize & 1)
+        if data is not None and fmt is not None:
+            break
+    if fmt is None:
+        raise InputError(f"WAV file {path!r} has no fmt chunk (truncated or not a WAV file)")
+    if data is None:
+        raise InputError(f"WAV file {path!r} has no data chunk (truncated or empty)")
+    tag, nch, rate, align, bits = fmt
+    if nch < 1 or align < nch or align % nch:
+        raise InputError(
+            f"WAV file {path!r} is corrupt: {nch} channels with {align}-byte frames"
+        )
+    width = align // nch
+    kind = {(1, 1): "u1", (1, 2): "i2", (1, 3): "i3", (1, 4): "i4", (3, 4): "f4", (3, 8): "f8"}
+    code = kind.get((tag, width))
+    if code is None:
+        raise InputError(
+            f"WAV file {path!r} uses format tag 0x{tag:04x} with {bits}-bit samples "
+            f"({width}-byte containers), which is not supported; expected PCM 8/16/24/32-bit "
+            f"or IEEE float 32/64-bit (convert it, e.g. with sox or ffmpeg)"
+        )
+    fs = _file_rate(rate, path, "the WAV header")
+    start, nbytes = data
+    if nbytes % align:
+        raise InputError(
+            f"WAV file {path!r} is truncated: its data chunk has {nbytes} bytes, not a whole "
+            f"number of {align}-byte frames (expected {nbytes // align * align + align})"
+        )
+    n = nbytes // align
+
+    def columns(idx: list[int]) -> list[np.ndarray]:
+        if code == "i3":
+            raw = np.frombuffer(buf, np.uint8, n * align, start).reshape(n, nch, 3)
+            out = []
+            for i in idx:
+                b = np.zeros((n, 4), np.uint8)
+                b[:, 1:] = raw[:, i, :]
+                v = (b.view("<i4").reshape(n) >> 8).astype(np.float32)
+                out.append(v * np.float32(2.0**-23))
+            return out
+        frames = np.frombuffer(buf, np.dtype("<" + code), n * nch, start).reshape(n, nch)
+        if code == "u1":
+            return [(frames[:, i].astype(np.float32) - 128) * np.float32(1 / 128) for i in idx]
+        if code in ("i2", "i4"):
+            scale = np.float32(2.0 ** -(8 * width - 1))
+            return [frames[:, i].astype(np.float32) * scale for i in idx]
+        return [frames[:, i] for i in idx]
+
+    return _Source(tuple(f"ch{i}" for i in range(nch)), tuple(range(nch)), columns, fs)
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _open_csv(path: str) -> _Source:
+    raw = _read_bytes(path)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"CSV file {path!r} is not UTF-8 text (byte {exc.start})") from None
+    lines = text.split("\n")
+    first = next(
+        (i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")), None
+    )
+    if first is None:
+        raise InputError(f"CSV file {path!r} holds no data (only blank or comment lines)")
+    head = lines[first].strip()
+    delim = next((d for d in (",", ";", "\t") if d in head), None)
+
+    def split(line: str) -> list[str]:
+        return [c.strip().strip('"').strip() for c in line.strip().split(delim)]
+
+    cells = split(lines[first])
+    has_header = not all(_is_number(c) for c in cells)
+    if has_header:
+        header = [c or f"ch{i}" for i, c in enumerate(cells)]
+        dup = {h for h in header if [x.lower() for x in header].count(h.lower()) > 1}
+        if dup:
+            raise InputError(
+                f"CSV file {path!r} has duplicate column names {sorted(dup)} in its header"
+            )
+        body_start = first + 1
+    else:
+        header = [f"ch{i}" for i in range(len(cells))]
+        body_start = first
+    ncols = len(header)
+    body = "\n".join(lines[body_start:])
+    try:
+        values = np.loadtxt(
+            io.StringIO(body), delimiter=delim, comments="#", ndmin=2, dtype=np.float64,
+            quotechar='"',
+        )
+    except ValueError:
+        values = None
+    if values is None or (values.size and values.shape[1] != ncols):
+        _csv_error(path, lines, body_start, delim, header, split)
+    assert values is not None
+    if values.size == 0:
+        values = np.zeros((0, ncols))
+    time_col = has_header and header[0].lower() in _TIME_NAMES
+    fs = _fs_from_time(values[:, 0], path, header[0]) if time_col else None
+    off = 1 if time_col else 0
+    names = tuple(header[off:])
+    if not names:
+        raise InputError(f"CSV file {path!r} has a time column but no signal columns")
+
+    def columns(idx: list[int]) -> list[np.ndarray]:
+        return [values[:, i + off] for i in idx]
+
+    return _Source(names, tuple(range(len(names))), columns, fs)
+
+
+def _csv_error(path: str, lines: list[str], start: int, delim: str | None,
+               header: list[str], split: Callable[[str], list[str]]) -> None:
+    for i in range(start, len(lines)):
+        line = lines[i]
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = split(line)
+        if len(cells) != len(header):
+            raise InputError(
+                f"CSV file {path!r}, line {i + 1}: {len(cells)} values, expected "
+                f"{len(header)} (one per column: {', '.join(header)})"
+            )
+        for j, c in enumerate(cells):
+            if not _is_number(c):
+                raise InputError(
+                    f"CSV file {path!r}, line {i + 1}, column {j + 1} ({header[j]!r}): "
+                    f"{c!r} is not a number (expected numbers only; use nan for a missing value)"
+                )
+    raise InputError(f"CSV file {path!r} could not be parsed as numbers")
+
+
+# -- NPY / NPZ ---------------------------------------------------------------------------------
+def _npy_header(fh: io.BufferedIOBase, path: str, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    except (ValueError, EOFError, OSError) as exc:
+        raise InputError(f"{what} in {path!r} is not a valid .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise InputError(
+            f"{what} in {path!r} holds Python objects (pickled data); only numeric arrays are "
+            f"read, and pickles are never loaded"
+        )
+    return shape, dtype
+
+
+def _open_npy(path: str) -> _Source:
+    with open(path, "rb") as fh:
+        shape, dtype = _npy_header(fh, path, "the array")
+        offset = fh.tell()
+    expected = offset + math.prod(shape) * dtype.itemsize
+    size = os.path.getsize(path)
+    if size < expected:
+        raise InputError(
+            f".npy file {path!r} is truncated: its header announces shape {shape} {dtype}, "
+            f"which needs {expected} bytes, but the file has {size}"
+        )
+    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    arr2 = _numeric_2d(arr, path, "the array")
+    nch = arr2.shape[1]
+    return _Source(tuple(f"ch{i}" for i in range(nch)), tuple(range(nch)),
+                   lambda idx: [np.asarray(arr2[:, i]) for i in idx])
+
+
+def _open_npz(path: str) -> _Source:
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path!r} is not a valid .npz archive (truncated?): {exc}") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise InputError(f"{path!r} is a .npy array, not an .npz archive: rename it to .npy")
+    keys = list(npz.files)
+
+    def get(key: str) -> np.ndarray:
+        try:
+            return npz[key]
+        except ValueError as exc:
+            if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+                raise InputError(
+                    f"entry {key!r} of {path!r} holds Python objects (pickled data); only "
+                    f"numeric arrays are read, and pickles are never loaded"
+                ) from None
+            raise InputError(f"entry {key!r} of {path!r} cannot be read: {exc}") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise InputError(f"entry {key!r} of {path!r} is truncated or corrupt: {exc}") from None
+
+    def header(key: str) -> tuple[tuple[int, ...], np.dtype]:
+        try:
+            with npz.zip.open(key + ".npy") as fh:
+                return _npy_header(fh, path, f"entry {key!r}")
+        except (OSError, zipfile.BadZipFile, KeyError) as exc:
+            raise InputError(f"entry {key!r} of {path!r} is truncated or corrupt: {exc}") from None
+
+    fs = None
+    if "fs" in keys:
+        f = get("fs")
+        if f.dtype.kind not in "iuf" or f.size != 1:
+            raise InputError(f"entry 'fs' of {path!r} must be one number (Hz), got {f!r}")
+        fs = _file_rate(f.reshape(-1)[0], path, "entry 'fs'")
+    if "data" in keys:
+        shape, dtype = header("data")
+        if len(shape) not in (1, 2) or dtype.kind not in "biuf":
+            _numeric_2d(np.empty(shape, dtype), path, "entry 'data'")
+        nch = 1 if len(shape) == 1 else shape[1]
+        names = tuple(f"ch{i}" for i in range(nch))
+        if "channels" in keys:
+            ch = get("channels")
+            if ch.dtype.kind not in "US" or ch.ndim != 1 or ch.size != nch:
+                raise InputError(
+                    f"entry 'channels' of {path!r} must be {nch} strings (one per column of "
+                    f"'data'), got {ch.dtype} of shape {ch.shape}"
+                )
+            names = tuple(str(c.decode() if isinstance(c, bytes) else c) for c in ch)
+        cache: list[np.ndarray] = []
+
+        def columns(idx: list[int]) -> list[np.ndarray]:
+            if not cache:
+                cache.append(_numeric_2d(get("data"), path, "entry 'data'"))
+            return [cache[0][:, i] for i in idx]
+
+        return _Source(names, tuple(range(nch)), columns, fs)
+    chans = [k for k in keys if k not in ("fs",)]
+    for k in chans:
+        shape, dtype = header(k)
+        if dtype.kind not in "biuf" or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+            raise InputError(
+                f"entry {k!r} of {path!r} has shape {shape} and dtype {dtype}; expected one "
+                f"numeric 1-D array per channel, or a 'data' array of shape "
+                f"(n_samples, n_channels)"
+            )
+    return _Source(tuple(chans), tuple(range(len(chans))),
+                   lambda idx: [get(chans[i]).reshape(-1) for i in idx], fs)
+
+
+# -- Parquet -----------------------------------------------------------------------------------
+def _open_parquet(path: str) -> _Source:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingDependencyError(
+            f"reading Parquet ({path!r}) needs pyarrow: pip install edgefault[parquet]"
+        ) from None
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path!r} is not a readable Parquet file (truncated?): {exc}") from None
+    time_col = next((f.name for f in schema if f.name.lower() in _TIME_NAMES), None)
+    names = tuple(
+        f.name for f in schema
+        if f.name != time_col and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+    )
+
+    def read(cols: list[str]) -> dict[str, np.ndarray]:
+        try:
+            table = pq.read_table(path, columns=cols)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read Parquet file {path!r}: {exc}") from None
+        out = {}
+        for c in cols:
+            col = table.column(c)
+            if pa.types.is_timestamp(col.type):
+                col = col.cast(pa.timestamp("ns")).cast(pa.int64())
+                out[c] = col.to_numpy().astype(np.float64) * 1e-9
+            else:
+                out[c] = np.asarray(col.to_numpy(), dtype=np.float64 if col.null_count else None)
+        return out
+
+    fs = None
+    if time_col is not None:
+        tfield = schema.field(time_col)
+        if not (pa.types.is_integer(tfield.type) or pa.types.is_floating(tfield.type)
+                or pa.types.is_timestamp(tfield.type)):
+            raise InputError(
+                f"time column {time_col!r} of {path!r} has type {tfield.type}; expected seconds "
+                f"(numbers) or a timestamp"
+            )
+        fs = _fs_from_time(read([time_col])[time_col], path, time_col)
+
+    def columns(idx: list[int]) -> list[np.ndarray]:
+        got = read([names[i] for i in idx])
+        return [got[names[i]] for i in idx]
+
+    return _Source(names, tuple(range(len(names))), columns, fs)
+
+
+_OPENERS: dict[str, Callable[[str], _Source]] = {
+    "mat": _open_mat, "wav": _open_wav, "csv": _open_csv, "npy": _open_npy,
+    "npz": _open_npz, "parquet": _open_parquet,
+}
