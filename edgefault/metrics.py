@@ -44,9 +44,14 @@ def _labels_1d(y: Any, name: str) -> np.ndarray:
     a = np.asarray(y)
     if a.ndim != 1:
         raise InputError(f"{name}: expected a 1-D sequence of labels, got shape {a.shape}")
+    if a.size == 0:
+        return a
+    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        return a  # whole-number floats such as 0.0 / 1.0 are class labels
     if a.dtype.kind not in "biuUSO":
         raise InputError(
-            f"{name}: expected integer, boolean or string labels, got dtype {a.dtype}"
+            f"{name}: expected integer, boolean or string labels, got dtype {a.dtype} "
+            f"(continuous values are scores, not labels)"
         )
     return a
 
