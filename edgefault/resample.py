@@ -22,8 +22,9 @@ length around it.
 The implementation evaluates only the output samples it keeps: output ``k`` uses the filter
 phase ``p = (k * down + D) mod up`` at input position ``q = (k * down + D) // up``; outputs
 with the same ``k mod up`` share a phase and their input positions advance by ``down``, so each
-residue class is a strided dot product computed one filter tap at a time over every output of
-the class and every channel at once (Python loops run over taps, never over samples).
+residue class is one matrix-vector product of a strided (no-copy) window view of the padded
+input with that phase's taps.  Python loops run over the ``up`` residue classes, never over
+samples.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .errors import InputError
 
@@ -136,7 +138,7 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float, axis: int = 0) -> np.nd
     rest = moved.shape[1:]
     n = moved.shape[0]
     n_out = -(-n * up // down)
-    x2 = moved.reshape(n, -1)
+    x2 = moved.reshape(n, math.prod(rest))
     c = x2.shape[1]
     if n == 0 or c == 0:
         return np.moveaxis(np.zeros((n_out,) + rest, dtype=out_dtype), 0, axis)
@@ -144,33 +146,31 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float, axis: int = 0) -> np.nd
     h = _filter(up, down)
     delay = (h.size - 1) // 2
     k_taps = -(-h.size // up)  # taps per phase
+    # phases[p, K-1-r] = h[p + up*r]: reversed so that a window of x in ascending order
+    # dots with it directly.
     phases = np.zeros((up, k_taps), dtype=np.float64)
     for p in range(up):
         sub = h[p::up]
-        phases[p, : sub.size] = sub
+        phases[p, k_taps - sub.size :] = sub[::-1]
     phases = phases.astype(out_dtype)
 
-    # xpad[i + k_taps - 1] = x[i]; zeros before and after.
+    # Channel-major, zero-padded input: xpad[:, i + K - 1] = x[i].
     q_max = ((n_out - 1) * down + delay) // up
     tail = max(0, q_max + 1 - n)
-    xpad = np.zeros((k_taps - 1 + n + tail, c), dtype=out_dtype)
-    xpad[k_taps - 1 : k_taps - 1 + n] = x2
+    xpad = np.zeros((c, k_taps - 1 + n + tail), dtype=out_dtype)
+    xpad[:, k_taps - 1 : k_taps - 1 + n] = x2.T
+    item = xpad.itemsize
 
-    out = np.empty((n_out, c), dtype=out_dtype)
-    tmp = np.empty((-(-n_out // up), c), dtype=out_dtype)
+    out = np.empty((c, n_out), dtype=out_dtype)
     for res in range(min(up, n_out)):
+        # outputs k = res + up*t share phase p and read x[q0 + down*t - r], r = 0..K-1,
+        # i.e. the window xpad[:, q0 + down*t : q0 + down*t + K]
         t_count = (n_out - 1 - res) // up + 1
         m0 = res * down + delay
         p, q0 = m0 % up, m0 // up
-        acc = out[res::up]  # view: accumulate in place
-        acc[...] = 0
-        t = tmp[:t_count]
-        for r in range(k_taps):
-            coef = phases[p, r]
-            if coef == 0:
-                continue
-            s = q0 - r + k_taps - 1
-            seg = xpad[s : s + down * (t_count - 1) + 1 : down]
-            np.multiply(seg, coef, out=t)
-            acc += t
-    return np.moveaxis(out.reshape((n_out,) + rest), 0, axis)
+        windows = as_strided(
+            xpad[:, q0:], shape=(c, t_count, k_taps),
+            strides=(xpad.strides[0], down * item, item), writeable=False,
+        )
+        out[:, res::up] = windows @ phases[p]
+    return np.moveaxis(np.ascontiguousarray(out.T).reshape((n_out,) + rest), 0, axis)
