@@ -79,6 +79,7 @@ struct FeatureExtractor::Impl {
   std::optional<Spectrum> spectrum;
   bool need_spectrum = false;
   bool need_stats = false;
+  unsigned stat_parts = 0;
   std::vector<Envelope> envelopes;
   double df = 0.0;
 };
@@ -131,7 +132,10 @@ FeatureExtractor::FeatureExtractor(const ExtractorConfig& config) : impl_(std::m
               p.stat_index.push_back(idx);
             }
           }
-          for (int idx : p.stat_index) I.names.emplace_back(time_stat_names()[static_cast<std::size_t>(idx)]);
+          for (int idx : p.stat_index) {
+            I.names.emplace_back(time_stat_names()[static_cast<std::size_t>(idx)]);
+            I.stat_parts |= time_stat_parts(idx);
+          }
           break;
         }
         case FeatureBlock::Kind::BandEnergy: {
@@ -209,7 +213,7 @@ void FeatureExtractor::compute(const float* x, float* out) {
   Impl& I = *impl_;
   const std::size_t n = I.cfg.window;
   double stats[kTimeStatCount];
-  if (I.need_stats) time_stats(x, n, stats);
+  if (I.need_stats) time_stats(x, n, stats, I.stat_parts);
   if (I.need_spectrum) I.spectrum->compute(x);
   for (auto& e : I.envelopes) e.compute(x);
   const std::size_t nb = n / 2 + 1;

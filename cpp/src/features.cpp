@@ -3,9 +3,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__SSE__)
+#include <xmmintrin.h>
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+#include <arm_neon.h>
+#endif
 
 namespace edgefault {
 
@@ -76,105 +82,204 @@ int time_stat_index(const std::string& name) noexcept {
   return -1;
 }
 
-void time_stats(const float* x, std::size_t n, double* out) noexcept {
-  if (n == 0) {
-    std::fill(out, out + kTimeStatCount, 0.0);
-    return;
-  }
-  // Pass 1: raw sums in 4 independent double lanes (lets the compiler vectorise without
-  // reassociating a single accumulator), float max/min lanes.
-  constexpr std::size_t L = 4;
-  double s1[L] = {}, sa[L] = {}, sr[L] = {}, s2[L] = {}, s4[L] = {};
-  float mx[L], mn[L];
-  for (std::size_t l = 0; l < L; ++l) mx[l] = mn[l] = x[0];
-  std::size_t i = 0;
-  for (; i + L <= n; i += L) {
-    for (std::size_t l = 0; l < L; ++l) {
-      const float v = x[i + l];
-      const float a = std::fabs(v);
-      const double vd = v;
-      const double v2 = vd * vd;
-      s1[l] += vd;
-      sa[l] += a;
-      sr[l] += std::sqrt(a);
-      s2[l] += v2;
-      s4[l] += v2 * v2;
-      mx[l] = v > mx[l] ? v : mx[l];
-      mn[l] = v < mn[l] ? v : mn[l];
+unsigned time_stat_parts(int index) noexcept {
+  // mean rms smr mean_abs var std max min p2p skew kurt shape crest impulse margin kfactor
+  static const unsigned parts[kTimeStatCount] = {
+      kTimeStatsMoments, kTimeStatsMoments, kTimeStatsAbs, kTimeStatsAbs,
+      kTimeStatsMoments, kTimeStatsMoments, 0u, 0u, 0u, kTimeStatsMoments, kTimeStatsMoments,
+      kTimeStatsMoments | kTimeStatsAbs, kTimeStatsMoments, kTimeStatsAbs, kTimeStatsAbs,
+      kTimeStatsMoments};
+  if (index < 0 || index >= static_cast<int>(kTimeStatCount)) return 0u;
+  return parts[index];
+}
+
+namespace {
+// Sums run in blocks of kBlock samples over 8 independent float lanes (two 4-float vectors);
+// each block's lane sums are folded into double, so the float part only ever adds 16 values per
+// lane. GCC/Clang vector extensions give SSE/NEON code without fast-math flags; other compilers
+// get the same arithmetic element-wise.
+constexpr std::size_t kBlock = 64;
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(EDGEFAULT_NO_VECTOR_EXT)
+typedef float vf4 __attribute__((vector_size(16)));
+typedef int vi4 __attribute__((vector_size(16)));
+inline vf4 load4(const float* p) {
+  vf4 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline vf4 splat(float f) { return vf4{f, f, f, f}; }
+inline vf4 vmax(vf4 a, vf4 b) {
+  const vi4 m = a > b;
+  return reinterpret_cast<vf4>((reinterpret_cast<vi4>(a) & m) | (reinterpret_cast<vi4>(b) & ~m));
+}
+inline vf4 vmin(vf4 a, vf4 b) {
+  const vi4 m = a < b;
+  return reinterpret_cast<vf4>((reinterpret_cast<vi4>(a) & m) | (reinterpret_cast<vi4>(b) & ~m));
+}
+inline vf4 vabs(vf4 a) { return reinterpret_cast<vf4>(reinterpret_cast<vi4>(a) & vi4{0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff}); }
+inline double hsum(vf4 a) { return (static_cast<double>(a[0]) + a[1]) + (static_cast<double>(a[2]) + a[3]); }
+inline float hmax(vf4 a) { return std::max(std::max(a[0], a[1]), std::max(a[2], a[3])); }
+inline float hmin(vf4 a) { return std::min(std::min(a[0], a[1]), std::min(a[2], a[3])); }
+#if defined(__SSE__)
+inline vf4 vsqrt(vf4 a) { return reinterpret_cast<vf4>(_mm_sqrt_ps(reinterpret_cast<__m128>(a))); }
+#elif defined(__aarch64__)
+inline vf4 vsqrt(vf4 a) { return reinterpret_cast<vf4>(vsqrtq_f32(reinterpret_cast<float32x4_t>(a))); }
+#else
+inline vf4 vsqrt(vf4 a) { return vf4{std::sqrt(a[0]), std::sqrt(a[1]), std::sqrt(a[2]), std::sqrt(a[3])}; }
+#endif
+#else
+struct vf4 {
+  float v[4];
+  float operator[](int i) const { return v[i]; }
+};
+inline vf4 load4(const float* p) { return vf4{{p[0], p[1], p[2], p[3]}}; }
+inline vf4 splat(float f) { return vf4{{f, f, f, f}}; }
+#define EF_ELEMWISE(name, expr) \
+  inline vf4 name(vf4 a, vf4 b) { vf4 r; for (int i = 0; i < 4; ++i) { const float x = a.v[i], y = b.v[i]; r.v[i] = (expr); } return r; }
+EF_ELEMWISE(operator+, x + y)
+EF_ELEMWISE(operator-, x - y)
+EF_ELEMWISE(operator*, x * y)
+EF_ELEMWISE(vmax, x > y ? x : y)
+EF_ELEMWISE(vmin, x < y ? x : y)
+#undef EF_ELEMWISE
+inline vf4& operator+=(vf4& a, vf4 b) { return a = a + b; }
+inline vf4 vabs(vf4 a) { for (float& f : a.v) f = std::fabs(f); return a; }
+inline vf4 vsqrt(vf4 a) { for (float& f : a.v) f = std::sqrt(f); return a; }
+inline double hsum(vf4 a) { return (static_cast<double>(a.v[0]) + a.v[1]) + (static_cast<double>(a.v[2]) + a.v[3]); }
+inline float hmax(vf4 a) { return std::max(std::max(a.v[0], a.v[1]), std::max(a.v[2], a.v[3])); }
+inline float hmin(vf4 a) { return std::min(std::min(a.v[0], a.v[1]), std::min(a.v[2], a.v[3])); }
+#endif
+}  // namespace
+
+void time_stats(const float* x, std::size_t n, double* out, unsigned parts) noexcept {
+  std::fill(out, out + kTimeStatCount, 0.0);
+  if (n == 0) return;
+  const std::size_t nblk = n / kBlock * kBlock;
+  const double nd = static_cast<double>(n);
+
+  // Pass 1: max, min and an approximate mean (refined exactly in pass 2).
+  vf4 mx0 = splat(x[0]), mx1 = mx0, mn0 = mx0, mn1 = mx0;
+  double S1 = 0.0;
+  for (std::size_t i0 = 0; i0 < nblk; i0 += kBlock) {
+    vf4 a0 = splat(0.f), a1 = a0;
+    for (std::size_t i = i0; i < i0 + kBlock; i += 8) {
+      const vf4 v0 = load4(x + i), v1 = load4(x + i + 4);
+      a0 += v0;
+      a1 += v1;
+      mx0 = vmax(v0, mx0);
+      mx1 = vmax(v1, mx1);
+      mn0 = vmin(v0, mn0);
+      mn1 = vmin(v1, mn1);
     }
+    S1 += hsum(a0) + hsum(a1);
   }
-  for (; i < n; ++i) {
+  float vmaxf = std::max(hmax(mx0), hmax(mx1)), vminf = std::min(hmin(mn0), hmin(mn1));
+  for (std::size_t i = nblk; i < n; ++i) {
     const float v = x[i];
-    const float a = std::fabs(v);
-    const double vd = v;
-    s1[0] += vd;
-    sa[0] += a;
-    sr[0] += std::sqrt(a);
-    s2[0] += vd * vd;
-    s4[0] += vd * vd * vd * vd;
-    mx[0] = v > mx[0] ? v : mx[0];
-    mn[0] = v < mn[0] ? v : mn[0];
+    S1 += v;
+    vmaxf = v > vmaxf ? v : vmaxf;
+    vminf = v < vminf ? v : vminf;
   }
-  const double S1 = (s1[0] + s1[1]) + (s1[2] + s1[3]);
-  const double Sa = (sa[0] + sa[1]) + (sa[2] + sa[3]);
-  const double Sr = (sr[0] + sr[1]) + (sr[2] + sr[3]);
-  const double S2 = (s2[0] + s2[1]) + (s2[2] + s2[3]);
-  const double S4 = (s4[0] + s4[1]) + (s4[2] + s4[3]);
-  double vmax = std::max(std::max(mx[0], mx[1]), std::max(mx[2], mx[3]));
-  double vmin = std::min(std::min(mn[0], mn[1]), std::min(mn[2], mn[3]));
   if (std::isnan(S1)) {
     std::fill(out, out + kTimeStatCount, std::numeric_limits<double>::quiet_NaN());
     return;
   }
-  const double nd = static_cast<double>(n);
-  const double mean = S1 / nd;
-
-  // Pass 2: central moments about the mean (no cancellation for large offsets).
-  double c2[L] = {}, c3[L] = {}, c4[L] = {};
-  i = 0;
-  for (; i + L <= n; i += L) {
-    for (std::size_t l = 0; l < L; ++l) {
-      const double d = static_cast<double>(x[i + l]) - mean;
-      const double d2 = d * d;
-      c2[l] += d2;
-      c3[l] += d2 * d;
-      c4[l] += d2 * d2;
-    }
-  }
-  for (; i < n; ++i) {
-    const double d = static_cast<double>(x[i]) - mean;
-    c2[0] += d * d;
-    c3[0] += d * d * d;
-    c4[0] += d * d * d * d;
-  }
-  const double m2 = ((c2[0] + c2[1]) + (c2[2] + c2[3])) / nd;
-  const double m3 = ((c3[0] + c3[1]) + (c3[2] + c3[3])) / nd;
-  const double m4 = ((c4[0] + c4[1]) + (c4[2] + c4[3])) / nd;
-
-  const double ms = S2 / nd;
-  const double rms = std::sqrt(ms);
-  const double mean_sqrt = Sr / nd;
-  const double smr = mean_sqrt * mean_sqrt;
-  const double mean_abs = Sa / nd;
+  const double vmax = vmaxf, vmin = vminf;
   const double peak = std::max(std::fabs(vmax), std::fabs(vmin));
   auto ratio = [](double a, double b) { return b == 0.0 ? 0.0 : a / b; };
-
-  out[0] = mean;
-  out[1] = rms;
-  out[2] = smr;
-  out[3] = mean_abs;
-  out[4] = m2;
-  out[5] = std::sqrt(m2);
   out[6] = vmax;
   out[7] = vmin;
   out[8] = vmax - vmin;
-  out[9] = ratio(m3, m2 * std::sqrt(m2));
-  out[10] = ratio(m4, m2 * m2);
-  out[11] = ratio(rms, mean_abs);
-  out[12] = ratio(peak, rms);
-  out[13] = ratio(peak, mean_abs);
-  out[14] = ratio(peak, smr);
-  out[15] = ratio(S4 / nd, ms * ms);
+
+  double mean = S1 / nd, m2 = 0.0, m3 = 0.0, m4 = 0.0, ms = 0.0;
+  if (parts & kTimeStatsMoments) {
+    // Pass 2: moments of u = (x - mf) / s, with mf the float-rounded approximate mean and
+    // s = max |x - mf|, so every power of u is <= ~1 (no overflow, no cancellation).
+    const float mf = static_cast<float>(mean);
+    const double s = std::max(vmax - static_cast<double>(mf), static_cast<double>(mf) - vmin);
+    if (s > 0.0 && std::isfinite(s)) {
+      const double inv_d = 1.0 / s;
+      const float inv = std::isfinite(static_cast<float>(inv_d)) ? static_cast<float>(inv_d) : 1.0f;
+      const double sc = inv == 1.0f ? 1.0 : s;  // u = (x - mf) / sc exactly as scaled below
+      double U1 = 0.0, U2 = 0.0, U3 = 0.0, U4 = 0.0;
+      const vf4 vmf = splat(mf), vinv = splat(inv);
+      for (std::size_t i0 = 0; i0 < nblk; i0 += kBlock) {
+        vf4 b1 = splat(0.f), b2 = b1, b3 = b1, b4 = b1;
+        for (std::size_t i = i0; i < i0 + kBlock; i += 8) {
+          const vf4 u0 = (load4(x + i) - vmf) * vinv, u1 = (load4(x + i + 4) - vmf) * vinv;
+          const vf4 q0 = u0 * u0, q1 = u1 * u1;
+          b1 += u0 + u1;
+          b2 += q0 + q1;
+          b3 += q0 * u0 + q1 * u1;
+          b4 += q0 * q0 + q1 * q1;
+        }
+        U1 += hsum(b1);
+        U2 += hsum(b2);
+        U3 += hsum(b3);
+        U4 += hsum(b4);
+      }
+      for (std::size_t i = nblk; i < n; ++i) {
+        const double u = static_cast<double>((x[i] - mf) * inv);
+        U1 += u;
+        U2 += u * u;
+        U3 += u * u * u;
+        U4 += u * u * u * u;
+      }
+      const double e = U1 / nd, q2 = U2 / nd, q3 = U3 / nd, q4 = U4 / nd;
+      // central moments in u units (e = offset of the true mean from mf, tiny)
+      const double c2 = std::max(0.0, q2 - e * e);
+      const double c3 = q3 - 3.0 * e * q2 + 2.0 * e * e * e;
+      const double c4 = std::max(0.0, q4 - 4.0 * e * q3 + 6.0 * e * e * q2 - 3.0 * e * e * e * e);
+      mean = static_cast<double>(mf) + e * sc;
+      m2 = c2 * sc * sc;
+      m3 = c3 * sc * sc * sc;
+      m4 = c4 * sc * sc * sc * sc;
+      out[9] = ratio(c3, c2 * std::sqrt(c2));
+      out[10] = ratio(c4, c2 * c2);
+    } else if (!std::isfinite(s)) {
+      m2 = m3 = m4 = std::numeric_limits<double>::infinity();
+      out[9] = out[10] = std::numeric_limits<double>::quiet_NaN();
+    }
+    ms = mean * mean + m2;  // mean(x^2) = mean^2 + var
+    const double rms = std::sqrt(ms);
+    const double mu2 = mean * mean;
+    const double ex4 = mu2 * mu2 + 6.0 * mu2 * m2 + 4.0 * mean * m3 + m4;  // mean(x^4)
+    out[0] = mean;
+    out[1] = rms;
+    out[4] = m2;
+    out[5] = std::sqrt(m2);
+    out[12] = ratio(peak, rms);
+    out[15] = ratio(std::max(0.0, ex4), ms * ms);
+  }
+
+  if (parts & kTimeStatsAbs) {
+    double Sa = 0.0, Sr = 0.0;
+    for (std::size_t i0 = 0; i0 < nblk; i0 += kBlock) {
+      vf4 ba = splat(0.f), br = ba;
+      for (std::size_t i = i0; i < i0 + kBlock; i += 8) {
+        const vf4 a0 = vabs(load4(x + i)), a1 = vabs(load4(x + i + 4));
+        ba += a0 + a1;
+        br += vsqrt(a0) + vsqrt(a1);
+      }
+      Sa += hsum(ba);
+      Sr += hsum(br);
+    }
+    for (std::size_t i = nblk; i < n; ++i) {
+      const float a = std::fabs(x[i]);
+      Sa += a;
+      Sr += std::sqrt(a);
+    }
+    const double mean_abs = Sa / nd;
+    const double msr = Sr / nd;
+    const double smr = msr * msr;
+    out[2] = smr;
+    out[3] = mean_abs;
+    out[13] = ratio(peak, mean_abs);
+    out[14] = ratio(peak, smr);
+    if (parts & kTimeStatsMoments) out[11] = ratio(out[1], mean_abs);
+  }
+  if (!(parts & kTimeStatsMoments)) out[0] = mean;
 }
 
 // ------------------------------------------------------------------ tapers

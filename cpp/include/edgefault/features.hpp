@@ -27,10 +27,18 @@ inline constexpr std::size_t kTimeStatCount = 16;
 const std::array<const char*, kTimeStatCount>& time_stat_names() noexcept;
 // Index of a statistic in the canonical order, or -1 if the name is unknown.
 int time_stat_index(const std::string& name) noexcept;
-// All 16 statistics of x[0..n) in canonical order (n >= 1; n == 0 writes zeros). Ratios whose
-// denominator is exactly zero are 0 (so a constant or all-zero window gives no NaN/Inf); a NaN
-// anywhere in the window makes all 16 outputs NaN.
-void time_stats(const float* x, std::size_t n, double* out) noexcept;
+// Parts of the computation a statistic needs (bit mask for time_stats' `parts`): max, min and
+// p2p are always computed; the others need central moments and/or sums of |x| and sqrt|x|.
+inline constexpr unsigned kTimeStatsMoments = 1u;  // mean, rms, var, std, skewness, kurtosis, crest, kurtosis_factor
+inline constexpr unsigned kTimeStatsAbs = 2u;      // smr, mean_abs, impulse, margin (shape needs both)
+inline constexpr unsigned kTimeStatsAll = kTimeStatsMoments | kTimeStatsAbs;
+unsigned time_stat_parts(int index) noexcept;
+// The 16 statistics of x[0..n) in canonical order (n == 0 writes zeros). Only the `parts`
+// requested are computed; the other entries are written as 0. Ratios whose denominator is
+// exactly zero are 0 (so a constant or all-zero window gives no NaN/Inf); a NaN anywhere in the
+// window makes all 16 outputs NaN. Moments are taken about the mean (scaled by max |x - mean|),
+// so large offsets and large magnitudes lose no precision and do not overflow.
+void time_stats(const float* x, std::size_t n, double* out, unsigned parts = kTimeStatsAll) noexcept;
 
 // ---------------------------------------------------------------- tapers
 // Parses "rect" (alias "boxcar", "rectangular"), "hann", "hamming", "blackman"; throws
