@@ -127,6 +127,22 @@ def test_time_stats_large_offset_keeps_central_moments():
     close(got[:, 4], ref[:, 4], rtol=1e-4, atol=0)
 
 
+@pytest.mark.parametrize("scale", [1e-20, 1e15, 1e18])  # x**4 overflows float32 beyond ~1e9
+def test_time_stats_extreme_magnitudes_do_not_overflow(scale):
+    x = (rand_windows(1000).astype(np.float64) * scale).astype(np.float32)
+    got = F.time_stats(x)
+    assert np.all(np.isfinite(got))
+    close(got, ref_time_stats(x), rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("name", F.TIME_STAT_NAMES)
+def test_extractor_single_stat_subset_equals_full_kernel(name):
+    x = rand_windows(1000, offset=0.5)
+    ex = F.FeatureExtractor(1000.0, 1000, [{"kind": "time_stats", "stats": [name]}])
+    assert ex.feature_names == [name]
+    close(ex.compute(x)[:, 0], F.time_stats(x)[:, F.TIME_STAT_NAMES.index(name)], 0, 0)
+
+
 def test_time_stats_sine_hand_values():
     x = 2.0 * np.sin(2 * np.pi * 8 * np.arange(1024) / 1024)
     s = dict(zip(F.TIME_STAT_NAMES, F.time_stats(x)))
