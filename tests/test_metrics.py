@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 from edgefault import metrics as M
 from edgefault.errors import InputError
 
-skm = pytest.importorskip("sklearn.metrics", reason="scikit-learn is the reference for these tests")
+
+@pytest.fixture(scope="module")
+def skm():  # type: ignore[no-untyped-def]
+    """scikit-learn's metrics, the independent reference (only the tests that use it skip without it)."""
+    return pytest.importorskip("sklearn.metrics", reason="scikit-learn is the reference for this test")
 
 
 def _rand_labels(rng: np.random.Generator, n: int, classes: list[str]) -> np.ndarray:
@@ -18,7 +22,7 @@ def _rand_labels(rng: np.random.Generator, n: int, classes: list[str]) -> np.nda
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_classification_metrics_match_sklearn(seed: int) -> None:
+def test_classification_metrics_match_sklearn(seed: int, skm) -> None:
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 60))
     y_true = _rand_labels(rng, n, ["a", "b", "c"])
@@ -47,7 +51,7 @@ def test_classification_metrics_match_sklearn(seed: int) -> None:
     np.testing.assert_array_equal(prf["support"], s)
 
 
-def test_integer_labels_and_report_is_json() -> None:
+def test_integer_labels_and_report_is_json(skm) -> None:
     y_true = np.array([0, 1, 2, 2, 1, 0, 3])
     y_pred = np.array([0, 2, 2, 2, 1, 1, 0])
     rep = M.classification_report(y_true, y_pred)
@@ -62,7 +66,7 @@ def test_integer_labels_and_report_is_json() -> None:
 
 
 @pytest.mark.parametrize("seed", range(25))
-def test_auroc_matches_sklearn_with_ties(seed: int) -> None:
+def test_auroc_matches_sklearn_with_ties(seed: int, skm) -> None:
     rng = np.random.default_rng(100 + seed)
     n = int(rng.integers(2, 200))
     y = rng.integers(0, 2, n)
@@ -104,7 +108,7 @@ def test_rates_use_strictly_greater() -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_anomaly_report(seed: int) -> None:
+def test_anomaly_report(seed: int, skm) -> None:
     rng = np.random.default_rng(seed)
     neg = rng.normal(size=300)
     pos = rng.normal(loc=1.5, size=80)
