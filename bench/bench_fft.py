@@ -5,6 +5,12 @@ on one thread. Prints median microseconds per frame and the ratio peer/ours (> 1
 faster).
 
     PYTHONPATH=. python bench/bench_fft.py --frames 2000 --repeat 21
+
+Instruction counts (stable across runs; divide the count by --frames):
+
+    PYTHONPATH=. valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        --toggle-collect='edgefault::RealFFT::forward*' \
+        "$(python -c 'import sys; print(sys.executable)')" bench/bench_fft.py --callgrind --sizes 1024 --frames 1000
 """
 
 from __future__ import annotations
@@ -64,9 +70,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=21, help="timed repetitions (default 21)")
     ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--callgrind", action="store_true",
+                    help="run exactly one edgefault rfft over --frames frames of the first size, "
+                         "no timing (for valgrind --tool=callgrind)")
     args = ap.parse_args()
     if args.frames < 1 or args.repeat < 1:
         ap.error("--frames and --repeat must be >= 1")
+    if args.callgrind:
+        n = args.sizes[0]
+        x = np.random.default_rng(args.seed).standard_normal((args.frames, n)).astype(np.float32)
+        _core.rfft(x)
+        print(f"# one edgefault rfft call: {args.frames} frames of n={n}; "
+              f"divide the collected instruction count by {args.frames}")
+        return
 
     rng = np.random.default_rng(args.seed)
     print(f"# rfft float32, frames={args.frames}, repeat={args.repeat}, median us/frame; "
