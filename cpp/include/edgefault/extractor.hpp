@@ -23,9 +23,9 @@ struct FeatureBlock {
     TimeStats,          // the 16 time-domain statistics (or a subset, see `stats`)
     BandEnergy,         // energies in n_bands bands between fmin and fmax (linear or log spaced)
     SpectralShape,      // centroid, spread, flatness, spectral kurtosis
-    MagnitudeSpectrum,  // |X_k|, k = 0..n/2
-    LogPowerSpectrum,   // 10 log10(|X_k|^2 + eps), k = 0..n/2
-    EnvelopeSpectrum,   // |FFT(envelope)| bins up to fmax
+    MagnitudeSpectrum,  // |X_k| (unnormalised rfft of the tapered window), k = 0..n/2
+    LogPowerSpectrum,   // 10 log10(P_k + 1e-12), P_k the one-sided power (features.hpp), k = 0..n/2
+    EnvelopeSpectrum,   // |FFT(taper * (envelope - mean))| bins up to fmax
     BearingEnvelope,    // envelope-spectrum energy at BPFO, BPFI, BSF, FTF x harmonics
   };
   Kind kind = Kind::TimeStats;
@@ -39,6 +39,7 @@ struct FeatureBlock {
   double shaft_hz = 0.0;           // BearingEnvelope
   std::size_t harmonics = 3;       // BearingEnvelope
   double tolerance_hz = 0.0;       // BearingEnvelope: half-width around each line; 0 = 2 bins
+  // Exact formulas and the Python block-dict schema: docs/features.md.
 };
 
 struct ExtractorConfig {
