@@ -13,4 +13,6 @@ if [ ! -f "$bdir/CMakeCache.txt" ]; then
 fi
 cmake --build "$bdir" -j2
 cp "$bdir"/_core*.so edgefault/
+# export/ is installed as edgefault.export; mirror that in the working tree.
+[ -e edgefault/export ] || ln -s ../export edgefault/export
 echo "built $bdir; ctest: ctest --test-dir $bdir --output-on-failure"

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import noise_recording
+from edgefault.cli import main
+
+
+def _write_npz(path: Path, data: np.ndarray, fs: float, channels: tuple[str, ...]) -> Path:
+    np.savez(path, data=data, fs=np.float64(fs), channels=np.array(channels))
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("cli")
+    healthy = noise_recording(seconds=20.0, seed=1)
+    later = noise_recording(seconds=4.0, seed=2)
+    faulty = later.data.copy()
+    faulty[:, 0] *= 4.0
+    out = {
+        "healthy": _write_npz(d / "healthy.npz", healthy.data, healthy.fs, healthy.channels),
+        "later": _write_npz(d / "later.npz", later.data, later.fs, later.channels),
+        "faulty": _write_npz(d / "faulty.npz", faulty, later.fs, later.channels),
+    }
+    (d / "m.csv").write_text("path,label,fs\nhealthy.npz,normal,4000\nlater.npz,normal,4000\nfaulty.npz,fault,4000\n")
+    out["manifest"] = d / "m.csv"
+    out["dir"] = d
+    return out
+
+
+def test_train_score_info_roundtrip(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = files["dir"] / "m.efb"
+    rc = main(["train", "anomaly", "--method", "gaussian", str(files["healthy"]), "--out", str(bundle),
+               "--window", "256", "--target-far", "0.02"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["channels"] == ["a", "b"] and summary["threshold"] > 0
+    rc = main(["score", str(bundle), str(files["later"]), str(files["faulty"])])
+    assert rc == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    n_per_file = (16000 - 256) // 128 + 1
+    assert len(lines) == 2 * n_per_file
+    for key in ("file", "t", "score", "threshold", "anomaly", "label", "proba", "contrib"):
+        assert key in lines[0]
+    later = [l for l in lines if l["file"].endswith("later.npz")]
+    faulty = [l for l in lines if l["file"].endswith("faulty.npz")]
+    assert np.mean([l["anomaly"] for l in later]) < 0.1
+    assert np.mean([l["anomaly"] for l in faulty]) > 0.9
+    assert all(max(l["contrib"]["channel"], key=l["contrib"]["channel"].get) == "a" for l in faulty if l["anomaly"])
+    assert main(["info", str(bundle)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "gaussian" and info["channels"] == ["a", "b"]
+
+
+def test_train_from_manifest_uses_healthy_rows(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = files["dir"] / "m2.efb"
+    assert main(["train", "anomaly", "--manifest", str(files["manifest"]), "--out", str(bundle),
+                 "--window", "256", "--target-far", "0.02"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_train_windows"] > 100
+
+
+def test_eval_split_reports_metrics(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    out = files["dir"] / "metrics.json"
+    assert main(["eval", "--manifest", str(files["manifest"]), "--channels", "a,b", "--window", "256",
+                 "--target-far", "0.02", "--out", str(out)]) == 0
+    rep = json.loads(out.read_text())["result"]
+    for key in ("auroc", "false_alarm_rate", "accuracy", "macro_f1", "confusion", "detection_rate"):
+        assert key in rep
+    assert rep["auroc"] > 0.99
+    # leak safety: the healthy test blocks start after train+calib (+ gap) of the same file
+    for blk in rep["healthy_blocks"]:
+        assert blk["calib"][1] + 256 <= blk["test"][0]
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["score", "missing.efb", "x.npz"], "not found"),
+    (["train", "anomaly", "--out", "x.efb"], "give healthy recordings"),
+    (["train", "anomaly", "nothere.wav", "--out", "x.efb"], "nothere.wav"),
+])
+def test_errors_are_one_clear_line(argv: list[str], match: str, capsys: pytest.CaptureFixture[str],
+                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and match in err and "Traceback" not in err
+
+
+def test_score_rejects_wrong_channel_count(files: dict[str, Path], small_bundle: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", str(small_bundle), str(files["later"]), "--channels", "a"]) == 2
+    assert "expects 2" in capsys.readouterr().err
+
+
+def test_console_script_version_and_demo(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("edgefault")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgefault"]
+    out = subprocess.run(cmd + ["--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("edgefault ")
+    r = subprocess.run(cmd + ["demo", "--out-dir", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "alarm at" in r.stdout and "never raised" in r.stdout
+    events = [json.loads(l) for l in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert len(events) > 1000
