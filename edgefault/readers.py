@@ -112,6 +112,7 @@ class _Source:
     aliases: dict[str, int] = field(default_factory=dict)  # extra lower-case names
     rpm: Callable[[list[int]], float | None] = lambda idx: None
     explain: Callable[[str], str | None] = lambda token: None  # why a name is not a channel
+    close: Callable[[], None] = lambda: None  # release open files
 
 
 # -- public API ------------------------------------------------------------------------------
@@ -127,8 +128,12 @@ def read_recording(
     target = _rate_arg(fs, "fs")
     fallback = _rate_arg(default_fs, "default_fs")
     src = _OPENERS[fmt](spath)
-    idx = _select(src, channels, spath)
-    cols = src.columns(idx)
+    try:
+        idx = _select(src, channels, spath)
+        cols = src.columns(idx)
+        rpm = src.rpm(idx)
+    finally:
+        src.close()
     names = tuple(src.names[i] for i in idx)
     lengths = {c.shape[0] for c in cols}
     if len(lengths) > 1:
@@ -153,13 +158,15 @@ def read_recording(
     if target is not None and not math.isclose(target, rate, rel_tol=1e-9):
         data = np.ascontiguousarray(resample(data, rate, target, axis=0), dtype=np.float32)
         source_fs, rate = rate, target
-    return Recording(data, float(rate), names, spath, src.rpm(idx), source_fs)
+    return Recording(data, float(rate), names, spath, rpm, source_fs)
 
 
 def available_channels(path: str | os.PathLike[str], format: str | None = None) -> tuple[str, ...]:
     """Channel names ``read_recording`` accepts for this file, in order."""
     spath, fmt = _check_path(path, format)
-    return _OPENERS[fmt](spath).names
+    src = _OPENERS[fmt](spath)
+    src.close()
+    return src.names
 
 
 # -- common helpers ----------------------------------------------------------------------------
@@ -540,19 +547,18 @@ def _open_csv(path: str) -> _Source:
         header = [f"ch{i}" for i in range(len(cells))]
         body_start = first
     ncols = len(header)
-    body = "\n".join(lines[body_start:])
-    try:
-        values = np.loadtxt(
-            io.StringIO(body), delimiter=delim, comments="#", ndmin=2, dtype=np.float64,
-            quotechar='"',
-        )
-    except ValueError:
-        values = None
+    values: np.ndarray | None = np.zeros((0, ncols))
+    if any(ln.strip() and not ln.lstrip().startswith("#") for ln in lines[body_start:]):
+        try:
+            values = np.loadtxt(
+                io.StringIO("\n".join(lines[body_start:])), delimiter=delim, comments="#",
+                ndmin=2, dtype=np.float64, quotechar='"',
+            )
+        except ValueError:
+            values = None
     if values is None or (values.size and values.shape[1] != ncols):
         _csv_error(path, lines, body_start, delim, header, split)
     assert values is not None
-    if values.size == 0:
-        values = np.zeros((0, ncols))
     time_col = has_header and header[0].lower() in _TIME_NAMES
     fs = _fs_from_time(values[:, 0], path, header[0]) if time_col else None
     off = 1 if time_col else 0
@@ -624,12 +630,34 @@ def _open_npy(path: str) -> _Source:
 
 
 def _open_npz(path: str) -> _Source:
+    # Open the file here: np.load leaks its own handle when the zip directory is unreadable.
     try:
-        npz = np.load(path, allow_pickle=False)
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path!r}: {exc.strerror or exc}") from exc
+    try:
+        npz = np.load(fh, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise InputError(f"{path!r} is a .npy array, not an .npz archive: rename it to .npy")
+        src = _npz_source(npz, path)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        fh.close()
+        if isinstance(exc, InputError):
+            raise
         raise InputError(f"{path!r} is not a valid .npz archive (truncated?): {exc}") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise InputError(f"{path!r} is a .npy array, not an .npz archive: rename it to .npy")
+    except BaseException:
+        fh.close()
+        raise
+
+    def close() -> None:
+        npz.close()
+        fh.close()
+
+    src.close = close
+    return src
+
+
+def _npz_source(npz: np.lib.npyio.NpzFile, path: str) -> _Source:
     keys = list(npz.files)
 
     def get(key: str) -> np.ndarray:
