@@ -226,13 +226,14 @@ inline void transpose4(v4& a, v4& b, v4& c, v4& d) {
   d = EF_SHUF(t1, t3, 2, 3, 6, 7);
 }
 
-// First stage (s == 1), radix 4, vectorised over p (m % 4 == 0), reading interleaved complex
+// First stage (s == 1), radix 4, vectorised over p (scalar tail if m % 4 != 0), reading interleaved complex
 // input. SWAP puts the imaginary parts in the real lanes (used for inverse transforms).
 // Twiddle layout: for r = 1..3: m values Re w^(r p), then m values Im w^(r p).
 template <bool SWAP>
 void stage4_first(std::size_t m, const float* tw, const float* in, float* yr, float* yi) {
   using O = Ops<v4>;
-  for (std::size_t p = 0; p < m; p += 4) {
+  const std::size_t m4 = m & ~static_cast<std::size_t>(3);
+  for (std::size_t p = 0; p < m4; p += 4) {
     v4 ar[4], ai[4], br[4], bi[4];
     for (std::size_t j = 0; j < 4; ++j) {
       const float* src = in + 2 * (p + j * m);
@@ -253,6 +254,22 @@ void stage4_first(std::size_t m, const float* tw, const float* in, float* yr, fl
     for (std::size_t k = 0; k < 4; ++k) {
       O::st(yr + 4 * (p + k), br[k]);
       O::st(yi + 4 * (p + k), bi[k]);
+    }
+  }
+  for (std::size_t p = m4; p < m; ++p) {  // scalar tail when m % 4 != 0
+    float ar[4], ai[4], br[4], bi[4];
+    for (std::size_t j = 0; j < 4; ++j) {
+      const float* src = in + 2 * (p + j * m);
+      ar[j] = src[SWAP ? 1 : 0];
+      ai[j] = src[SWAP ? 0 : 1];
+    }
+    Bfly<float, 4>::run(ar, ai, br, bi);
+    yr[4 * p] = br[0];
+    yi[4 * p] = bi[0];
+    for (std::size_t r = 1; r < 4; ++r) {
+      const float wr = tw[(r - 1) * 2 * m + p], wi = tw[(r - 1) * 2 * m + m + p];
+      yr[4 * p + r] = br[r] * wr - bi[r] * wi;
+      yi[4 * p + r] = br[r] * wi + bi[r] * wr;
     }
   }
 }
@@ -360,7 +377,7 @@ std::shared_ptr<const ComplexTables> build_complex(std::size_t n) {
     };
     std::size_t lanes = 1;
 #if EF_FFT_VEC
-    if (s == 1 && P == 4 && m % 4 == 0) {
+    if (s == 1 && P == 4 && m >= 4) {
       st.kind = Kind::First4;
       for (std::size_t r = 1; r < 4; ++r) {
         std::vector<float> re(m), im(m);
@@ -502,18 +519,6 @@ void execute(const ComplexTables& T, const float* in, bool swap, Scratch& sc, fl
 // E = (Z[k] + conj Z[h-k]) / 2 and O = -i/2 (Z[k] - conj Z[h-k]), and W^(h-k) = -conj(W^k):
 // X[k] = E + W^k O and X[h-k] = conj(E - W^k O), so each k < h/2 also yields its mirror.
 // Requires Z[h] == Z[0] (padding).
-void real_post_scalar(std::size_t h, const float* zr, const float* zi, const float* fr,
-                      const float* fi, float* out) {
-  for (std::size_t k = 0; k < h; ++k) {
-    const float ar = zr[k], ai = zi[k], br = zr[h - k], bi = -zi[h - k];
-    const float dr = ar - br, di = ai - bi;
-    out[2 * k] = 0.5f * (ar + br) + fr[k] * di + fi[k] * dr;
-    out[2 * k + 1] = 0.5f * (ai + bi) - fr[k] * dr + fi[k] * di;
-  }
-  out[2 * h] = zr[0] - zi[0];
-  out[2 * h + 1] = 0.0f;
-}
-
 #if EF_FFT_VEC
 inline v4 rev4(v4 v) { return EF_SHUF(v, v, 3, 2, 1, 0); }
 
@@ -539,23 +544,28 @@ inline void post_block(std::size_t h, std::size_t k, v4 ar, v4 ai, v4 rr, v4 ri,
 #endif
 
 // Post-processing from the complete half-length spectrum Z (zr/zi have room for Z[h]).
+// Paired vector blocks cover X[0..kv) and X(h-kv..h]; the scalar loop does the middle.
 void real_post(std::size_t h, float* zr, float* zi, const float* fr, const float* fi,
                float* out) {
   zr[h] = zr[0];
   zi[h] = zi[0];
+  std::size_t kv = 0;
 #if EF_FFT_VEC
   using O = Ops<v4>;
-  if (h % 8 == 0) {
-    const std::size_t u = h / 2;
-    for (std::size_t k = 0; k < u; k += 4)
-      post_block(h, k, O::ld(zr + k), O::ld(zi + k), O::ld(zr + h - k - 3),
-                 O::ld(zi + h - k - 3), fr, fi, out);
-    out[2 * u] = zr[u];  // X[h/2] = conj Z[h/2]
-    out[2 * u + 1] = -zi[u];
-    return;
-  }
+  for (; kv + 4 <= h / 2; kv += 4)
+    post_block(h, kv, O::ld(zr + kv), O::ld(zi + kv), O::ld(zr + h - kv - 3),
+               O::ld(zi + h - kv - 3), fr, fi, out);
 #endif
-  real_post_scalar(h, zr, zi, fr, fi, out);
+  for (std::size_t k = kv; k <= h - kv && k < h; ++k) {
+    const float ar = zr[k], ai = zi[k], br = zr[h - k], bi = -zi[h - k];
+    const float dr = ar - br, di = ai - bi;
+    out[2 * k] = 0.5f * (ar + br) + fr[k] * di + fi[k] * dr;
+    out[2 * k + 1] = 0.5f * (ai + bi) - fr[k] * dr + fi[k] * di;
+  }
+  if (kv == 0) {
+    out[2 * h] = zr[0] - zi[0];
+    out[2 * h + 1] = 0.0f;
+  }
 }
 
 #if EF_FFT_VEC
