@@ -350,11 +350,9 @@ def _open_mat(path: str) -> _Source:
             continue
         if is_vector:
             vectors.append(v.name)
+    used = {n for r in records.values() for n in r.values()} | set(rpm_vars.values())
     for v in mf.variables:  # numeric but not a vector: say so if asked for
-        if v.supported and v.name not in vectors and not _CWRU_RPM.match(v.name) and not (
-            _CWRU_CHANNEL.match(v.name) and v.name in {n for r in records.values()
-                                                       for n in r.values()}
-        ):
+        if v.supported and v.name not in used and v.name not in vectors:
             unsupported[v.name.lower()] = f"a {v.mclass} array of shape {v.shape}, not a vector"
 
     stem_numbers = {int(s) for s in re.findall(r"\d+", os.path.basename(path))}
@@ -689,7 +687,10 @@ def _npz_source(npz: np.lib.npyio.NpzFile, path: str) -> _Source:
     if "data" in keys:
         shape, dtype = header("data")
         if len(shape) not in (1, 2) or dtype.kind not in "biuf":
-            _numeric_2d(np.empty(shape, dtype), path, "entry 'data'")
+            raise InputError(
+                f"entry 'data' in {path!r} has shape {shape} and dtype {dtype}; expected real "
+                f"numbers of shape (n_samples,) or (n_samples, n_channels)"
+            )
         nch = 1 if len(shape) == 1 else shape[1]
         names = tuple(f"ch{i}" for i in range(nch))
         if "channels" in keys:
