@@ -50,23 +50,29 @@ def peer_setup():  # type: ignore[no-untyped-def]
 
     edges = np.asarray(core.band_edges(FS, WINDOW, NB, 50.0, 6000.0, "log"))
     freqs = np.fft.rfftfreq(WINDOW, 1.0 / FS)
-    bins = [np.flatnonzero((freqs >= lo) & (freqs < hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+    last = len(edges) - 2  # the last band is closed at fmax (docs/features.md)
+    bins = [np.flatnonzero((freqs >= lo) & ((freqs < hi) if b < last else (freqs <= hi)))
+            for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
     starts = np.array([b[0] for b in bins])
     ends = np.array([b[-1] + 1 for b in bins])
     hann = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WINDOW) / WINDOW)).astype(np.float32)
-    return hann, starts, ends
+    # one-sided power per bin: c_k |X_k|^2 / (n sum w^2), c_k = 1 at DC and Nyquist, else 2
+    weight = np.full(WINDOW // 2 + 1, 2.0) / (WINDOW * np.sum(hann.astype(np.float64) ** 2))
+    weight[0] /= 2
+    weight[-1] /= 2
+    return hann, starts, ends, weight
 
 
-def features_loop(x: np.ndarray, hann, starts, ends) -> np.ndarray:  # type: ignore[no-untyped-def]
+def features_loop(x: np.ndarray, hann, starts, ends, weight) -> np.ndarray:  # type: ignore[no-untyped-def]
     import scipy.fft
     import scipy.stats
 
     out = []
     for s in range(0, x.shape[0] - WINDOW + 1, HOP):
         w = x[s:s + WINDOW]
-        p = np.abs(scipy.fft.rfft(w * hann)) ** 2
+        p = np.abs(scipy.fft.rfft(w * hann)) ** 2 * weight
         cs = np.concatenate([[0.0], np.cumsum(p)])
-        bands = 10 * np.log10(cs[ends] - cs[starts] + 1e-20)
+        bands = 10 * np.log10(cs[ends] - cs[starts] + 1e-12)
         rms = np.sqrt(np.mean(w.astype(np.float64) ** 2))
         kurt = scipy.stats.kurtosis(w, fisher=False)
         crest = np.max(np.abs(w)) / rms
@@ -74,11 +80,11 @@ def features_loop(x: np.ndarray, hann, starts, ends) -> np.ndarray:  # type: ign
     return np.array(out)
 
 
-def features_batched(x: np.ndarray, hann, starts, ends) -> np.ndarray:  # type: ignore[no-untyped-def]
+def features_batched(x: np.ndarray, hann, starts, ends, weight) -> np.ndarray:  # type: ignore[no-untyped-def]
     frames = np.lib.stride_tricks.sliding_window_view(x, WINDOW)[::HOP]
-    p = np.abs(np.fft.rfft(frames * hann, axis=1)) ** 2
+    p = np.abs(np.fft.rfft(frames * hann, axis=1)) ** 2 * weight
     cs = np.concatenate([np.zeros((p.shape[0], 1)), np.cumsum(p, axis=1)], axis=1)
-    bands = 10 * np.log10(cs[:, ends] - cs[:, starts] + 1e-20)
+    bands = 10 * np.log10(cs[:, ends] - cs[:, starts] + 1e-12)
     f64 = frames.astype(np.float64)
     m2 = np.mean(f64 ** 2, axis=1)
     c = f64 - f64.mean(axis=1, keepdims=True)
@@ -141,18 +147,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = make_bundle(Path(tmp) / "bench.efb")
         x = np.random.default_rng(1).normal(size=int(a.seconds * FS)).astype(np.float32)
-        hann, starts, ends = peer_setup()
+        peer = peer_setup()
         n_win = (x.shape[0] - WINDOW) // HOP + 1
         # same numbers check (band energies / rms / kurtosis / crest), so the race is fair
         from edgefault.spec import FeatureSpec
 
         spec = FeatureSpec(fs=FS, window=WINDOW, hop=HOP, channels=("x",), blocks=tuple(BLOCKS))
         ours_f, _, _ = spec.transform(x[:, None])
-        ref_f = features_batched(x, hann, starts, ends)
+        ref_f = features_batched(x, *peer)
         err = np.max(np.abs(ours_f - ref_f) / (np.abs(ref_f) + 1e-3))
         t_ours = median_time(lambda: run_ours(bundle, x), a.repeat)
-        t_loop = median_time(lambda: features_loop(x, hann, starts, ends), max(1, a.repeat // 2))
-        t_batch = median_time(lambda: features_batched(x, hann, starts, ends), a.repeat)
+        t_loop = median_time(lambda: features_loop(x, *peer), max(1, a.repeat // 2))
+        t_batch = median_time(lambda: features_batched(x, *peer), a.repeat)
         us = lambda t: t / n_win * 1e6  # noqa: E731
         print(f"{n_win} windows of {WINDOW} samples (hop {HOP}), pushed in chunks of {CHUNK}; "
               f"max relative difference ours vs numpy: {err:.2e}")

@@ -26,6 +26,8 @@ class GaussianDeviceModel:
     needs_raw = False
 
     def __init__(self, bundle: Bundle) -> None:
+        """``core_scorer`` lets the runtime fuse framing, features, scoring and alarm state into
+        one core call per push."""
         d = bundle.spec.feature_dim
         mean, scale, prec = bundle.array("mean"), bundle.array("scale"), bundle.array("precision")
         if mean.shape != (d,) or scale.shape != (d,) or prec.shape != (d, d):
@@ -33,13 +35,13 @@ class GaussianDeviceModel:
                               f"scale {scale.shape}, precision {prec.shape}; the feature spec gives "
                               f"{d} features")
         try:
-            self._scorer = _core.GaussianScorer(mean, scale, prec)
+            self.core_scorer = _core.GaussianScorer(mean, scale, prec)
         except ValueError as e:
             raise BundleError(f"bundle {bundle.path}: {e}") from None
         self.contrib_names = bundle.spec.feature_names
 
     def score(self, features: np.ndarray, raw: np.ndarray | None) -> ScoreBatch:
-        scores, contrib = self._scorer.score(features, True)
+        scores, contrib = self.core_scorer.score(features, True)
         return ScoreBatch(scores=scores, contrib=contrib)
 
 

@@ -161,37 +161,50 @@ class Runtime:
         if x.shape[0] == 0:
             return []
         model = self.model
-        feats, ends, finite, raw = self._pipeline.push(x, self._scale_for(x), model.needs_features,
-                                                       model.needs_raw)
-        m = ends.shape[0]
-        if m == 0:
-            return []
-        batch = model.score(feats, raw if model.needs_raw else None)
-        scores = batch.scores
-        valid = finite & np.isfinite(scores)
-        anomaly, alarm, changed = self._alarm.update(scores, valid)
+        scale = self._scale_for(x)
+        scorer = getattr(model, "core_scorer", None)
+        proba = None
+        if scorer is not None:
+            res = _core.scored_push(self._pipeline, scorer, self._alarm, x, scale, True, False)
+            if res is None:
+                return []
+            ends, flags, scores, contrib, _ = res
+            flags_l = flags.tolist()
+        else:
+            feats, ends, finite, raw = self._pipeline.push(x, scale, model.needs_features, model.needs_raw)
+            if ends.shape[0] == 0:
+                return []
+            batch = model.score(feats, raw if model.needs_raw else None)
+            scores, contrib, proba = batch.scores, batch.contrib, batch.proba
+            anomaly, alarm, changed = self._alarm.update(scores, finite & np.isfinite(scores))
+            flags_l = (finite * _core.FLAG_FINITE + anomaly * _core.FLAG_ANOMALY + alarm * _core.FLAG_ALARM
+                       + changed * _core.FLAG_ALARM_CHANGED).tolist()
+        return self._events(ends.tolist(), flags_l, scores.tolist(), contrib, proba)
+
+    def _events(self, ends: list[int], flags: list[int], scores: list[float], contrib: np.ndarray | None,
+                proba: np.ndarray | None) -> list[Event]:
         thr = float(self._alarm.threshold)
         fs = self.spec.fs
-        t_end = self.start_time + ends / fs
+        t0 = self.start_time
         win_s = self.spec.window / fs
-        contrib = batch.contrib
-        proba = batch.proba
         labels = self.labels
+        has_contrib = contrib is not None and contrib.shape[0] > 0
         events = []
-        seq0 = self._seq
-        for i in range(m):
-            ok = bool(valid[i])
+        seq = self._seq
+        for i, (end, fl, sc) in enumerate(zip(ends, flags, scores)):
+            finite = bool(fl & 1)
+            ok = finite and sc == sc  # NaN score => not valid
             ev = Event.__new__(Event)
-            ev.seq = seq0 + i
-            ev.t = float(t_end[i])
+            ev.seq = seq + i
+            ev.t = t0 + end / fs
             ev.t_start = ev.t - win_s
-            ev.score = float(scores[i]) if ok else None
+            ev.score = sc if ok else None
             ev.threshold = thr
-            ev.anomaly = bool(anomaly[i])
-            ev.alarm = bool(alarm[i])
-            ev.alarm_changed = bool(changed[i])
+            ev.anomaly = bool(fl & 2)
+            ev.alarm = bool(fl & 4)
+            ev.alarm_changed = bool(fl & 8)
             ev.valid = ok
-            ev.flags = () if ok else (("nonfinite_input",) if not finite[i] else ("nonfinite_score",))
+            ev.flags = () if ok else (("nonfinite_input",) if not finite else ("nonfinite_score",))
             if proba is not None and ok:
                 p = proba[i]
                 ev.proba = {lab: float(v) for lab, v in zip(labels or (), p)}
@@ -199,10 +212,10 @@ class Runtime:
             else:
                 ev.proba = None
                 ev.label = None
-            ev._contrib_row = contrib[i] if contrib is not None and contrib.shape[0] else None
+            ev._contrib_row = contrib[i] if has_contrib else None
             ev._rt = self
             events.append(ev)
-        self._seq += m
+        self._seq = seq + len(events)
         return events
 
     def _contrib_dict(self, row: np.ndarray) -> dict[str, dict[str, float]]:

@@ -8,6 +8,7 @@
 
 #include "edgefault/pipeline.hpp"
 #include "edgefault/scoring.hpp"
+#include "edgefault/stream.hpp"
 
 namespace py = pybind11;
 using edgefault::AlarmState;
@@ -41,9 +42,53 @@ std::size_t checked_frames(const py::array& a, std::size_t n_channels) {
                         std::to_string(a.ndim()) + "-D");
 }
 
+// Calls fn(carray<T>) for the chunk's sample type; float32, float64, int16 and int32 only.
+template <class Fn>
+py::object with_samples(const py::array& chunk, Fn&& fn) {
+  const auto dt = chunk.dtype();
+  if (dt.is(py::dtype::of<float>())) return fn(carray<float>::ensure(chunk));
+  if (dt.is(py::dtype::of<double>())) return fn(carray<double>::ensure(chunk));
+  if (dt.is(py::dtype::of<std::int16_t>())) return fn(carray<std::int16_t>::ensure(chunk));
+  if (dt.is(py::dtype::of<std::int32_t>())) return fn(carray<std::int32_t>::ensure(chunk));
+  throw py::type_error("chunk dtype " + std::string(py::str(dt)) +
+                       " is not supported: use float32, float64, int16 or int32");
+}
+
 template <class T>
-py::tuple push_typed(Pipeline& p, const py::array& chunk, float scale, bool features, bool raw) {
-  auto a = carray<T>::ensure(chunk);
+py::object scored_push_typed(Pipeline& p, GaussianScorer& s, AlarmState& a, const carray<T>& arr, float scale,
+                             bool contrib, bool features) {
+  const std::size_t n = checked_frames(arr, p.n_channels());
+  const std::size_t m = p.max_windows_for(n);
+  const T* data = arr.data();
+  thread_local std::vector<float> scratch;
+  edgefault::ScoredOutput out;
+  if (m == 0) {  // common case for small chunks: buffer and return without allocating
+    py::gil_scoped_release release;
+    edgefault::scored_push(p, s, a, data, n, scale, out, scratch);
+    return py::none();
+  }
+  const auto d = static_cast<py::ssize_t>(p.feature_dim());
+  const auto mm = static_cast<py::ssize_t>(m);
+  py::array_t<std::uint64_t> end(mm);
+  py::array_t<std::uint8_t> flags(mm);
+  py::array_t<float> scores(mm);
+  py::array_t<float> c(std::vector<py::ssize_t>{contrib ? mm : 0, d});
+  py::array_t<float> f(std::vector<py::ssize_t>{features ? mm : 0, d});
+  out.end_frame = end.mutable_data();
+  out.flags = flags.mutable_data();
+  out.scores = scores.mutable_data();
+  out.contrib = contrib ? c.mutable_data() : nullptr;
+  out.features = features ? f.mutable_data() : nullptr;
+  out.max_windows = m;
+  {
+    py::gil_scoped_release release;
+    edgefault::scored_push(p, s, a, data, n, scale, out, scratch);
+  }
+  return py::make_tuple(end, flags, scores, c, f);
+}
+
+template <class T>
+py::tuple push_typed(Pipeline& p, const carray<T>& a, float scale, bool features, bool raw) {
   const std::size_t n = checked_frames(a, p.n_channels());
   const std::size_t m = p.max_windows_for(n);
   const std::size_t d = p.feature_dim();
@@ -88,13 +133,9 @@ void register_stream(py::module_& m) {
       .def(
           "push",
           [](Pipeline& p, const py::array& chunk, float scale, bool features, bool raw) {
-            const auto dt = chunk.dtype();
-            if (dt.is(py::dtype::of<float>())) return push_typed<float>(p, chunk, scale, features, raw);
-            if (dt.is(py::dtype::of<double>())) return push_typed<double>(p, chunk, scale, features, raw);
-            if (dt.is(py::dtype::of<std::int16_t>())) return push_typed<std::int16_t>(p, chunk, scale, features, raw);
-            if (dt.is(py::dtype::of<std::int32_t>())) return push_typed<std::int32_t>(p, chunk, scale, features, raw);
-            throw py::type_error("chunk dtype " + std::string(py::str(dt)) +
-                                 " is not supported: use float32, float64, int16 or int32");
+            return with_samples(chunk, [&](const auto& a) -> py::object {
+              return push_typed(p, a, scale, features, raw);
+            });
           },
           py::arg("chunk"), py::arg("scale") = 1.0f, py::arg("features") = true, py::arg("raw") = false,
           "Push samples; returns (features (m, feature_dim), end_frame (m,), finite (m,), raw (m, c, window)).")
@@ -115,6 +156,26 @@ void register_stream(py::module_& m) {
             p.framer().import_tail(tail.data(), static_cast<std::size_t>(tail.shape(0)), frames_seen);
           },
           py::arg("tail"), py::arg("frames_seen"));
+
+  m.attr("FLAG_FINITE") = static_cast<int>(edgefault::kFinite);
+  m.attr("FLAG_ANOMALY") = static_cast<int>(edgefault::kAnomaly);
+  m.attr("FLAG_ALARM") = static_cast<int>(edgefault::kAlarm);
+  m.attr("FLAG_ALARM_CHANGED") = static_cast<int>(edgefault::kAlarmChanged);
+  m.def(
+      "scored_push",
+      [](Pipeline& p, GaussianScorer& s, AlarmState& a, const py::array& chunk, float scale, bool contrib,
+         bool features) {
+        if (s.dim() != p.feature_dim())
+          throw py::value_error("scorer expects " + std::to_string(s.dim()) + " features, pipeline gives " +
+                                std::to_string(p.feature_dim()));
+        return with_samples(chunk, [&](const auto& arr) -> py::object {
+          return scored_push_typed(p, s, a, arr, scale, contrib, features);
+        });
+      },
+      py::arg("pipeline"), py::arg("scorer"), py::arg("alarm"), py::arg("chunk"), py::arg("scale") = 1.0f,
+      py::arg("contrib") = true, py::arg("features") = false,
+      "Fused push for core-scored models: None when no window completes, else "
+      "(end_frame, flags, scores, contrib, features) with FLAG_* bits in flags.");
 
   py::class_<GaussianScorer>(m, "GaussianScorer", "Squared Mahalanobis distance with per-feature contributions.")
       .def(py::init([](const carray<float>& mean, const carray<float>& scale, const carray<float>& precision) {
