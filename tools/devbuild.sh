@@ -12,7 +12,9 @@ if [ ! -f "$bdir/CMakeCache.txt" ]; then
     -Dpybind11_DIR="$(python3 -m pybind11 --cmakedir)" -DPython_EXECUTABLE="$(command -v python3)" >/dev/null
 fi
 cmake --build "$bdir" -j2
-cp "$bdir"/_core*.so edgefault/
+# copy then rename: replacing the file in place would crash processes that have it loaded
+so=$(ls "$bdir"/_core*.so)
+cp "$so" "edgefault/.$(basename "$so").tmp" && mv -f "edgefault/.$(basename "$so").tmp" "edgefault/$(basename "$so")"
 # export/ is installed as edgefault.export; mirror that in the working tree.
 [ -e edgefault/export ] || ln -s ../export edgefault/export
-echo "built $bdir; ctest: ctest --test-dir $bdir --output-on-failure"
+echo "built $bdir; ctest: ctest --test-dir $bdir/cpp --output-on-failure"
