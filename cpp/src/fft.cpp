@@ -9,8 +9,11 @@
 //   aarch64; on other targets the compiler lowers them). Stages with s % 4 == 0 vectorise over
 //   q (contiguous), with twiddles replicated per lane. The first stage (s == 1, radix 4,
 //   n % 16 == 0) vectorises over p, reads the caller's interleaved input directly
-//   (deinterleave fused) and transposes 4x4 on the way out. Everything else uses the same
-//   templates instantiated for plain float, which is also the fallback for other compilers.
+//   (deinterleave fused) and transposes 4x4 on the way out (scalar tail when n/4 % 4 != 0).
+//   Stages with s % 4 != 0 (odd / 2*odd sizes) vectorise over the flat index q + s*p with
+//   per-element twiddles and scatter their outputs. The same templates instantiated for plain
+//   float are the fallback for other compilers (or -DEDGEFAULT_FFT_SCALAR).
+// - Checked: x86_64 (GCC 12, baseline SSE2), aarch64 and armv7 (cross GCC 12 under qemu), ASan/UBSan.
 // - Inverse complex transforms use swap(re, im) . DFT . swap(re, im), so one table serves both.
 // - RealFFT for even n packs z[j] = x[2j] + i x[2j+1], runs a complex FFT of n/2 and applies the
 //   standard post-processing twiddles (vectorised, reading Z[h-k] with a reversed load; Z[h] is
@@ -275,6 +278,86 @@ void stage4_first(std::size_t m, const float* tw, const float* in, float* yr, fl
 }
 #endif
 
+#if EF_FFT_VEC
+// Stage with s % 4 != 0 (odd and 2*odd sizes), vectorised over the flat index f = q + s*p,
+// along which the inputs x[f + j*s*m] are contiguous. Twiddles are expanded per f:
+// for r = 1..P-1: s*m values Re w^(r p(f)), then s*m values Im. Outputs y[q + s*(P*p + r)]
+// are not contiguous across p, so they are scattered lane by lane; the tail f (s*m % 4) is
+// scalar.
+template <int P, bool TW>
+void stage_flat(std::size_t s, std::size_t m, const float* tw, const float* xr, const float* xi,
+                float* yr, float* yi) {
+  using O = Ops<v4>;
+  const std::size_t sm = s * m;
+  const std::size_t f4 = sm & ~static_cast<std::size_t>(3);
+  std::size_t p = 0, q = 0;  // (p, q) of the current f
+  auto put = [&](const float* zr, const float* zi) {
+    const std::size_t o = q + s * P * p;
+    for (int r = 0; r < P; ++r) {
+      yr[o + static_cast<std::size_t>(r) * s] = zr[r];
+      yi[o + static_cast<std::size_t>(r) * s] = zi[r];
+    }
+    if (++q == s) {
+      q = 0;
+      ++p;
+    }
+  };
+  for (std::size_t f = 0; f < f4; f += 4) {
+    v4 ar[P], ai[P], br[P], bi[P];
+    for (int j = 0; j < P; ++j) {
+      ar[j] = O::ld(xr + f + static_cast<std::size_t>(j) * sm);
+      ai[j] = O::ld(xi + f + static_cast<std::size_t>(j) * sm);
+    }
+    Bfly<v4, P>::run(ar, ai, br, bi);
+    if (TW)
+      for (int r = 1; r < P; ++r) {
+        const float* t = tw + static_cast<std::size_t>(r - 1) * 2 * sm + f;
+        const v4 wr = O::ld(t), wi = O::ld(t + sm);
+        v4 tr = br[r] * wr - bi[r] * wi;
+        bi[r] = br[r] * wi + bi[r] * wr;
+        br[r] = tr;
+      }
+    float lr[4][P], li[4][P];  // [lane][r]
+    for (int r = 0; r < P; ++r)
+      for (int l = 0; l < 4; ++l) {
+        lr[l][r] = br[r][l];
+        li[l][r] = bi[r][l];
+      }
+    for (int l = 0; l < 4; ++l) put(lr[l], li[l]);
+  }
+  for (std::size_t f = f4; f < sm; ++f) {
+    float ar[P], ai[P], br[P], bi[P];
+    for (int j = 0; j < P; ++j) {
+      ar[j] = xr[f + static_cast<std::size_t>(j) * sm];
+      ai[j] = xi[f + static_cast<std::size_t>(j) * sm];
+    }
+    Bfly<float, P>::run(ar, ai, br, bi);
+    if (TW)
+      for (int r = 1; r < P; ++r) {
+        const float* t = tw + static_cast<std::size_t>(r - 1) * 2 * sm + f;
+        const float tr = br[r] * t[0] - bi[r] * t[sm];
+        bi[r] = br[r] * t[sm] + bi[r] * t[0];
+        br[r] = tr;
+      }
+    put(br, bi);
+  }
+}
+
+template <int P>
+StageFn pick_flat_fn(bool tw) {
+  return tw ? &stage_flat<P, true> : &stage_flat<P, false>;
+}
+
+StageFn pick_flat(int radix, bool tw) {
+  switch (radix) {
+    case 2: return pick_flat_fn<2>(tw);
+    case 3: return pick_flat_fn<3>(tw);
+    case 4: return pick_flat_fn<4>(tw);
+    default: return pick_flat_fn<5>(tw);
+  }
+}
+#endif
+
 // ---------------------------------------------------------------------------------------------
 // Aligned scratch.
 // ---------------------------------------------------------------------------------------------
@@ -300,6 +383,7 @@ inline std::size_t round_up4(std::size_t v) { return (v + 3) & ~static_cast<std:
 constexpr double kPi = 3.14159265358979323846264338327950288;
 // Keeps every index computation (a few multiples of n) far from overflow on 32-bit targets.
 constexpr std::size_t kMaxSize = std::numeric_limits<std::size_t>::max() / 64;
+constexpr std::size_t kMaxFlat = std::size_t{1} << 16;
 
 enum class Kind { First4, Lanes };
 
@@ -389,6 +473,27 @@ std::shared_ptr<const ComplexTables> build_complex(std::size_t n) {
         }
         t->tw.insert(t->tw.end(), re.begin(), re.end());
         t->tw.insert(t->tw.end(), im.begin(), im.end());
+      }
+      t->stages.push_back(st);
+      s *= Pz;
+      continue;
+    }
+    // Flat stages expand twiddles per element (about 2n floats per stage): only up to kMaxFlat.
+    if (s % 4 != 0 && s * m >= 4 && n <= kMaxFlat) {
+      st.fn = pick_flat(P, tw);
+      if (tw) {
+        const std::size_t sm = s * m;
+        for (std::size_t r = 1; r < Pz; ++r) {
+          std::vector<float> re(sm), im(sm);
+          for (std::size_t f = 0; f < sm; ++f) {
+            double c, sn;
+            w(r * (f / s), c, sn);
+            re[f] = static_cast<float>(c);
+            im[f] = static_cast<float>(sn);
+          }
+          t->tw.insert(t->tw.end(), re.begin(), re.end());
+          t->tw.insert(t->tw.end(), im.begin(), im.end());
+        }
       }
       t->stages.push_back(st);
       s *= Pz;
