@@ -697,30 +697,36 @@ void real_post_fused2(std::size_t h, float* xr, float* xi, const float* fr, cons
 #endif
 
 // Inverse of real_post, scaled by 2/n (so the unnormalised inverse of size h yields x):
-// Z[k] = (X[k] + conj X[h-k]) / n + i (X[k] - conj X[h-k]) conj(W^k) / n, written interleaved.
-// Imaginary parts of X[0] and X[h] are ignored.
+// Z[k] = g S + T with S = X[k] + conj X[h-k], D = X[k] - conj X[h-k], T = i D conj(W^k) / n,
+// g = 1/n, written interleaved. As in real_post, Z[h-k] = conj(g S - T), so vector blocks do
+// k and h-k together. Imaginary parts of X[0] and X[h] are ignored (Z[0] is set last; the
+// mirror of k = 0 lands in z[h], which is scratch padding).
 void real_pre(std::size_t h, const float* in, const float* gr, const float* gi, float g,
               float* z) {
-  std::size_t k = 0;
+  std::size_t kv = 0;
 #if EF_FFT_VEC
   using O = Ops<v4>;
-  if (h % 4 == 0) {
-    for (; k < h; k += 4) {
-      v4 u = O::ld(in + 2 * k), v = O::ld(in + 2 * k + 4);
-      v4 ar = EF_SHUF(u, v, 0, 2, 4, 6), ai = EF_SHUF(u, v, 1, 3, 5, 7);
-      v4 ru = O::ld(in + 2 * (h - k - 3)), rv = O::ld(in + 2 * (h - k - 3) + 4);
-      v4 br = EF_SHUF(ru, rv, 6, 4, 2, 0);
-      v4 bi = -EF_SHUF(ru, rv, 7, 5, 3, 1);
-      v4 sr = ar + br, si = ai + bi, dr = ar - br, di = ai - bi;
-      v4 wr = O::ld(gr + k), wi = O::ld(gi + k);
-      v4 zr = g * sr - di * wr + dr * wi;
-      v4 zi = g * si + dr * wr + di * wi;
-      O::st(z + 2 * k, EF_SHUF(zr, zi, 0, 4, 1, 5));
-      O::st(z + 2 * k + 4, EF_SHUF(zr, zi, 2, 6, 3, 7));
-    }
+  for (; kv + 4 <= h / 2; kv += 4) {
+    const std::size_t k = kv;
+    v4 u = O::ld(in + 2 * k), v = O::ld(in + 2 * k + 4);
+    v4 ar = EF_SHUF(u, v, 0, 2, 4, 6), ai = EF_SHUF(u, v, 1, 3, 5, 7);
+    v4 ru = O::ld(in + 2 * (h - k - 3)), rv = O::ld(in + 2 * (h - k - 3) + 4);
+    v4 br = EF_SHUF(ru, rv, 6, 4, 2, 0);
+    v4 bi = -EF_SHUF(ru, rv, 7, 5, 3, 1);
+    v4 sr = g * (ar + br), si = g * (ai + bi), dr = ar - br, di = ai - bi;
+    v4 wr = O::ld(gr + k), wi = O::ld(gi + k);
+    v4 tr = dr * wi - di * wr;
+    v4 ti = dr * wr + di * wi;
+    v4 zr = sr + tr, zi = si + ti;
+    v4 yr = rev4(sr - tr), yi = rev4(ti - si);
+    O::st(z + 2 * k, EF_SHUF(zr, zi, 0, 4, 1, 5));
+    O::st(z + 2 * k + 4, EF_SHUF(zr, zi, 2, 6, 3, 7));
+    float* z2 = z + 2 * (h - k - 3);
+    O::st(z2, EF_SHUF(yr, yi, 0, 4, 1, 5));
+    O::st(z2 + 4, EF_SHUF(yr, yi, 2, 6, 3, 7));
   }
 #endif
-  for (; k < h; ++k) {
+  for (std::size_t k = kv; k <= h - kv && k < h; ++k) {
     const float ar = in[2 * k], ai = in[2 * k + 1];
     const float br = in[2 * (h - k)], bi = -in[2 * (h - k) + 1];
     const float sr = ar + br, si = ai + bi, dr = ar - br, di = ai - bi;
@@ -859,7 +865,15 @@ void RealFFT::inverse(const cfloat* in, float* out) {
     const std::size_t h = n / 2;
     real_pre(h, x, T.gr.data(), T.gi.data(), g, z);
     execute(*T.c, z, true, impl_->sc, &vr, &vi);
-    for (std::size_t j = 0; j < h; ++j) {
+    std::size_t j = 0;
+#if EF_FFT_VEC
+    for (; j + 4 <= h; j += 4) {
+      const v4 a = Ops<v4>::ld(vi + j), b = Ops<v4>::ld(vr + j);
+      Ops<v4>::st(out + 2 * j, EF_SHUF(a, b, 0, 4, 1, 5));
+      Ops<v4>::st(out + 2 * j + 4, EF_SHUF(a, b, 2, 6, 3, 7));
+    }
+#endif
+    for (; j < h; ++j) {
       out[2 * j] = vi[j];
       out[2 * j + 1] = vr[j];
     }
