@@ -102,9 +102,9 @@ def test_score_rejects_wrong_channel_count(files: dict[str, Path], small_bundle:
 def test_console_script_version_and_demo(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("edgefault")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "edgefault"]
-    out = subprocess.run(cmd + ["--version"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd + ["--version"], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert out.startswith("edgefault ")
-    r = subprocess.run(cmd + ["demo", "--out-dir", str(tmp_path)], capture_output=True, text=True)
+    r = subprocess.run(cmd + ["demo", "--out-dir", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "alarm at" in r.stdout and "never raised" in r.stdout
     events = [json.loads(l) for l in (tmp_path / "events.jsonl").read_text().splitlines()]

@@ -154,11 +154,13 @@ def test_reset_restarts_counting(small_bundle: Path, later_signal: np.ndarray) -
     assert [e.score for e in a] == [e.score for e in b] and b[0].seq == 0
 
 
-def test_import_is_light() -> None:
+def test_import_is_light(tmp_path: Path) -> None:
     import subprocess
     import sys
 
     code = "import sys, edgefault; print(sorted(m for m in ('torch','scipy','sklearn','onnx','pandas') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # run outside the source tree so the installed package is what gets imported
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=tmp_path).stdout
     assert out.strip() == "[]"
     assert edgefault.__version__
