@@ -1,0 +1,419 @@
+"""Variational autoencoder over per-channel log-power spectra (PyTorch; ``pip install edgefault[train]``).
+
+Input: the core feature pipeline's ``log_power_spectrum`` block, one row of ``n_bins`` values per
+channel, so the model sees ``(batch, n_channels, n_bins)`` with the channels as input channels.
+The graph standardises each (channel, bin) with training statistics, encodes to a latent mean
+and log variance, decodes from the mean (no sampling at scoring time) and returns
+
+* ``err``  (batch, n_channels, n_bins): squared reconstruction error in standardised units,
+* ``mu``, ``logvar`` (batch, latent),
+* ``score`` (batch,): ``recon_weight * mean(err) + kl_weight * KL / (n_channels * n_bins)``, with
+  ``KL = 0.5 * sum(mu^2 + exp(logvar) - 1 - logvar)``: the per-element training loss evaluated at
+  the latent mean, so the score is the (deterministic) negative ELBO per input value.
+
+Training is leak-safe: each healthy recording is cut into fit | validation | calibration blocks in
+time order (gap of one window between blocks) before windowing. Early stopping watches the
+validation block (later than the fit block), the threshold is calibrated on the calibration block
+(later still), scored through the exported ONNX graph exactly as on the device.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InputError, MissingDependencyError
+from ..evaluation import contiguous_blocks
+from ..readers import Recording
+from ..spec import FeatureSpec
+from ..thresholds import Calibration, calibrate_threshold
+
+TORCH_HINT = ("the VAE needs PyTorch: `pip install edgefault[train]` and the CPU build of torch, "
+              "`pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`")
+
+try:
+    import torch
+    from torch import nn
+except ImportError as _e:  # pragma: no cover - exercised only without torch
+    raise MissingDependencyError(f"{TORCH_HINT} ({_e})") from None
+
+ARCHS = ("cnn", "transformer")
+
+
+SPECTRUM_KINDS = ("band_energy", "log_power_spectrum")
+
+
+def vae_spec(fs: float, channels: Sequence[str], window: int = 1024, hop: int | None = None,
+             representation: str = "bands", n_bands: int = 64) -> FeatureSpec:
+    """Feature spec of the VAE input, per channel: ``bands`` (default) = ``n_bands`` linear band
+    energies in dB over 0..fs/2 (a smoothed log spectrum: each value averages window/(2 n_bands)
+    bins, so single-window periodogram noise does not dominate the reconstruction error), or
+    ``lps`` = the full log-power spectrum (window/2 + 1 bins)."""
+    if representation == "bands":
+        block: dict[str, Any] = {"kind": "band_energy", "n_bands": int(n_bands), "spacing": "linear",
+                                 "fmin": 0.0, "fmax": float(fs) / 2, "log": True}
+    elif representation == "lps":
+        block = {"kind": "log_power_spectrum"}
+    else:
+        raise InputError(f"VAE spectrum representation {representation!r}: use bands or lps")
+    return FeatureSpec(fs=fs, window=window, hop=hop or window // 2, channels=tuple(channels), blocks=(block,))
+
+
+def spectrum_shape(spec: FeatureSpec) -> tuple[int, int]:
+    """(n_channels, n_bins) of a VAE spec; InputError unless the spec is one spectrum block."""
+    kinds = [b.get("kind") for b in spec.blocks]
+    if len(kinds) != 1 or kinds[0] not in SPECTRUM_KINDS:
+        raise InputError(f"VAE input must be exactly one block of kind {list(SPECTRUM_KINDS)}, the spec has {kinds}")
+    return spec.n_channels, len(spec.per_channel_names)
+
+
+def band_edges_bins(spec: FeatureSpec, n_bands: int = 16) -> np.ndarray:
+    """Input indices [0, b1, ..., n_bins] grouping the reconstruction error by frequency band on the
+    device: one group per input band for band-energy input; log-spaced groups of bins for the
+    full log-power spectrum (group 0 holds DC and the first 4 bins)."""
+    n_bins = spectrum_shape(spec)[1]
+    if spec.blocks[0]["kind"] == "band_energy":
+        return np.arange(n_bins + 1, dtype=np.int64)
+    lo = 4
+    edges = np.unique(np.round(lo * (n_bins / lo) ** (np.arange(1, n_bands) / n_bands)).astype(np.int64))
+    edges = edges[(edges > lo) & (edges < n_bins)]
+    return np.concatenate([[0, lo], edges, [n_bins]]).astype(np.int64)
+
+
+# -- networks -------------------------------------------------------------------------------------
+class _Standardise(nn.Module):
+    def __init__(self, mean: np.ndarray, scale: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("inv_scale", torch.as_tensor(1.0 / scale, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) * self.inv_scale
+
+
+def _conv_lengths(n: int, depth: int) -> list[int]:
+    out = [n]
+    for _ in range(depth):
+        out.append((out[-1] - 1) // 2 + 1)  # kernel 5, stride 2, padding 2
+    return out
+
+
+class CNNVAE(nn.Module):
+    """1D-CNN encoder/decoder over the frequency axis; channels are the input channels."""
+
+    def __init__(self, n_channels: int, n_bins: int, latent: int = 8, width: int = 8, depth: int | None = None) -> None:
+        super().__init__()
+        if depth is None:  # down to about 8 positions
+            depth = max(1, min(5, int(math.floor(math.log2(max(n_bins, 2) / 8)))))
+        self.lengths = _conv_lengths(n_bins, depth)
+        widths = [n_channels] + [width * min(2 ** i, 2) for i in range(depth)]
+        enc: list[nn.Module] = []
+        for i in range(depth):
+            enc += [nn.Conv1d(widths[i], widths[i + 1], 5, stride=2, padding=2), nn.ReLU()]
+        self.encoder = nn.Sequential(*enc)
+        self.flat = widths[-1] * self.lengths[-1]
+        self.to_stats = nn.Linear(self.flat, 2 * latent)
+        self.from_latent = nn.Linear(latent, self.flat)
+        self.last_width = widths[-1]
+        if min(self.lengths) < 2:
+            raise InputError(f"CNN VAE: {n_bins} inputs per channel are too few for {depth} stride-2 layers")
+        dec: list[nn.Module] = []
+        for i in range(depth, 0, -1):
+            # output length = 2 * L_in - 1 + output_padding must equal lengths[i - 1]
+            op = self.lengths[i - 1] - (2 * self.lengths[i] - 1)
+            dec.append(nn.ConvTranspose1d(widths[i], widths[i - 1] if i > 1 else width, 5, stride=2,
+                                          padding=2, output_padding=op))
+            dec.append(nn.ReLU())
+        dec.append(nn.Conv1d(width, n_channels, 5, padding=2))
+        self.decoder = nn.Sequential(*dec)
+        self.latent = latent
+
+    def encode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(z).flatten(1)
+        stats = self.to_stats(h)
+        return stats[:, : self.latent], stats[:, self.latent:]
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        h = self.from_latent(code).view(-1, self.last_width, self.lengths[-1])
+        return self.decoder(torch.relu(h))
+
+
+class _Block(nn.Module):
+    """Pre-norm Transformer encoder block from plain ops (exports to basic ONNX ops)."""
+
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.n1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.n2 = nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.n1(x)).chunk(3, dim=-1)
+        h = self.heads
+        q = q.reshape(b, t, h, d // h).transpose(1, 2)
+        k = k.reshape(b, t, h, d // h).transpose(1, 2)
+        v = v.reshape(b, t, h, d // h).transpose(1, 2)
+        att = torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(d // h)), dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(b, t, d)
+        x = x + self.proj(y)
+        return x + self.ff(self.n2(x))
+
+
+class TransformerVAE(nn.Module):
+    """Transformer encoder over patches of the spectrum (tokens = frequency patches)."""
+
+    def __init__(self, n_channels: int, n_bins: int, latent: int = 8, d: int = 32, heads: int = 4,
+                 patch: int | None = None, layers: int = 2) -> None:
+        super().__init__()
+        patch = patch or max(1, n_bins // 16)
+        self.n_channels, self.n_bins, self.patch, self.latent, self.d = n_channels, n_bins, patch, latent, d
+        self.tokens = -(-n_bins // patch)
+        self.pad = self.tokens * patch - n_bins
+        self.embed = nn.Linear(n_channels * patch, d)
+        self.pos = nn.Parameter(torch.zeros(1, self.tokens, d))
+        self.enc = nn.Sequential(*[_Block(d, heads) for _ in range(layers)])
+        self.norm = nn.LayerNorm(d)
+        self.to_stats = nn.Linear(d, 2 * latent)
+        self.from_latent = nn.Linear(latent, d)
+        self.pos_dec = nn.Parameter(torch.zeros(1, self.tokens, d))
+        self.dec = nn.Sequential(*[_Block(d, heads) for _ in range(max(1, layers - 1))])
+        self.out = nn.Linear(d, n_channels * patch)
+        nn.init.normal_(self.pos, std=0.02)
+        nn.init.normal_(self.pos_dec, std=0.02)
+
+    def encode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = z.shape[0]
+        x = nn.functional.pad(z, (0, self.pad))
+        x = x.reshape(b, self.n_channels, self.tokens, self.patch).permute(0, 2, 1, 3)
+        x = self.embed(x.reshape(b, self.tokens, self.n_channels * self.patch)) + self.pos
+        h = self.norm(self.enc(x)).mean(dim=1)
+        stats = self.to_stats(h)
+        return stats[:, : self.latent], stats[:, self.latent:]
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        b = code.shape[0]
+        x = self.from_latent(code).unsqueeze(1) + self.pos_dec
+        y = self.out(self.dec(x)).reshape(b, self.tokens, self.n_channels, self.patch)
+        y = y.permute(0, 2, 1, 3).reshape(b, self.n_channels, self.tokens * self.patch)
+        return y[:, :, : self.n_bins]
+
+
+class ScoringGraph(nn.Module):
+    """Raw log-power spectra in, (score, err, recon, mu, logvar) out; deterministic (latent mean)."""
+
+    output_names = ("score", "err", "recon", "mu", "logvar")
+
+    def __init__(self, net: nn.Module, mean: np.ndarray, scale: np.ndarray, recon_weight: float,
+                 kl_weight: float) -> None:
+        super().__init__()
+        self.norm = _Standardise(mean, scale)
+        self.net = net
+        self.recon_weight = float(recon_weight)
+        self.kl_weight = float(kl_weight)
+        self.n_elem = float(mean.size)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        z = self.norm(x)
+        mu, logvar = self.net.encode(z)
+        recon = self.net.decode(mu)
+        err = (recon - z) ** 2
+        kl = 0.5 * (mu * mu + torch.exp(logvar) - 1.0 - logvar).sum(dim=1)
+        score = self.recon_weight * err.mean(dim=(1, 2)) + self.kl_weight * kl / self.n_elem
+        return score, err, recon, mu, logvar
+
+
+def build_net(arch: str, n_channels: int, n_bins: int, latent: int) -> nn.Module:
+    if arch == "cnn":
+        return CNNVAE(n_channels, n_bins, latent=latent)
+    if arch == "transformer":
+        return TransformerVAE(n_channels, n_bins, latent=latent)
+    raise InputError(f"unknown VAE architecture {arch!r}; use one of {list(ARCHS)}")
+
+
+# -- training -------------------------------------------------------------------------------------
+@dataclass
+class VAETraining:
+    graph: ScoringGraph
+    spec: FeatureSpec
+    arch: str
+    calibration: Calibration
+    calib_scores: np.ndarray
+    onnx_bytes: bytes
+    parity: dict[str, Any]
+    mflop: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _set_determinism(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.use_deterministic_algorithms(True)
+
+
+def _spectra(spec: FeatureSpec, data: np.ndarray, hop: int) -> np.ndarray:
+    """(m, n_channels, n_bins) log-power spectra of the finite windows of one block at ``hop``."""
+    dense = FeatureSpec(fs=spec.fs, window=spec.window, hop=hop, channels=spec.channels, blocks=spec.blocks,
+                        taper=spec.taper)
+    feats, _, finite = dense.transform(data)
+    c, f = spectrum_shape(spec)
+    return feats[finite].reshape(-1, c, f)
+
+
+def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str = "cnn", epochs: int = 200,
+              seed: int = 0, latent: int = 8, beta: float = 1.0, lr: float = 2e-3, batch_size: int = 32,
+              patience: int = 15, target_far: float = 0.01, calibration: str = "auto",
+              calib_fraction: float = 0.3, val_fraction: float = 0.2, train_hop: int | None = None,
+              hysteresis: float = 0.9, min_scale_db: float = 1.0, n_bands: int = 16,
+              max_seconds: float | None = None, progress: bool = False) -> VAETraining:
+    """Train a VAE on healthy recordings, export it to ONNX, check parity and calibrate a threshold.
+
+    Each recording is cut in time order into fit | validation | calibration blocks (fractions
+    ``1 - val - calib``, ``val``, ``calib``; gap of one window), *then* windowed with ``train_hop``
+    (default window/16: dense windows inside each block; no window crosses a block boundary).
+    """
+    from edgefault.export.onnx_vae import export_scoring_graph
+
+    if arch not in ARCHS:
+        raise InputError(f"unknown VAE architecture {arch!r}; use one of {list(ARCHS)}")
+    if not recordings:
+        raise InputError("no healthy recordings to train on")
+    if not (0.05 <= calib_fraction <= 0.6 and 0.05 <= val_fraction <= 0.4 and calib_fraction + val_fraction < 0.8):
+        raise InputError(f"calib_fraction {calib_fraction} / val_fraction {val_fraction}: expected "
+                         f"0.05-0.6 / 0.05-0.4 with a sum below 0.8")
+    if epochs < 1:
+        raise InputError(f"epochs must be >= 1, got {epochs}")
+    n_ch, n_bins = spectrum_shape(spec)
+    hop = int(train_hop or max(1, spec.window // 16))
+    parts: dict[str, list[np.ndarray]] = {"fit": [], "val": [], "calib": []}
+    blocks_info = []
+    fit_frac = 1.0 - calib_fraction - val_fraction
+    for r in recordings:
+        if r.fs != spec.fs:
+            raise InputError(f"{r.path}: sample rate {r.fs} Hz differs from the spec's {spec.fs} Hz")
+        if r.data.shape[1] != n_ch:
+            raise InputError(f"{r.path}: {r.data.shape[1]} channels, the spec has {n_ch} ({list(spec.channels)})")
+        blocks = contiguous_blocks(r.data.shape[0], [fit_frac, val_fraction, calib_fraction], gap=spec.window,
+                                   names=["fit", "val", "calib"], min_len=spec.window)
+        for name, start, stop in blocks:
+            parts[name].append(_spectra(spec, r.data[start:stop], hop if name != "calib" else spec.hop))
+            blocks_info.append({"file": Path(r.path).name, "block": name, "start": int(start), "stop": int(stop)})
+    X = {k: np.concatenate(v).astype(np.float32) for k, v in parts.items()}
+    if X["fit"].shape[0] < 32 or X["val"].shape[0] < 4:
+        raise InputError(f"only {X['fit'].shape[0]} fit / {X['val'].shape[0]} validation windows: "
+                         f"give more healthy data")
+    mean = X["fit"].mean(axis=0)
+    scale = np.maximum(X["fit"].std(axis=0), float(min_scale_db)).astype(np.float32)
+
+    _set_determinism(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: one thread is several times faster than two
+    net = build_net(arch, n_ch, n_bins, latent)
+    graph = ScoringGraph(net, mean, scale, recon_weight=1.0, kl_weight=beta)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    xf = torch.from_numpy(X["fit"])
+    xv = torch.from_numpy(X["val"])
+    gen = torch.Generator().manual_seed(seed)
+    n_elem = float(n_ch * n_bins)
+    best = (math.inf, -1)
+    best_state = {k: v.clone() for k, v in net.state_dict().items()}
+    history = []
+    t0 = time.monotonic()
+    stopped = "max_epochs"
+    for epoch in range(epochs):
+        net.train()
+        perm = torch.randperm(xf.shape[0], generator=gen)
+        tot = 0.0
+        for i in range(0, xf.shape[0], batch_size):
+            xb = graph.norm(xf[perm[i:i + batch_size]])
+            mu, logvar = net.encode(xb)
+            eps = torch.randn(mu.shape, generator=gen)
+            code = mu + eps * torch.exp(0.5 * logvar)
+            rec = net.decode(code)
+            kl = 0.5 * (mu * mu + torch.exp(logvar) - 1.0 - logvar).sum(dim=1)
+            loss = ((rec - xb) ** 2).mean(dim=(1, 2)).mean() + beta * kl.mean() / n_elem
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += float(loss.detach()) * xb.shape[0]
+        net.eval()
+        with torch.no_grad():
+            val = float(graph(xv)[0].mean())
+        history.append({"epoch": epoch, "train_loss": tot / xf.shape[0], "val_score": val})
+        if progress:
+            import sys
+            sys.stderr.write(f"\repoch {epoch + 1}/{epochs} train {tot / xf.shape[0]:.4f} val {val:.4f}")
+            sys.stderr.flush()
+        if best[1] < 0 or val < best[0] - 1e-6 * abs(best[0]):
+            best = (val, epoch)
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        elif epoch - best[1] >= patience:
+            stopped = "early_stopping"
+            break
+        if max_seconds is not None and time.monotonic() - t0 > max_seconds:
+            stopped = "time_limit"
+            break
+    if progress:
+        import sys
+        sys.stderr.write("\n")
+    train_seconds = time.monotonic() - t0
+    net.load_state_dict(best_state)
+    net.eval()
+    torch.use_deterministic_algorithms(False)
+    torch.set_num_threads(threads)
+
+    onnx_bytes, parity, mflop, session_scores = export_scoring_graph(
+        graph, n_ch, n_bins, check_inputs=[X["calib"], X["val"]])
+    calib_scores = session_scores(X["calib"])
+    cal = calibrate_threshold(calib_scores, target_far=target_far, method=calibration, hysteresis=hysteresis)
+    fit_scores = session_scores(X["fit"])
+    info = {
+        "arch": arch, "input": "spectrum", "seed": seed, "latent": latent, "beta": beta, "lr": lr,
+        "batch_size": batch_size, "epochs_run": len(history), "best_epoch": best[1], "stopped": stopped,
+        "best_val_score": best[0], "train_seconds": round(train_seconds, 3), "train_hop": hop,
+        "n_fit_windows": int(X["fit"].shape[0]), "n_val_windows": int(X["val"].shape[0]),
+        "n_calib_windows": int(X["calib"].shape[0]), "blocks": blocks_info,
+        "files": [Path(r.path).name for r in recordings],
+        "n_parameters": int(sum(p.numel() for p in net.parameters())),
+        "fit_far_at_threshold": float(np.mean(fit_scores > cal.threshold)),
+        "history": history[-5:],
+    }
+    from .anomaly import fingerprint
+
+    info["fingerprint"] = fingerprint(recordings)
+    info["n_bands"] = int(n_bands)
+    return VAETraining(graph=graph, spec=spec, arch=arch, calibration=cal, calib_scores=calib_scores,
+                       onnx_bytes=onnx_bytes, parity=parity, mflop=mflop, info=info)
+
+
+def pack_vae(result: VAETraining, out: str | Path, *, k: int = 3, n: int = 5, name: str | None = None):  # type: ignore[no-untyped-def]
+    """Pack the ONNX scoring graph, score weights, band grouping and threshold into a bundle."""
+    from edgefault.export import pack_bundle
+
+    spec = result.spec
+    n_ch, n_bins = spectrum_shape(spec)
+    edges = band_edges_bins(spec, int(result.info.get("n_bands", 16)))
+    cal = result.calibration
+    g = result.graph
+    model = {
+        "kind": "vae", "task": "anomaly", "arch": result.arch, "input": "spectrum",
+        "representation": spec.blocks[0]["kind"],
+        "score": "recon_weight * mean squared standardised reconstruction error + kl_weight * KL / n_inputs",
+        "recon_weight": g.recon_weight, "kl_weight": g.kl_weight, "latent": int(result.info["latent"]),
+        "onnx": "vae", "input_shape": ["batch", n_ch, n_bins], "outputs": list(ScoringGraph.output_names),
+        "mflop_per_window": round(result.mflop, 4), "parity": result.parity,
+    }
+    training = {k2: v for k2, v in result.info.items()}
+    return pack_bundle(out, spec=spec, model=model, arrays={"band_edges": edges},
+                       onnx={"vae": result.onnx_bytes},
+                       thresholds={"threshold": cal.threshold, "clear_threshold": cal.clear_threshold, "k": k,
+                                   "n": n, "method": cal.method, "target_far": cal.target_far,
+                                   "calibration": cal.to_dict()},
+                       training=training, name=name)
