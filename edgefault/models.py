@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _core
 from .bundle import Bundle
-from .errors import BundleError
+from .errors import BundleError, MissingDependencyError
 
 
 @dataclass
@@ -45,8 +45,282 @@ class GaussianDeviceModel:
         return ScoreBatch(scores=scores, contrib=contrib)
 
 
+class VAEDeviceModel:
+    """VAE over per-channel spectra (bundle member ``models/<model.onnx>.onnx``), run in onnxruntime
+    with one thread, no spinning, sequential execution.
+
+    score = recon_weight * mean(err) + kl_weight * KL / n_inputs (weights from the bundle), where
+    ``err`` is the graph's squared standardised reconstruction error per (channel, input) and
+    KL = 0.5 * sum(mu^2 + exp(logvar) - 1 - logvar). ``contrib`` holds the reconstruction part
+    grouped by channel and frequency band (array ``band_edges``); the KL part is not attributed.
+    """
+
+    needs_features = True
+    needs_raw = False
+
+    def __init__(self, bundle: Bundle) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise MissingDependencyError("bundle kind 'vae' runs in onnxruntime, which is not installed: "
+                                         "`pip install onnxruntime`") from None
+        where = f"bundle {bundle.path or bundle.bundle_id}"
+        spec = bundle.spec
+        m = bundle.model
+        kinds = [b.get("kind") for b in spec.blocks]
+        if len(kinds) != 1 or kinds[0] not in ("band_energy", "log_power_spectrum"):
+            raise BundleError(f"{where}: a vae model needs one band_energy or log_power_spectrum feature "
+                              f"block, the spec has {kinds}")
+        n_ch, n_in = spec.n_channels, len(spec.per_channel_names)
+        member = str(m.get("onnx", "vae"))
+        if member not in bundle.onnx:
+            raise BundleError(f"{where}: model needs ONNX member models/{member}.onnx, bundle has "
+                              f"{sorted(bundle.onnx)}")
+        try:
+            self.recon_weight = float(m["recon_weight"])
+            self.kl_weight = float(m["kl_weight"])
+        except (KeyError, TypeError, ValueError):
+            raise BundleError(f"{where}: vae model needs numeric recon_weight and kl_weight, got "
+                              f"{m.get('recon_weight')!r} / {m.get('kl_weight')!r}") from None
+        if not (np.isfinite(self.recon_weight) and np.isfinite(self.kl_weight)
+                and self.recon_weight >= 0 and self.kl_weight >= 0):
+            raise BundleError(f"{where}: recon_weight / kl_weight must be finite and >= 0")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        so.log_severity_level = 3
+        try:
+            self._sess = ort.InferenceSession(bundle.onnx[member], sess_options=so,
+                                              providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise BundleError(f"{where}: ONNX member models/{member}.onnx cannot be loaded by onnxruntime "
+                              f"({type(e).__name__}: {str(e)[:300]})") from None
+        inputs = self._sess.get_inputs()
+        if len(inputs) != 1:
+            raise BundleError(f"{where}: the ONNX model has {len(inputs)} inputs, expected 1 (spectra)")
+        shape = list(inputs[0].shape)
+        if len(shape) != 3 or shape[1] != n_ch or shape[2] != n_in or isinstance(shape[0], int) and shape[0] != 1:
+            raise BundleError(f"{where}: the ONNX input {inputs[0].name!r} has shape {shape}, the feature spec "
+                              f"gives [batch, {n_ch}, {n_in}] (channels {list(spec.channels)}, {n_in} "
+                              f"{kinds[0]} values per channel)")
+        self._fixed_batch = isinstance(shape[0], int)
+        self._input = inputs[0].name
+        outs = {o.name for o in self._sess.get_outputs()}
+        if not {"err", "mu", "logvar"} <= outs:
+            raise BundleError(f"{where}: the ONNX model's outputs {sorted(outs)} lack err / mu / logvar")
+        edges = np.asarray(bundle.array("band_edges")).astype(np.int64).ravel()
+        if edges.size < 2 or edges[0] != 0 or edges[-1] != n_in or np.any(np.diff(edges) <= 0):
+            raise BundleError(f"{where}: band_edges must increase strictly from 0 to {n_in}, got {edges.tolist()[:8]}...")
+        self._edges = edges
+        self._identity = edges.size == n_in + 1
+        self._shape = (n_ch, n_in)
+        self._n_elem = float(n_ch * n_in)
+        if kinds[0] == "band_energy":
+            self.contrib_names = list(spec.feature_names)
+        else:
+            hz = spec.fs / spec.window
+            self.contrib_names = [f"{c}.band{g:02d}_{edges[g] * hz:.0f}_{edges[g + 1] * hz:.0f}Hz"
+                                  for c in spec.channels for g in range(edges.size - 1)]
+        self._outputs = ["err", "mu", "logvar"]
+
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
+        if not self._fixed_batch:
+            return self._sess.run(self._outputs, {self._input: x})  # type: ignore[no-any-return]
+        parts = [self._sess.run(self._outputs, {self._input: x[i:i + 1]}) for i in range(x.shape[0])]
+        return [np.concatenate([p[j] for p in parts]) for j in range(3)]
+
+    def score(self, features: np.ndarray, raw: np.ndarray | None) -> ScoreBatch:
+        m = features.shape[0]
+        x = np.ascontiguousarray(features, dtype=np.float32).reshape(m, *self._shape)
+        ok = np.isfinite(x).all(axis=(1, 2))
+        if not ok.all():
+            x = np.where(ok[:, None, None], x, np.float32(0))
+        err, mu, logvar = self._run(x)
+        kl = 0.5 * (mu.astype(np.float64) ** 2 + np.exp(logvar.astype(np.float64)) - 1.0 - logvar).sum(axis=1)
+        w = self.recon_weight / self._n_elem
+        if self._identity:
+            contrib = err.reshape(m, -1).astype(np.float64) * w
+        else:
+            contrib = np.add.reduceat(err.astype(np.float64), self._edges[:-1], axis=2).reshape(m, -1) * w
+        scores = contrib.sum(axis=1) + self.kl_weight * kl / self._n_elem
+        scores[~ok] = np.nan
+        return ScoreBatch(scores=scores.astype(np.float32), contrib=contrib.astype(np.float32))
+
+
+# -- SFDSC: structured Fisher dictionary + tree-structured sparse coding + quadratic SVM ------------
+def sfdsc_tree_codes(X: np.ndarray, dictionary: np.ndarray, tree: tuple[np.ndarray, np.ndarray, np.ndarray],
+                     alpha: float, max_iter: int, tol: float) -> np.ndarray:
+    """Codes (m, n_atoms) of rows of X over ``dictionary`` (n_atoms, d) with the tree norm given
+    as (parent, atom_node, weight)."""
+    from .faulttree import groups_from_index_tree, tree_fista
+
+    groups, weights = groups_from_index_tree(*tree)
+    return tree_fista(X, dictionary, groups, weights, alpha, max_iter=max_iter, tol=tol)
+
+
+def sfdsc_signal_matrix(features: np.ndarray, raw: np.ndarray | None, n_channels: int) -> np.ndarray:
+    """Rows [mean_c, std_c for each channel | per-channel centred unit-norm representations /
+    sqrt(n_channels)] from features laid out per channel as [mean, std, representation...], the
+    representation being the raw window (m, n_channels, window) when ``raw`` is given."""
+    m = features.shape[0]
+    f = np.asarray(features, dtype=np.float64).reshape(m, n_channels, -1)
+    extra = f[:, :, :2].reshape(m, -1)
+    rep = np.asarray(raw, dtype=np.float64) if raw is not None else f[:, :, 2:]
+    rep = rep - rep.mean(axis=2, keepdims=True)
+    nrm = np.linalg.norm(rep, axis=2, keepdims=True)
+    rep = np.divide(rep, nrm, out=np.zeros_like(rep), where=nrm > 0) / np.sqrt(n_channels)
+    return np.concatenate([extra, rep.reshape(m, -1)], axis=1)
+
+
+def sfdsc_features(X: np.ndarray, n_passthrough: int, dictionary: np.ndarray, atom_class: np.ndarray,
+                   tree: tuple[np.ndarray, np.ndarray, np.ndarray], alpha: float, max_iter: int,
+                   tol: float) -> np.ndarray:
+    """SVM inputs per row of X = [passthrough (n_passthrough) | signal (d)]: per-class squared
+    residuals ||x - a^i D_i||^2 and activations ||a^i||_2 of the tree-sparse code a of the
+    centred, unit-norm signal x, then the passthrough columns (the window's mean and standard
+    deviation), or with n_passthrough = 0 the signal row's own mean and standard deviation."""
+    X = np.asarray(X, dtype=np.float64)
+    S = X[:, n_passthrough:]
+    extra = X[:, :n_passthrough] if n_passthrough else np.stack([S.mean(axis=1), S.std(axis=1)], axis=1)
+    S = S - S.mean(axis=1, keepdims=True)
+    nrm = np.linalg.norm(S, axis=1, keepdims=True)
+    S = np.divide(S, nrm, out=np.zeros_like(S), where=nrm > 0)
+    codes = sfdsc_tree_codes(S, dictionary, tree, alpha, max_iter, tol)
+    n_cls = int(atom_class.max()) + 1
+    res = np.empty((X.shape[0], n_cls))
+    act = np.empty((X.shape[0], n_cls))
+    for i in range(n_cls):
+        b = atom_class == i
+        res[:, i] = np.sum((S - codes[:, b] @ dictionary[b]) ** 2, axis=1)
+        act[:, i] = np.linalg.norm(codes[:, b], axis=1)
+    return np.concatenate([res, act, extra], axis=1)
+
+
+def svm_ovo_decision(Z: np.ndarray, support_vectors: np.ndarray, dual_coef: np.ndarray, intercept: np.ndarray,
+                     n_support: np.ndarray, gamma: float, coef0: float, degree: int) -> np.ndarray:
+    """One-vs-one decision values (m, c(c-1)/2) of a polynomial-kernel SVM stored like
+    scikit-learn's SVC (pairs (i, j), i < j, in order; positive means class i)."""
+    K = (gamma * (np.asarray(Z, dtype=np.float64) @ support_vectors.T) + coef0) ** degree
+    starts = np.concatenate([[0], np.cumsum(n_support)])
+    c = n_support.size
+    out = np.empty((K.shape[0], c * (c - 1) // 2))
+    p = 0
+    for i in range(c):
+        si = slice(starts[i], starts[i + 1])
+        for j in range(i + 1, c):
+            sj = slice(starts[j], starts[j + 1])
+            out[:, p] = K[:, si] @ dual_coef[j - 1, si] + K[:, sj] @ dual_coef[i, sj] + intercept[p]
+            p += 1
+    return out
+
+
+def ovr_from_ovo(dec: np.ndarray, n_classes: int) -> np.ndarray:
+    """scikit-learn's one-vs-rest shape of OvO decisions: votes plus confidences squashed into
+    (-1/3, 1/3), so the argmax is the vote winner, ties broken by confidence."""
+    m = dec.shape[0]
+    votes = np.zeros((m, n_classes))
+    conf = np.zeros((m, n_classes))
+    p = 0
+    for i in range(n_classes):
+        for j in range(i + 1, n_classes):
+            votes[:, i] += dec[:, p] > 0
+            votes[:, j] += dec[:, p] <= 0
+            conf[:, i] += dec[:, p]
+            conf[:, j] -= dec[:, p]
+            p += 1
+    return votes + conf / (3.0 * (np.abs(conf) + 1.0))
+
+
+def softmax_rows(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class SFDSCDeviceModel:
+    """SFDSC classifier: per channel, the window's mean and std (time_stats) and a signal
+    representation (a spectral feature block, or the raw window when ``model.input == "raw"``);
+    tree-structured sparse codes over the bundle's dictionary; per-class residuals and
+    activations plus mean/std, standardised, into a quadratic-kernel SVM evaluated in numpy.
+
+    proba = softmax(temperature * one-vs-rest decision) (votes + confidences, see
+    :func:`ovr_from_ovo`); score = 1 - P(normal label) when the model has one, else
+    1 - max proba.
+    """
+
+    needs_features = True
+
+    def __init__(self, bundle: Bundle) -> None:
+        m = bundle.model
+        where = f"bundle {bundle.path or bundle.bundle_id}"
+        try:
+            self.needs_raw = m["input"] == "raw"
+            self.alpha, self.max_iter, self.tol = float(m["alpha"]), int(m["max_iter"]), float(m["tol"])
+            self.gamma, self.coef0, self.degree = float(m["gamma"]), float(m["coef0"]), int(m["degree"])
+            self.temperature = float(m["temperature"])
+            normal = m.get("normal_label")
+        except (KeyError, TypeError, ValueError) as e:
+            raise BundleError(f"{where}: sfdsc model entry is incomplete or malformed ({e!r})") from None
+        a = {k: bundle.array(k) for k in ("dictionary", "atom_class", "tree_parent", "tree_atom_node",
+                                           "tree_weight", "feature_mean", "feature_scale", "support_vectors",
+                                           "dual_coef", "intercept", "n_support")}
+        self.labels = bundle.labels or []
+        c = len(self.labels)
+        spec = bundle.spec
+        self.n_ch = spec.n_channels
+        per = len(spec.per_channel_names)
+        if spec.per_channel_names[:2] != ("mean", "std") or (not self.needs_raw and per < 3):
+            raise BundleError(f"{where}: sfdsc needs features [mean, std, representation...] per channel, "
+                              f"got {list(spec.per_channel_names[:4])}")
+        self.per = per
+        d = self.n_ch * (spec.window if self.needs_raw else per - 2)
+        D = a["dictionary"].astype(np.float64)
+        if D.ndim != 2 or D.shape[1] != d or a["atom_class"].shape != (D.shape[0],) or c < 2 \
+                or a["n_support"].shape != (c,) or a["dual_coef"].shape[0] != c - 1:
+            raise BundleError(f"{where}: sfdsc arrays do not fit: dictionary {D.shape} for signal length {d}, "
+                              f"{c} labels, n_support {a['n_support'].shape}, dual_coef {a['dual_coef'].shape}")
+        self.D = D
+        self.atom_class = a["atom_class"].astype(np.int64)
+        self.tree = (a["tree_parent"], a["tree_atom_node"], a["tree_weight"])
+        from .faulttree import groups_from_index_tree
+
+        try:
+            groups_from_index_tree(*self.tree)
+        except Exception as e:
+            raise BundleError(f"{where}: {e}") from None
+        self.fmean, self.fscale = a["feature_mean"].astype(np.float64), a["feature_scale"].astype(np.float64)
+        self.sv, self.dual = a["support_vectors"].astype(np.float64), a["dual_coef"].astype(np.float64)
+        self.intercept, self.n_support = a["intercept"].astype(np.float64), a["n_support"].astype(np.int64)
+        self.normal_index = self.labels.index(normal) if normal in self.labels else None
+        self.contrib_names: list[str] = []
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        F = sfdsc_features(X, 2 * self.n_ch, self.D, self.atom_class, self.tree, self.alpha, self.max_iter, self.tol)
+        Z = (F - self.fmean) / self.fscale
+        dec = svm_ovo_decision(Z, self.sv, self.dual, self.intercept, self.n_support, self.gamma, self.coef0,
+                               self.degree)
+        return softmax_rows(self.temperature * ovr_from_ovo(dec, self.n_support.size))
+
+    def score(self, features: np.ndarray, raw: np.ndarray | None) -> ScoreBatch:
+        m = features.shape[0]
+        X = sfdsc_signal_matrix(features, raw if self.needs_raw else None, self.n_ch)
+        ok = np.isfinite(X).all(axis=1)
+        proba = np.full((m, len(self.labels)), np.nan)
+        if ok.any():
+            proba[ok] = self.predict_proba(X[ok])
+        if self.normal_index is not None:
+            scores = 1.0 - proba[:, self.normal_index]
+        else:
+            scores = 1.0 - proba.max(axis=1)
+        return ScoreBatch(scores=scores.astype(np.float32), proba=proba.astype(np.float32))
+
+
 MODEL_KINDS: dict[str, Callable[[Bundle], object]] = {
     "gaussian": GaussianDeviceModel,
+    "vae": VAEDeviceModel,
 }
 
 
