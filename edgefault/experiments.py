@@ -23,7 +23,11 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True, help="CSV with path,label[,fs,channels,group columns]")
     p.add_argument("--root", help="folder that relative manifest paths are relative to")
     p.add_argument("--task", default="anomaly", choices=["anomaly"], help="what to evaluate")
-    p.add_argument("--method", default="gaussian", choices=["gaussian"])
+    p.add_argument("--method", default="gaussian", choices=["gaussian", "vae"],
+                   help="vae also runs the gaussian on the same blocks, reported under 'gaussian'")
+    p.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae architecture")
+    p.add_argument("--epochs", type=int, default=200, help="vae: maximum epochs (early stopping)")
+    p.add_argument("--seed", type=int, default=0, help="vae: random seed")
     p.add_argument("--protocol", default="split", choices=["split", "cross-group", "logo"],
                    help="split: chronological blocks of each recording; cross-group: train on "
                         "--train-groups, test on --test-groups; logo: leave one group out")
@@ -71,6 +75,37 @@ class _Data:
         return self._cache[i]
 
 
+def _top_channels(rt: Any, x: np.ndarray) -> list[str]:
+    """Top channel of ``contrib`` for every anomalous valid window of one block."""
+    rt.reset()
+    out = []
+    data = x if x.shape[1] > 1 else x[:, 0]
+    for s in range(0, data.shape[0], 4096):
+        for e in rt.push(data[s:s + 4096]):
+            if e.valid and e.anomaly:
+                ch = e.contrib.get("channel", {})
+                if ch:
+                    out.append(max(ch, key=ch.get))
+    return out
+
+
+def _train_vae_bundle(data: _Data, train_recs: list[Any], calib_frac: float, args: argparse.Namespace,
+                      out: Path) -> tuple[Any, float, str, int, int, dict[str, Any]]:
+    from .train.vae import pack_vae, train_vae, vae_spec
+
+    hop = args.hop or args.window // 2
+    spec = vae_spec(data.fs, data.channels, window=args.window, hop=hop)
+    res = train_vae(train_recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed,
+                    target_far=args.target_far, calib_fraction=calib_frac, val_fraction=0.2)
+    bundle = pack_vae(res, out, k=args.k, n=args.n)
+    extra = {"vae": {k: res.info[k] for k in ("arch", "epochs_run", "best_epoch", "stopped", "train_seconds",
+                                              "n_fit_windows", "n_val_windows", "n_parameters")},
+             "mflop_per_window": bundle.model["mflop_per_window"],
+             "onnx_score_max_rel_diff": res.parity["score_max_rel_diff"]}
+    return (bundle, res.calibration.threshold, res.calibration.method, res.info["n_fit_windows"],
+            res.info["n_calib_windows"], extra)
+
+
 def _score_block(rt: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stream one contiguous block through a fresh runtime state; (scores, anomaly, alarm)."""
     rt.reset()
@@ -112,9 +147,16 @@ def _run_fold(data: _Data, train_idx: list[int], test_healthy_full: list[int], t
     for i in test_healthy_full:
         healthy_test_blocks.append((i, 0, data.signal(i).shape[0]))
     calib_frac = fractions[1] / (fractions[0] + fractions[1])
-    result = train_gaussian(train_recs, spec, target_far=args.target_far, calib_fraction=calib_frac)
+    extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = pack_gaussian(result, Path(tmp) / "eval.efb", k=args.k, n=args.n)
+        if args.method == "vae":
+            bundle, thr, cal_method, n_train, n_calib, extra = _train_vae_bundle(
+                data, train_recs, calib_frac, args, Path(tmp) / "eval.efb")
+        else:
+            result = train_gaussian(train_recs, spec, target_far=args.target_far, calib_fraction=calib_frac)
+            bundle = pack_gaussian(result, Path(tmp) / "eval.efb", k=args.k, n=args.n)
+            thr, cal_method = result.calibration.threshold, result.calibration.method
+            n_train, n_calib = result.info["n_train_windows"], result.info["n_calib_windows"]
         rt = Runtime(bundle)
     neg_scores, neg_anom, neg_alarm = [], [], []
     for i, s, e in healthy_test_blocks:
@@ -133,7 +175,6 @@ def _run_fold(data: _Data, train_idx: list[int], test_healthy_full: list[int], t
     if not pos_by_row:
         raise InputError("no fault recordings in the test set")
     pos = np.concatenate(list(pos_by_row.values()))
-    thr = result.calibration.threshold
     y_true = np.r_[np.zeros(neg.size, dtype=int), np.ones(pos.size, dtype=int)]
     y_score = np.r_[neg, pos]
     y_pred = (y_score > thr).astype(int)
@@ -155,8 +196,8 @@ def _run_fold(data: _Data, train_idx: list[int], test_healthy_full: list[int], t
         "accuracy": accuracy(lab[y_true], lab[y_pred]),
         "macro_f1": macro_f1(lab[y_true], lab[y_pred]),
         "confusion": {"labels": list(labels), "matrix": np.asarray(cm).tolist()},
-        "threshold": thr, "calibration": result.calibration.method,
-        "n_train_windows": result.info["n_train_windows"], "n_calib_windows": result.info["n_calib_windows"],
+        "threshold": thr, "calibration": cal_method,
+        "n_train_windows": n_train, "n_calib_windows": n_calib,
         "detection_rate_by_label": {k: float(np.mean(v)) for k, v in sorted(per_label.items())},
         f"by_{args.group}": {
             g: {"auroc": auroc(np.r_[np.zeros(neg.size), np.ones(sum(len(a) for a in d["pos"]))],
@@ -166,7 +207,20 @@ def _run_fold(data: _Data, train_idx: list[int], test_healthy_full: list[int], t
         "healthy_blocks": blocks_desc,
         "healthy_test_blocks": [{"file": data.rows[i].path.name, "start": int(s), "stop": int(e)}
                                 for i, s, e in healthy_test_blocks],
+        **extra,
     }
+    if args.method == "vae":
+        # Root cause: for drive-end faults the top channel of contrib should be the drive end.
+        if len(data.channels) > 1 and "DE" in data.channels:
+            tops = [c for i in test_fault if str(data.rows[i].groups.get("fault_end", "")).startswith("drive")
+                    for c in _top_channels(rt, data.signal(i))]
+            report["top_channel_is_DE_for_drive_end_faults"] = float(np.mean([c == "DE" for c in tops])) \
+                if tops else None
+            report["n_alarmed_drive_end_windows"] = len(tops)
+        base = argparse.Namespace(**{**vars(args), "method": "gaussian"})
+        g = _run_fold(data, train_idx, test_healthy_full, test_fault, fractions, base, healthy_test_from_train)
+        report["gaussian"] = {k: g[k] for k in ("auroc", "false_alarm_rate", "false_alarm_rate_debounced",
+                                                "detection_rate", "threshold", "calibration")}
     return report
 
 
