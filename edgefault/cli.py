@@ -51,8 +51,13 @@ def _healthy_sources(args: argparse.Namespace) -> list[tuple[Path, float | None,
 def cmd_train(args: argparse.Namespace) -> int:
     if args.task != "anomaly":
         raise InputError(f"train {args.task}: only 'anomaly' is available in this version")
-    if args.method != "gaussian":
-        raise InputError(f"train anomaly --method {args.method}: available methods: gaussian")
+    if args.method not in ("gaussian", "vae"):
+        raise InputError(f"train anomaly --method {args.method}: available methods: gaussian, vae")
+    if args.method == "vae":
+        if args.input != "spectrum":
+            raise InputError(f"train anomaly --method vae --input {args.input}: only 'spectrum' (per-channel "
+                             f"band energies from the feature pipeline) is implemented in this version")
+        import edgefault.train.vae  # noqa: F401  (fails early with MissingDependencyError naming the install)
     from .readers import read_recording
     from .spec import FeatureSpec
     from .train.anomaly import pack_gaussian, train_gaussian
@@ -70,6 +75,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             channels = list(rec.channels)
         recs.append(rec)
     assert fs is not None
+    if args.method == "vae":
+        return _train_vae(args, recs, fs, channels or list(recs[0].channels))
     spec = FeatureSpec.for_anomaly(fs, channels or recs[0].channels, window=args.window,
                                    hop=args.hop or args.window // 2, n_bands=args.bands)
     result = train_gaussian(recs, spec, target_far=args.target_far, calib_fraction=args.calib_fraction,
@@ -80,6 +87,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         "out": str(args.out), "bundle_id": bundle.bundle_id, "fs": spec.fs, "channels": list(spec.channels),
         "window": spec.window, "hop": spec.hop, "n_features": spec.feature_dim,
         "n_train_windows": result.info["n_train_windows"], "n_calib_windows": result.info["n_calib_windows"],
+        "threshold": cal.threshold, "calibration": cal.method, "target_far": cal.target_far,
+        "far_on_calibration": cal.far_on_calibration,
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _train_vae(args: argparse.Namespace, recs: list[Any], fs: float, channels: list[str]) -> int:
+    from .train.vae import pack_vae, train_vae, vae_spec
+
+    spec = vae_spec(fs, channels, window=args.window, hop=args.hop or args.window // 2)
+    result = train_vae(recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed,
+                       target_far=args.target_far, calibration=args.calibration,
+                       calib_fraction=args.calib_fraction, progress=sys.stderr.isatty())
+    bundle = pack_vae(result, args.out, k=args.k, n=args.n, name=args.name)
+    cal = result.calibration
+    info = result.info
+    summary = {
+        "out": str(args.out), "bundle_id": bundle.bundle_id, "method": "vae", "arch": result.arch,
+        "fs": spec.fs, "channels": list(spec.channels), "window": spec.window, "hop": spec.hop,
+        "n_inputs": spec.feature_dim, "n_fit_windows": info["n_fit_windows"],
+        "n_val_windows": info["n_val_windows"], "n_calib_windows": info["n_calib_windows"],
+        "epochs_run": info["epochs_run"], "best_epoch": info["best_epoch"], "stopped": info["stopped"],
+        "train_seconds": info["train_seconds"], "mflop_per_window": bundle.model["mflop_per_window"],
+        "onnx_score_max_rel_diff": result.parity["score_max_rel_diff"],
         "threshold": cal.threshold, "calibration": cal.method, "target_far": cal.target_far,
         "far_on_calibration": cal.far_on_calibration,
     }
@@ -163,7 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and pack a bundle")
     t.add_argument("task", choices=["anomaly", "classify"], help="what the model does")
     t.add_argument("files", nargs="*", help="healthy recordings (instead of --manifest)")
-    t.add_argument("--method", default="gaussian", help="anomaly: gaussian (default)")
+    t.add_argument("--method", default="gaussian", help="anomaly: gaussian (default) or vae (needs torch)")
+    t.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae: network (default cnn)")
+    t.add_argument("--input", default="spectrum", choices=["spectrum", "waveform"],
+                   help="vae: model input (default spectrum: per-channel band energies in dB)")
+    t.add_argument("--epochs", type=int, default=200, help="vae: maximum epochs, early stopping on a later "
+                                                           "validation block (default 200)")
+    t.add_argument("--seed", type=int, default=0, help="vae: random seed (default 0)")
     t.add_argument("--manifest", help="CSV with path,label[,fs,channels,...]; healthy rows are used")
     t.add_argument("--root", help="folder that relative manifest paths are relative to")
     t.add_argument("--healthy-label", nargs="+", default=list(HEALTHY_LABELS),
