@@ -1,0 +1,246 @@
+"""VAE anomaly model: training, ONNX export and parity, device scoring through Runtime, bad bundles.
+
+Skipped with a reason when torch / onnx / onnxscript are not installed (the `[train]` extra)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the VAE tests need torch (pip install torch==2.13.0, CPU build)")
+onnx = pytest.importorskip("onnx", reason="the VAE tests need onnx (pip install onnx)")
+pytest.importorskip("onnxscript", reason="the VAE ONNX export needs onnxscript (pip install onnxscript)")
+ort = pytest.importorskip("onnxruntime", reason="the VAE device model needs onnxruntime")
+
+from conftest import noise_recording  # noqa: E402
+from edgefault.bundle import load_bundle  # noqa: E402
+from edgefault.errors import BundleError, InputError, MissingDependencyError  # noqa: E402
+from edgefault.export import pack_bundle  # noqa: E402
+from edgefault.runtime import Runtime  # noqa: E402
+from edgefault.train.vae import band_edges_bins, pack_vae, train_vae, vae_spec  # noqa: E402
+
+
+def _faulty(rec, gain: float = 3.0):  # type: ignore[no-untyped-def]
+    """Channel 'a' gets a strong extra tone at 1100 Hz: a fault on channel a only."""
+    x = rec.data.copy()
+    t = np.arange(x.shape[0]) / rec.fs
+    x[:, 0] += gain * np.sin(2 * np.pi * 1100 * t).astype(np.float32)
+    return x
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    rec = noise_recording(seconds=12.0, seed=3)
+    spec = vae_spec(rec.fs, rec.channels, window=256, hop=128, n_bands=32)
+    res = train_vae([rec], spec, epochs=15, seed=1, target_far=0.02)
+    path = tmp_path_factory.mktemp("vae") / "vae.efb"
+    bundle = pack_vae(res, path, k=2, n=3)
+    return res, bundle, path, spec
+
+
+def _session_outputs(onnx_bytes: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
+    s = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    names = [o.name for o in s.get_outputs()]
+    return dict(zip(names, s.run(names, {s.get_inputs()[0].name: x})))
+
+
+def test_bundle_manifest_and_checked_onnx(trained) -> None:  # type: ignore[no-untyped-def]
+    res, bundle, path, spec = trained
+    m = bundle.model
+    assert m["kind"] == "vae" and m["arch"] == "cnn" and m["input_shape"] == ["batch", 2, 32]
+    assert 0.001 < m["mflop_per_window"] < 5.0
+    assert m["parity"]["score_max_rel_diff"] <= 1e-4
+    model = onnx.load_from_string(bundle.onnx["vae"])
+    onnx.checker.check_model(model, full_check=True)
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial"}
+    assert [o.name for o in model.graph.output] == ["score", "err", "recon", "mu", "logvar"]
+    assert res.info["stopped"] in ("early_stopping", "max_epochs")
+    assert res.info["fit_far_at_threshold"] < 0.2
+    # leak safety: fit < val < calib in time, a window apart
+    b = {d["block"]: (d["start"], d["stop"]) for d in res.info["blocks"]}
+    assert b["fit"][1] + spec.window <= b["val"][0] and b["val"][1] + spec.window <= b["calib"][0]
+
+
+def test_onnx_matches_torch_on_healthy_and_fault_inputs(trained) -> None:  # type: ignore[no-untyped-def]
+    res, bundle, _, spec = trained
+    rec = noise_recording(seconds=3.0, seed=9)
+    feats = np.concatenate([spec.transform(rec.data)[0], spec.transform(_faulty(rec))[0]])
+    x = feats.reshape(-1, 2, 32).astype(np.float32)
+    got = _session_outputs(bundle.onnx["vae"], x)
+    with torch.no_grad():
+        ref = [t.numpy() for t in res.graph(torch.from_numpy(x))]
+    rel = np.max(np.abs(got["score"] - ref[0]) / np.abs(ref[0]))
+    assert rel <= 1e-4
+    np.testing.assert_allclose(got["mu"], ref[3], rtol=1e-4, atol=1e-4)
+    # independent recomputation of the score from the graph's outputs
+    z = (x - res.graph.norm.mean.numpy()) * res.graph.norm.inv_scale.numpy()
+    err = (got["recon"] - z) ** 2
+    np.testing.assert_allclose(got["err"], err, rtol=1e-4, atol=1e-5)
+    kl = 0.5 * np.sum(got["mu"] ** 2 + np.exp(got["logvar"]) - 1 - got["logvar"], axis=1)
+    np.testing.assert_allclose(got["score"], err.mean(axis=(1, 2)) + res.graph.kl_weight * kl / 64, rtol=1e-4)
+
+
+def test_runtime_scores_contrib_and_root_cause(trained) -> None:  # type: ignore[no-untyped-def]
+    res, bundle, path, spec = trained
+    rt = Runtime(path)
+    later = noise_recording(seconds=4.0, seed=11)
+    healthy = [e for e in rt.push(later.data) if e.valid]
+    rt.reset()
+    fault = [e for e in rt.push(_faulty(later)) if e.valid]
+    hs = np.array([e.score for e in healthy])
+    fs = np.array([e.score for e in fault])
+    assert fs.min() > hs.max()
+    assert np.mean(hs > rt.threshold) < 0.1 and np.all(fs > rt.threshold)
+    for e in fault:
+        c = e.contrib
+        assert max(c["channel"], key=c["channel"].get) == "a"
+        top_band = next(iter(c["band"]))
+        lo, hi = [float(v.removesuffix("Hz")) for v in top_band.split("_")[1:3]]
+        assert top_band.startswith("a.band") and lo - 70 <= 1100 <= hi + 70
+    # device score = contrib (reconstruction part) + KL part, against the ONNX outputs directly
+    feats = spec.transform(later.data)[0]
+    batch = rt.model.score(feats, None)
+    out = _session_outputs(bundle.onnx["vae"], feats.reshape(-1, 2, 32))
+    np.testing.assert_allclose(batch.scores, out["score"], rtol=1e-5)
+    np.testing.assert_allclose(batch.contrib.sum(axis=1), out["err"].mean(axis=(1, 2)), rtol=1e-5)
+
+
+def test_nan_input_gives_invalid_event_not_a_crash(trained) -> None:  # type: ignore[no-untyped-def]
+    _, _, path, _ = trained
+    rt = Runtime(path)
+    x = noise_recording(seconds=1.0, seed=5).data.copy()
+    x[600, 1] = np.nan
+    ev = rt.push(x)
+    bad = [e for e in ev if not e.valid]
+    assert bad and all(e.score is None and e.flags == ("nonfinite_input",) for e in bad)
+    assert any(e.valid for e in ev)
+
+
+def test_deterministic_with_seed(trained) -> None:  # type: ignore[no-untyped-def]
+    res, _, _, spec = trained
+    rec = noise_recording(seconds=12.0, seed=3)
+    a = train_vae([rec], spec, epochs=8, seed=1, target_far=0.02, export=False)
+    b = train_vae([rec], spec, epochs=8, seed=1, target_far=0.02, export=False)
+    c = train_vae([rec], spec, epochs=8, seed=2, target_far=0.02, export=False)
+    np.testing.assert_array_equal(a.calib_scores, b.calib_scores)
+    assert not np.array_equal(a.calib_scores, c.calib_scores)
+    for k, v in a.graph.state_dict().items():
+        assert torch.equal(v, b.graph.state_dict()[k]), k
+
+
+def test_transformer_variant_exports_with_parity(tmp_path: Path) -> None:
+    rec = noise_recording(seconds=6.0, seed=4)
+    spec = vae_spec(rec.fs, rec.channels, window=256, hop=128, n_bands=32)
+    res = train_vae([rec], spec, arch="transformer", epochs=3, seed=0, target_far=0.05)
+    assert res.parity["score_max_rel_diff"] <= 1e-4
+    b = pack_vae(res, tmp_path / "t.efb")
+    assert b.model["arch"] == "transformer"
+    ev = Runtime(b).push(rec.data[:2048])
+    assert ev and all(e.valid for e in ev)
+
+
+def test_lps_input_groups_bins_into_bands(tmp_path: Path) -> None:
+    rec = noise_recording(seconds=6.0, seed=4)
+    spec = vae_spec(rec.fs, rec.channels, window=256, hop=128, representation="lps")
+    edges = band_edges_bins(spec, 16)
+    assert edges[0] == 0 and edges[-1] == 129 and np.all(np.diff(edges) > 0)
+    res = train_vae([rec], spec, epochs=2, seed=0, target_far=0.05)
+    rt = Runtime(pack_vae(res, tmp_path / "l.efb"))
+    assert len(rt.model.contrib_names) == 2 * (edges.size - 1)
+    e = rt.push(_faulty(rec)[:4096])[-1]
+    assert set(e.contrib["channel"]) == {"a", "b"} and all(".band" in k for k in e.contrib["band"])
+
+
+# -- bad bundles ----------------------------------------------------------------------------------
+def _repack(bundle, tmp_path: Path, **over):  # type: ignore[no-untyped-def]
+    kw = dict(spec=bundle.spec, model=bundle.model, arrays=bundle.arrays, onnx=bundle.onnx,
+              thresholds=bundle.thresholds)
+    kw.update(over)
+    return pack_bundle(tmp_path / "bad.efb", **kw)
+
+
+def test_onnx_shape_mismatch_is_a_bundle_error(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, bundle, _, spec = trained
+    one_channel = vae_spec(spec.fs, ["a"], window=256, hop=128, n_bands=32)
+    with pytest.raises(BundleError, match=r"shape .*\[batch, 1, 32\]"):
+        Runtime(_repack(bundle, tmp_path, spec=one_channel))
+    other_bands = vae_spec(spec.fs, ["a", "b"], window=256, hop=128, n_bands=16)
+    with pytest.raises(BundleError, match="shape"):
+        Runtime(_repack(bundle, tmp_path, spec=other_bands))
+    wrong_kind = type(spec)(fs=spec.fs, window=256, hop=128, channels=("a", "b"), blocks=({"kind": "time_stats"},))
+    with pytest.raises(BundleError, match="band_energy or log_power_spectrum"):
+        Runtime(_repack(bundle, tmp_path, spec=wrong_kind))
+
+
+def test_broken_onnx_and_missing_members_are_bundle_errors(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, bundle, _, _ = trained
+    with pytest.raises(BundleError, match="cannot be loaded by onnxruntime"):
+        Runtime(_repack(bundle, tmp_path, onnx={"vae": b"not an onnx model"}))
+    with pytest.raises(BundleError, match="models/vae.onnx"):
+        Runtime(_repack(bundle, tmp_path, onnx={}))
+    with pytest.raises(BundleError, match="band_edges"):
+        Runtime(_repack(bundle, tmp_path, arrays={"band_edges": np.array([0, 5, 3, 32])}))
+    with pytest.raises(BundleError, match="kl_weight"):
+        Runtime(_repack(bundle, tmp_path, model={**bundle.model, "kl_weight": "x"}))
+
+
+def test_missing_onnxruntime_names_the_install(trained, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    _, _, path, _ = trained
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingDependencyError, match="pip install onnxruntime"):
+        Runtime(path)
+
+
+def test_train_rejects_bad_arguments() -> None:
+    rec = noise_recording(seconds=6.0, seed=4)
+    spec = vae_spec(rec.fs, rec.channels, window=256, hop=128, n_bands=32)
+    with pytest.raises(InputError, match="architecture"):
+        train_vae([rec], spec, arch="rnn")
+    with pytest.raises(InputError, match="channels"):
+        train_vae([rec], vae_spec(rec.fs, ["a"], window=256, hop=128, n_bands=32), epochs=1)
+    with pytest.raises(InputError, match="exactly one block"):
+        train_vae([rec], type(spec)(fs=rec.fs, window=256, hop=128, channels=("a", "b"),
+                                    blocks=({"kind": "spectral_shape"},)), epochs=1)
+    with pytest.raises(InputError, match="no healthy recordings"):
+        train_vae([], spec)
+
+
+def test_cli_train_vae_and_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgefault.cli import main
+
+    rec = noise_recording(seconds=12.0, seed=6)
+    f = tmp_path / "h.npz"
+    np.savez(f, data=rec.data, fs=np.float64(rec.fs), channels=np.array(rec.channels))
+    out = tmp_path / "v.efb"
+    assert main(["train", "anomaly", "--method", "vae", str(f), "--window", "256", "--epochs", "5",
+                 "--seed", "2", "--target-far", "0.05", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == "vae" and summary["epochs_run"] <= 5 and summary["onnx_score_max_rel_diff"] <= 1e-4
+    assert load_bundle(out).model["kind"] == "vae"
+    assert main(["score", str(out), str(f)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and set(lines[0]["contrib"]) == {"channel", "feature", "band"}
+    assert main(["train", "anomaly", "--method", "vae", "--input", "waveform", str(f), "--out", str(out)]) == 2
+    assert "only 'spectrum'" in capsys.readouterr().err
+
+
+@pytest.mark.data
+def test_vae_cwru_eval_against_gaussian(shared_data: Path, tmp_path: Path) -> None:
+    """Real data: VAE on DE+FE band spectra, healthy-vs-fault over every fault recording at every
+    load, leak-safe split; the Gaussian baseline runs on the same blocks."""
+    from edgefault.cli import main
+
+    out = tmp_path / "r.json"
+    assert main(["eval", "--method", "vae", "--manifest", str(shared_data / "cwru" / "manifest.csv"),
+                 "--fs", "12000", "--channels", "DE,FE", "--hop", "128", "--epochs", "60",
+                 "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["result"]
+    assert r["auroc"] >= 0.995
+    assert r["false_alarm_rate"] <= 0.02 and r["n_healthy_test_windows"] >= 100
+    assert set(r["by_load_hp"]) == {"0", "1", "2", "3"}
+    assert r["gaussian"]["auroc"] >= 0.99
+    assert r["onnx_score_max_rel_diff"] <= 1e-4
