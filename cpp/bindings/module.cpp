@@ -6,6 +6,7 @@ namespace py = pybind11;
 void register_fft(py::module_& m);
 void register_features(py::module_& m);
 void register_stream(py::module_& m);
+void register_sparse(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "edgefault C++ core: framer, FFT, feature kernels, scoring and alarm state";
@@ -13,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   register_fft(m);
   register_features(m);
   register_stream(m);
+  register_sparse(m);
 }
