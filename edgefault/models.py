@@ -321,6 +321,7 @@ class SFDSCDeviceModel:
 MODEL_KINDS: dict[str, Callable[[Bundle], object]] = {
     "gaussian": GaussianDeviceModel,
     "vae": VAEDeviceModel,
+    "sfdsc": SFDSCDeviceModel,
 }
 
 

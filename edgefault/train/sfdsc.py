@@ -1,0 +1,265 @@
+"""SFDSC: structured Fisher discrimination dictionary + tree-structured sparse coding + SVM.
+
+:class:`SFDSCClassifier` is the scikit-learn style estimator: rows of X are
+``[passthrough columns | signal]`` (``n_passthrough`` = 0: the whole row is the signal, and its
+own mean and standard deviation are used). The signal is centred and scaled to unit norm, a
+:class:`~edgefault.train.fisher_dl.FisherDictionaryLearning` dictionary is learned on it, and
+every row is described by per-class group residuals ``||x - a^i D_i||^2`` and activations
+``||a^i||_2`` of its tree-sparse code, plus the passthrough / mean / std columns; those
+(standardised) go into an SVM with a quadratic kernel ``(gamma <u, v> + 1)^2``.
+
+The SVM is trained with scikit-learn's SVC and evaluated in numpy exactly as on the device
+(:func:`edgefault.models.svm_ovo_decision`); ``predict_proba`` is the softmax of
+``temperature`` times the one-vs-rest shaped decision (votes + confidences), so ``predict`` (its
+argmax) is the one-vs-one vote winner.
+
+:func:`train_sfdsc` / :func:`pack_sfdsc` are the product path: labelled contiguous blocks of
+recordings -> windows through the bundle's own feature pipeline -> classifier -> bundle of kind
+``sfdsc`` (arrays only; the device needs numpy and the core, not scikit-learn).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.svm import SVC
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..errors import InputError
+from ..faulttree import HEALTHY
+from ..models import ovr_from_ovo, sfdsc_features, sfdsc_signal_matrix, softmax_rows, svm_ovo_decision
+from ..spec import FeatureSpec
+from .fisher_dl import FisherDictionaryLearning
+
+REPRESENTATIONS = ("envelope", "log_power", "magnitude", "raw")
+
+
+class SFDSCClassifier(ClassifierMixin, BaseEstimator):
+    """Structured Fisher discrimination dictionary + tree-sparse coding + quadratic SVM.
+
+    Dictionary parameters are those of :class:`FisherDictionaryLearning`; ``C`` is the SVM's
+    regularisation, ``temperature`` scales the decision before the softmax of
+    ``predict_proba``, ``n_passthrough`` leading columns of X go to the SVM unchanged.
+    """
+
+    def __init__(self, n_atoms_per_class: int = 12, *, alpha: float = 0.02, lambda_fisher: float = 0.01,
+                 eta: float = 1.0, structure: float = 0.5, tree: Any = None, atom_weight: float = 1.0,
+                 class_weight: float = 1.0, node_weight: float = 1.0, root_weight: float = 0.0,
+                 max_iter: int = 8, coding_iter: int = 60, tol: float = 1e-4, C: float = 10.0,
+                 temperature: float = 2.0, n_passthrough: int = 0, random_state: Any = None) -> None:
+        self.n_atoms_per_class = n_atoms_per_class
+        self.alpha = alpha
+        self.lambda_fisher = lambda_fisher
+        self.eta = eta
+        self.structure = structure
+        self.tree = tree
+        self.atom_weight = atom_weight
+        self.class_weight = class_weight
+        self.node_weight = node_weight
+        self.root_weight = root_weight
+        self.max_iter = max_iter
+        self.coding_iter = coding_iter
+        self.tol = tol
+        self.C = C
+        self.temperature = temperature
+        self.n_passthrough = n_passthrough
+        self.random_state = random_state
+
+    def _dl(self) -> FisherDictionaryLearning:
+        return FisherDictionaryLearning(
+            self.n_atoms_per_class, alpha=self.alpha, lambda_fisher=self.lambda_fisher, eta=self.eta,
+            structure=self.structure, tree=self.tree, atom_weight=self.atom_weight,
+            class_weight=self.class_weight, node_weight=self.node_weight, root_weight=self.root_weight,
+            max_iter=self.max_iter, coding_iter=self.coding_iter, tol=self.tol, random_state=self.random_state)
+
+    def _features(self, X: np.ndarray) -> np.ndarray:
+        return sfdsc_features(X, int(self.n_passthrough), self.dictionary_, self.atom_class_, self.index_tree_,
+                              float(self.alpha), int(self.coding_iter), float(self.tol))
+
+    def fit(self, X: Any, y: Any) -> "SFDSCClassifier":
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        npass = self.n_passthrough
+        if isinstance(npass, bool) or not isinstance(npass, (int, np.integer)) or not 0 <= npass < X.shape[1]:
+            raise ValueError(f"n_passthrough must be an integer in [0, n_features={X.shape[1]}), got {npass!r}")
+        for name in ("C", "temperature"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        classes, yi = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(f"Classifier can't train when only one class is present (got class {classes!r})")
+        self.classes_ = classes
+        S = X[:, npass:] - X[:, npass:].mean(axis=1, keepdims=True)
+        nrm = np.linalg.norm(S, axis=1, keepdims=True)
+        S = np.divide(S, nrm, out=np.zeros_like(S), where=nrm > 0)
+        dl = self._dl().fit(S, y)  # the caller's labels: the fault tree is built on them
+        self.dictionary_learning_ = dl
+        self.dictionary_ = dl.components_
+        self.atom_class_ = dl.atom_class_
+        self.index_tree_ = dl.index_tree_
+        self.fault_tree_ = dl.tree_
+        F = self._features(X)
+        mu = F.mean(axis=0)
+        sd = F.std(axis=0)
+        sd[~(sd > 1e-12)] = 1.0
+        self.feature_mean_, self.feature_scale_ = mu, sd
+        Z = (F - mu) / sd
+        self.gamma_ = 1.0 / Z.shape[1]
+        svm = SVC(kernel="poly", degree=2, coef0=1.0, gamma=self.gamma_, C=float(self.C))
+        svm.fit(Z, yi)
+        self.svm_ = svm
+        if svm.classes_.size != classes.size:  # pragma: no cover - SVC sees every class we do
+            raise ValueError("SVM lost a class")
+        dual, icpt = svm.dual_coef_, svm.intercept_
+        if classes.size == 2:  # scikit-learn flips the binary signs relative to libsvm's one-vs-one
+            dual, icpt = -dual, -icpt
+        self.support_vectors_ = svm.support_vectors_
+        self.dual_coef_ = np.asarray(dual, dtype=np.float64)
+        self.intercept_ = np.asarray(icpt, dtype=np.float64)
+        self.n_support_ = np.asarray(svm.n_support_, dtype=np.int64)
+        return self
+
+    def ovo_decision(self, X: Any) -> np.ndarray:
+        """One-vs-one decisions (n, c(c-1)/2), pairs (i, j), i < j, positive = classes_[i]."""
+        check_is_fitted(self, "svm_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        Z = (self._features(X) - self.feature_mean_) / self.feature_scale_
+        return svm_ovo_decision(Z, self.support_vectors_, self.dual_coef_, self.intercept_, self.n_support_,
+                                self.gamma_, 1.0, 2)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        dec = self.ovo_decision(X)
+        return softmax_rows(float(self.temperature) * ovr_from_ovo(dec, self.classes_.size))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def bundle_arrays(self) -> dict[str, np.ndarray]:
+        check_is_fitted(self, "svm_")
+        parent, atom_node, weight = self.index_tree_
+        return {
+            "dictionary": self.dictionary_.astype(np.float32), "atom_class": self.atom_class_.astype(np.int32),
+            "tree_parent": parent.astype(np.int32), "tree_atom_node": atom_node.astype(np.int32),
+            "tree_weight": weight.astype(np.float32),
+            "feature_mean": self.feature_mean_, "feature_scale": self.feature_scale_,
+            "support_vectors": self.support_vectors_, "dual_coef": self.dual_coef_,
+            "intercept": self.intercept_, "n_support": self.n_support_.astype(np.int32),
+        }
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+
+# -- product path --------------------------------------------------------------------------------
+def sfdsc_spec(fs: float, channels: Sequence[str], *, window: int = 1024, hop: int | None = None,
+               representation: str = "envelope", env_fmax: float = 1000.0,
+               env_band: Sequence[float] | None = None) -> FeatureSpec:
+    """Feature spec of an SFDSC model: per channel the window's mean and std, then the
+    representation the dictionary is learned on (none for ``raw``: the device hands the raw
+    window over)."""
+    if representation not in REPRESENTATIONS:
+        raise InputError(f"representation {representation!r}: expected one of {list(REPRESENTATIONS)}")
+    blocks: list[dict[str, Any]] = [{"kind": "time_stats", "stats": ["mean", "std"]}]
+    if representation == "envelope":
+        b: dict[str, Any] = {"kind": "envelope_spectrum", "fmax": float(min(env_fmax, fs / 2))}
+        if env_band:
+            b["band"] = [float(env_band[0]), float(env_band[1])]
+        blocks.append(b)
+    elif representation == "log_power":
+        blocks.append({"kind": "log_power_spectrum"})
+    elif representation == "magnitude":
+        blocks.append({"kind": "magnitude_spectrum"})
+    return FeatureSpec(fs=fs, window=window, hop=hop or window // 2, channels=tuple(channels), blocks=tuple(blocks))
+
+
+def block_matrix(spec: FeatureSpec, data: np.ndarray, use_raw: bool) -> np.ndarray:
+    """SFDSC input rows of the finite windows of one contiguous block (n_samples, n_channels),
+    computed through the bundle's streaming pipeline as on the device."""
+    x = np.ascontiguousarray(data if data.ndim == 2 else data[:, None], dtype=np.float32)
+    feats, _, finite, raw = spec.pipeline().push(x, 1.0, True, use_raw)
+    if feats.shape[0] == 0:
+        return np.zeros((0, 2 * spec.n_channels + (spec.n_channels * spec.window if use_raw else
+                                                    spec.feature_dim - 2 * spec.n_channels)))
+    X = sfdsc_signal_matrix(feats, raw if use_raw else None, spec.n_channels)
+    return X[finite & np.isfinite(X).all(axis=1)]
+
+
+@dataclass
+class SFDSCTraining:
+    classifier: SFDSCClassifier
+    spec: FeatureSpec
+    labels: list[str]
+    normal_label: str | None
+    info: dict[str, Any]
+
+
+def train_sfdsc(blocks: Sequence[tuple[np.ndarray, str, str]], spec: FeatureSpec, *,
+                max_windows_per_class: int | None = None, random_state: int = 0,
+                **params: Any) -> SFDSCTraining:
+    """Train on labelled contiguous blocks ``(data (n, n_channels), label, source name)``.
+
+    ``max_windows_per_class`` keeps an evenly spaced subset of each class's windows (training
+    cost); ``params`` go to :class:`SFDSCClassifier`.
+    """
+    if not blocks:
+        raise InputError("sfdsc: no training recordings")
+    use_raw = len(spec.per_channel_names) == 2
+    Xs, ys, desc = [], [], []
+    h = hashlib.sha256()
+    for data, label, name in blocks:
+        X = block_matrix(spec, data, use_raw)
+        if X.shape[0] == 0:
+            raise InputError(f"sfdsc: {name} ({label}) has no complete finite window of {spec.window} samples")
+        Xs.append(X)
+        ys.extend([label] * X.shape[0])
+        desc.append({"source": name, "label": label, "n_samples": int(data.shape[0]), "n_windows": int(X.shape[0])})
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(data).tobytes())
+    X = np.concatenate(Xs)
+    y = np.asarray(ys)
+    labels = sorted(set(ys))
+    if len(labels) < 2:
+        raise InputError(f"sfdsc: need recordings of at least 2 labels, got {labels}")
+    if max_windows_per_class:
+        keep = []
+        for lab in labels:
+            idx = np.flatnonzero(y == lab)
+            if idx.size > max_windows_per_class:
+                idx = idx[np.round(np.linspace(0, idx.size - 1, max_windows_per_class)).astype(np.int64)]
+            keep.append(idx)
+        sel = np.sort(np.concatenate(keep))
+        X, y = X[sel], y[sel]
+    clf = SFDSCClassifier(n_passthrough=2 * spec.n_channels, random_state=random_state, **params).fit(X, y)
+    normal = next((lab for lab in labels if lab.lower() in HEALTHY), None)
+    counts = {lab: int(np.sum(y == lab)) for lab in labels}
+    info = {"method": "sfdsc", "n_train_windows": int(X.shape[0]), "windows_per_label": counts,
+            "blocks": desc, "fingerprint": h.hexdigest()[:16], "params": clf.get_params(deep=False),
+            "fault_tree": clf.fault_tree_.to_dict(), "n_support_vectors": int(clf.n_support_.sum()),
+            "dl_objective": [float(v) for v in clf.dictionary_learning_.objective_]}
+    info["params"]["tree"] = None if clf.tree is None else clf.fault_tree_.to_dict()
+    return SFDSCTraining(classifier=clf, spec=spec, labels=[str(c) for c in clf.classes_], normal_label=normal,
+                         info=info)
+
+
+def pack_sfdsc(result: SFDSCTraining, out: str | Path, *, name: str | None = None):  # type: ignore[no-untyped-def]
+    from edgefault.export import pack_bundle
+
+    clf = result.classifier
+    use_raw = len(result.spec.per_channel_names) == 2
+    model = {"kind": "sfdsc", "task": "classify", "input": "raw" if use_raw else "features",
+             "alpha": float(clf.alpha), "max_iter": int(clf.coding_iter), "tol": float(clf.tol),
+             "gamma": float(clf.gamma_), "coef0": 1.0, "degree": 2, "temperature": float(clf.temperature),
+             "normal_label": result.normal_label, "fault_tree": clf.fault_tree_.to_dict(),
+             "score": "1 - P(normal)" if result.normal_label else "1 - max proba",
+             "proba": "softmax(temperature * one-vs-rest shaped OvO decision)"}
+    return pack_bundle(out, spec=result.spec, model=model, arrays=clf.bundle_arrays(), labels=result.labels,
+                       thresholds={"threshold": 0.5, "clear_threshold": 0.5, "k": 1, "n": 1},
+                       training=result.info, name=name)
