@@ -29,6 +29,77 @@ def norm_ppf(p: float) -> float:
     return 0.5 * (lo + hi)
 
 
+def gpd_fit(excesses: np.ndarray, method: str = "mle") -> tuple[float, float]:
+    """Generalised Pareto fit ``(shape xi, scale sigma)`` to positive excesses over a threshold.
+
+    ``pwm``: probability-weighted moments (Hosking & Wallis 1987): with a0 = mean(y) and
+    a1 = mean((n - j) / (n - 1) * y_(j)) over the ascending order statistics (j = 1..n),
+    xi = 2 - a0 / (a0 - 2 a1), sigma = 2 a0 a1 / (a0 - 2 a1).
+    ``mle``: maximum likelihood through Grimshaw's one-dimensional profile in theta = xi / sigma
+    (xi(theta) = mean(log(1 + theta y)), sigma = xi / theta, profile log-likelihood
+    -n (1 + xi + log sigma); theta -> 0 is the exponential),
+    maximised over a grid and refined by golden-section search. Support: theta > -1 / max(y).
+    Survival function: (1 + xi y / sigma)^(-1/xi), or exp(-y / sigma) for xi = 0.
+    """
+    y = np.sort(np.asarray(excesses, dtype=np.float64).ravel())
+    n = y.size
+    if n < 3 or not np.all(np.isfinite(y)) or y[0] < 0 or y[-1] <= 0:
+        raise InputError(f"generalised Pareto fit needs at least 3 finite non-negative excesses with spread, got {n}")
+    if method == "pwm":
+        a0 = float(y.mean())
+        a1 = float(np.mean((n - np.arange(1, n + 1)) / (n - 1) * y))
+        d = a0 - 2.0 * a1
+        if d <= 0:
+            raise InputError("generalised Pareto PWM fit failed: the excesses are too heavy-tailed (a0 <= 2 a1)")
+        return 2.0 - a0 / d, 2.0 * a0 * a1 / d
+    if method != "mle":
+        raise InputError(f"unknown generalised Pareto fit {method!r}; use mle or pwm")
+    ymax, mean = float(y[-1]), float(y.mean())
+
+    def profile(theta: float) -> float:
+        if abs(theta) < 1e-12 / ymax:  # exponential limit
+            return -n * (1.0 + math.log(mean))
+        t = np.log1p(theta * y)
+        xi = float(t.mean())
+        if xi * theta <= 0:  # sigma = xi / theta must be positive
+            return -math.inf
+        return -n * (1.0 + math.log(xi / theta) + xi)  # l = -n log sigma - (1 + 1/xi) sum(t)
+
+    lo, hi = -1.0 / ymax * (1 - 1e-9), 50.0 / mean
+    grid = np.concatenate([-np.geomspace(-lo, 1e-6 / ymax, 60), [0.0], np.geomspace(1e-6 / ymax, hi, 80)])
+    vals = np.array([profile(float(t)) for t in grid])
+    k = int(np.argmax(vals))
+    a, b = float(grid[max(k - 1, 0)]), float(grid[min(k + 1, grid.size - 1)])
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = profile(c), profile(d)
+    for _ in range(100):
+        if fc > fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = profile(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = profile(d)
+    theta = 0.5 * (a + b)
+    if profile(theta) < vals[k]:
+        theta = float(grid[k])
+    if abs(theta) < 1e-12 / ymax:
+        return 0.0, mean
+    xi = float(np.mean(np.log1p(theta * y)))
+    return xi, xi / theta
+
+
+def gpd_quantile_over(u: float, xi: float, sigma: float, p_exceed_u: float, p: float) -> float:
+    """Level exceeded with probability ``p`` when ``u`` is exceeded with probability ``p_exceed_u``
+    and excesses over u follow GPD(xi, sigma)."""
+    r = p / p_exceed_u
+    if abs(xi) < 1e-9:
+        return u - sigma * math.log(r)
+    return u + sigma / xi * (r ** (-xi) - 1.0)
+
+
 @dataclass(frozen=True)
 class Calibration:
     threshold: float
@@ -44,7 +115,7 @@ class Calibration:
 
 
 def calibrate_threshold(scores: np.ndarray, target_far: float = 0.01, method: str = "auto",
-                        hysteresis: float = 0.9) -> Calibration:
+                        hysteresis: float = 0.9, tail_fraction: float = 0.1, gpd_method: str = "mle") -> Calibration:
     """Threshold such that about ``target_far`` of healthy windows score above it.
 
     Methods:
@@ -54,7 +125,14 @@ def calibrate_threshold(scores: np.ndarray, target_far: float = 0.01, method: st
         scores), quantile at 1 - target_far. Extrapolates below 1/n; used by ``auto`` when
         there are too few windows for the percentile, and never set below the empirical
         percentile.
+      * ``pot``: peaks over threshold: a generalised Pareto (``gpd_method`` mle or pwm, see
+        :func:`gpd_fit`) fitted to the excesses over the empirical (1 - ``tail_fraction``)
+        quantile (at least 10 excesses), extrapolated to ``target_far``; meant for rates far
+        below 1/n. Never set below the empirical percentile.
     ``clear_threshold`` (hysteresis) is ``hysteresis`` x threshold.
+    A calibration that would flag everything (more than half the calibration windows above the
+    threshold) or nothing at all (a non-finite threshold, or one extrapolated more than 1000
+    healthy score ranges above the largest calibration score) raises InputError.
 
     Raises InputError for a degenerate calibration: too few finite windows, constant or
     non-finite scores, a target rate outside (0, 0.5).
@@ -77,10 +155,28 @@ def calibrate_threshold(scores: np.ndarray, target_far: float = 0.01, method: st
     n = finite.size
     pct = float(np.quantile(finite, 1.0 - target_far, method="higher"))
     enough = n * target_far >= 10
-    if method not in ("auto", "percentile", "lognormal"):
-        raise InputError(f"unknown calibration method {method!r}; use auto, percentile or lognormal")
+    if method not in ("auto", "percentile", "lognormal", "pot"):
+        raise InputError(f"unknown calibration method {method!r}; use auto, percentile, lognormal or pot")
     details: dict[str, Any] = {"percentile_threshold": pct, "max_score": float(finite.max())}
-    if method == "percentile" or (method == "auto" and enough):
+    if method == "pot":
+        if not 0.0 < tail_fraction < 0.5:
+            raise InputError(f"tail_fraction must be in (0, 0.5), got {tail_fraction}")
+        srt = np.sort(finite)
+        n_tail = max(10, int(round(tail_fraction * n)))
+        if n < 5 * n_tail:
+            raise InputError(f"peaks-over-threshold on {n_tail} excesses needs at least {5 * n_tail} calibration "
+                             f"windows, got {n}: give more healthy data or use lognormal")
+        u = float(srt[n - n_tail - 1])
+        exc = srt[n - n_tail:] - u
+        if exc.max() <= 0:
+            raise InputError("calibration scores have no spread in their upper tail (ties at the top)")
+        xi, sigma = gpd_fit(exc, gpd_method)
+        p_u = n_tail / n
+        thr_pot = gpd_quantile_over(u, xi, sigma, p_u, target_far) if target_far < p_u else pct
+        details.update({"pot_u": u, "pot_n_excesses": int(n_tail), "gpd_shape": xi, "gpd_scale": sigma,
+                        "gpd_method": gpd_method, "pot_threshold": thr_pot})
+        thr, used = max(thr_pot, pct), "pot"
+    elif method == "percentile" or (method == "auto" and enough):
         thr, used = pct, "percentile"
         if not enough:
             details["warning"] = (f"only {n} windows for target_far={target_far}: the percentile is "
@@ -97,7 +193,14 @@ def calibrate_threshold(scores: np.ndarray, target_far: float = 0.01, method: st
         thr_ln = math.exp(med + z * mad)
         details.update({"log_median": med, "log_sigma": mad, "z": z, "lognormal_threshold": thr_ln})
         thr, used = max(thr_ln, pct), "lognormal"
+    med, mx = float(np.median(finite)), float(finite.max())
+    if not math.isfinite(thr) or thr > mx + 1000.0 * max(mx - med, 1e-12 * max(abs(mx), 1.0)):
+        raise InputError(f"{used} calibration gives threshold {thr:.6g}, far beyond the largest healthy score "
+                         f"{mx:.6g}: it would flag nothing; use more calibration data or a larger target_far")
     far = float(np.mean(finite > thr))
+    if far > 0.5:
+        raise InputError(f"{used} calibration would flag {far:.0%} of the healthy calibration windows "
+                         f"(threshold {thr:.6g}): refusing a threshold that flags everything")
     return Calibration(threshold=float(thr), clear_threshold=float(hysteresis * thr), method=used,
                        target_far=float(target_far), n_windows=int(n), far_on_calibration=far,
                        details=details)
