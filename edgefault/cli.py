@@ -215,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bands", type=int, default=16, help="log-spaced band energies per channel (default 16)")
     t.add_argument("--channels", help="channels to use, e.g. DE,FE (default: all of the first file)")
     t.add_argument("--target-far", type=float, default=0.01, help="target false-alarm rate per window (default 0.01)")
-    t.add_argument("--calibration", default="auto", choices=["auto", "percentile", "lognormal"])
+    t.add_argument("--calibration", default="auto", choices=["auto", "percentile", "lognormal", "pot"],
+                   help="threshold calibration on held-out healthy windows; pot = peaks over threshold "
+                        "(generalised Pareto) for target rates far below 1/n (default auto)")
     t.add_argument("--calib-fraction", type=float, default=0.3,
                    help="fraction at the end of each healthy recording held out for calibration (default 0.3)")
     t.add_argument("--k", type=int, default=3, help="alarm when k of the last n windows are anomalous (default 3)")
