@@ -1,0 +1,116 @@
+"""Per-window latency of the VAE bundle through Runtime.push (features + onnxruntime + contrib +
+alarm state), against the Gaussian bundle on the same data in the same run.
+
+Each push carries exactly one hop of samples, so every push completes one window: the latency
+of a push is the device's per-window cost. Prints p50 / p99 / max in microseconds, the ratio to
+the Gaussian peer, the model's MFLOP per window and how the time splits (features alone,
+onnxruntime alone).
+
+    python bench/bench_vae.py [--data ../shared/data] [--arch cnn] [--windows 3000]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgefault.runtime import Runtime
+
+
+def _healthy(data_dir: Path | None, channels: list[str]):  # type: ignore[no-untyped-def]
+    from edgefault.readers import Recording, read_recording
+
+    f = data_dir / "cwru" / "normal_48k" / "0hp" / "normal.mat" if data_dir else None
+    if f is not None and f.is_file():
+        return read_recording(f, channels=channels, fs=12000, default_fs=48000), "CWRU normal 0hp"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60000, len(channels))).astype(np.float32)
+    return Recording(data=x, fs=12000.0, channels=tuple(channels), path="noise"), "synthetic noise"
+
+
+def _latency(rt: Runtime, x: np.ndarray, hop: int, n: int) -> np.ndarray:
+    rt.reset()
+    rt.push(x[: rt.spec.window - hop])  # prime the framer: every later push of `hop` samples = 1 window
+    pos = rt.spec.window - hop
+    out = np.empty(n)
+    for i in range(n):
+        if pos + hop > x.shape[0]:
+            pos = 0
+        chunk = x[pos:pos + hop]
+        t0 = time.perf_counter_ns()
+        ev = rt.push(chunk)
+        out[i] = (time.perf_counter_ns() - t0) / 1e3
+        pos += hop
+        assert len(ev) == 1
+    return out
+
+
+def _fmt(name: str, us: np.ndarray) -> str:
+    return (f"{name:<34} p50 {np.percentile(us, 50):8.1f} us   p99 {np.percentile(us, 99):8.1f} us   "
+            f"max {us.max():8.1f} us")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--arch", default="cnn", choices=["cnn", "transformer"])
+    ap.add_argument("--channels", default="DE,FE")
+    ap.add_argument("--windows", type=int, default=3000)
+    ap.add_argument("--hop", type=int, default=512)
+    args = ap.parse_args()
+    from edgefault.spec import FeatureSpec
+    from edgefault.train.anomaly import pack_gaussian, train_gaussian
+    from edgefault.train.vae import pack_vae, train_vae, vae_spec
+
+    channels = args.channels.split(",")
+    rec, what = _healthy(Path(args.data), channels)
+    x = rec.data if rec.data.shape[1] > 1 else rec.data[:, 0]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.monotonic()
+        res = train_vae([rec], vae_spec(rec.fs, rec.channels, 1024, args.hop), arch=args.arch, seed=0)
+        t_train = time.monotonic() - t0
+        vae = Runtime(pack_vae(res, Path(tmp) / "v.efb"))
+        g = train_gaussian([rec], FeatureSpec.for_anomaly(rec.fs, rec.channels, 1024, args.hop))
+        gauss = Runtime(pack_gaussian(g, Path(tmp) / "g.efb"))
+    print(f"data: {what}, channels {channels}, window 1024, hop {args.hop}, {args.windows} pushes of one window")
+    print(f"VAE ({args.arch}): {res.mflop:.3f} MFLOP/window, {res.info['n_parameters']} parameters, "
+          f"trained in {res.info['train_seconds']:.1f} s ({res.info['epochs_run']} epochs; {t_train:.1f} s with "
+          f"export and calibration), ONNX score max rel diff {res.parity['score_max_rel_diff']:.2e}")
+    lat_v = _latency(vae, x, args.hop, args.windows)
+    lat_g = _latency(gauss, x, args.hop, args.windows)
+    print(_fmt("Runtime.push, VAE", lat_v))
+    print(_fmt("Runtime.push, Gaussian (peer)", lat_g))
+    print(f"ratio VAE / Gaussian: p50 {np.percentile(lat_v, 50) / np.percentile(lat_g, 50):.2f}x, "
+          f"p99 {np.percentile(lat_v, 99) / np.percentile(lat_g, 99):.2f}x")
+    # split: features alone, onnxruntime alone (one window)
+    pipe = vae.spec.pipeline()
+    pipe.push(np.ascontiguousarray(rec.data[: 1024 - args.hop]))
+    feats = []
+    t_feat = np.empty(args.windows)
+    pos = 1024 - args.hop
+    for i in range(args.windows):
+        if pos + args.hop > rec.data.shape[0]:
+            pos = 0
+        c = np.ascontiguousarray(rec.data[pos:pos + args.hop])
+        t0n = time.perf_counter_ns()
+        f, *_ = pipe.push(c)
+        t_feat[i] = (time.perf_counter_ns() - t0n) / 1e3
+        pos += args.hop
+        if len(feats) < 64:
+            feats.append(f)
+    t_ort = np.empty(args.windows)
+    model = vae.model
+    for i in range(args.windows):
+        f = feats[i % len(feats)]
+        t0n = time.perf_counter_ns()
+        model.score(f, None)
+        t_ort[i] = (time.perf_counter_ns() - t0n) / 1e3
+    print(_fmt("  of which features (core)", t_feat))
+    print(_fmt("  of which VAEDeviceModel.score", t_ort))
+
+
+if __name__ == "__main__":
+    main()
