@@ -75,7 +75,8 @@ def _signals(X: Any, n_features: int, name: str = "X") -> tuple[np.ndarray, bool
     if a.shape[1] != n_features:
         raise InputError(f"{name}: expected {n_features} features per row (the dictionary has "
                          f"{n_features} rows), got shape {a.shape}")
-    return np.ascontiguousarray(a, dtype=np.float32), single
+    with np.errstate(over="ignore"):  # out-of-range values become inf: the core names the row
+        return np.ascontiguousarray(a, dtype=np.float32), single
 
 
 def _dictionary(dictionary: Any) -> np.ndarray:
@@ -83,7 +84,8 @@ def _dictionary(dictionary: Any) -> np.ndarray:
     if d.ndim != 2 or d.shape[0] == 0 or d.shape[1] == 0:
         raise InputError(f"dictionary: expected a non-empty 2-D array (n_features, n_atoms) with atoms as "
                          f"columns, got shape {d.shape}")
-    return np.ascontiguousarray(d, dtype=np.float32)
+    with np.errstate(over="ignore"):  # out-of-range values become inf: the core names the entry
+        return np.ascontiguousarray(d, dtype=np.float32)
 
 
 def _core_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -159,7 +161,8 @@ def omp(X: Any, dictionary: Any, n_nonzero_coefs: int | None = None, tol: float 
     """Orthogonal Matching Pursuit codes of ``X`` over ``dictionary`` ``(n_features, n_atoms)``.
 
     Defaults as :func:`sklearn.linear_model.orthogonal_mp`: with neither ``n_nonzero_coefs`` nor
-    ``tol``, ``n_nonzero_coefs = max(int(0.1 * n_features), 1)``. ``tol`` bounds the squared
+    ``tol``, ``n_nonzero_coefs = max(int(0.1 * n_atoms), 1)`` (10 % of the atoms, at most
+    ``n_features``). ``tol`` bounds the squared
     residual norm; with ``tol`` alone the atom count is bounded by ``min(n_atoms, n_features)``;
     given both, whichever comes first stops (scikit-learn ignores ``n_nonzero_coefs`` when ``tol``
     is set). Returns codes ``(n, n_atoms)`` (``(n_atoms,)`` for one signal), plus the squared
@@ -168,7 +171,7 @@ def omp(X: Any, dictionary: Any, n_nonzero_coefs: int | None = None, tol: float 
     d = _dictionary(dictionary)
     n_features, n_atoms = d.shape
     if n_nonzero_coefs is None:
-        k = min(n_atoms, n_features) if tol is not None else min(max(int(0.1 * n_features), 1), n_atoms)
+        k = min(n_atoms, n_features) if tol is not None else min(max(int(0.1 * n_atoms), 1), n_features)
     else:
         k = _int_param(n_nonzero_coefs, "n_nonzero_coefs")
     coder = OmpCoder(d, k, allow_duplicates=allow_duplicates)
@@ -267,10 +270,10 @@ class IndexTree:
         gs = []
         for i, g in enumerate(groups):
             a = np.asarray(g)
+            if a.ndim == 1 and a.size == 0:
+                raise InputError(f"groups[{i}] is empty")
             if a.dtype == object or a.dtype.kind not in "iu" or a.ndim != 1:
                 raise InputError(f"groups[{i}]: expected a 1-D integer index array, got {a!r}")
-            if a.size == 0:
-                raise InputError(f"groups[{i}] is empty")
             u = np.unique(a)
             if u.size != a.size:
                 raise InputError(f"groups[{i}] repeats an atom index")
@@ -446,7 +449,8 @@ class TreeLassoCoder:
             want = (self.n_atoms,) if single else (x.shape[0], self.n_atoms)
             if a0.shape != want:
                 raise InputError(f"init: expected shape {want}, got {a0.shape}")
-            a0 = np.ascontiguousarray(a0.reshape(x.shape[0], self.n_atoms), dtype=np.float32)
+            with np.errstate(over="ignore"):
+                a0 = np.ascontiguousarray(a0.reshape(x.shape[0], self.n_atoms), dtype=np.float32)
         codes, iters = _core_call(self._core.encode, x, lam, mi, t, a0)
         if single:
             codes, iters = codes[0], iters[0]

@@ -16,7 +16,7 @@ constexpr std::size_t kPanel = 16;  // atoms per packed panel
 
 std::string num(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
+  std::snprintf(buf, sizeof buf, "%.6g", v);
   return buf;
 }
 
