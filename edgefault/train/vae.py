@@ -50,12 +50,14 @@ SPECTRUM_KINDS = ("band_energy", "log_power_spectrum")
 def vae_spec(fs: float, channels: Sequence[str], window: int = 1024, hop: int | None = None,
              representation: str = "bands", n_bands: int = 64) -> FeatureSpec:
     """Feature spec of the VAE input, per channel: ``bands`` (default) = ``n_bands`` linear band
-    energies in dB over 0..fs/2 (a smoothed log spectrum: each value averages window/(2 n_bands)
-    bins, so single-window periodogram noise does not dominate the reconstruction error), or
-    ``lps`` = the full log-power spectrum (window/2 + 1 bins)."""
+    energies in dB over 0..0.45 fs (a smoothed log spectrum: each value averages about
+    0.45 window / n_bands bins, so single-window periodogram noise does not dominate the
+    reconstruction error; the top 10 % of the band is left out as it holds the anti-aliasing
+    roll-off, which differs between recorders and resamplers), or ``lps`` = the full log-power
+    spectrum (window/2 + 1 bins)."""
     if representation == "bands":
         block: dict[str, Any] = {"kind": "band_energy", "n_bands": int(n_bands), "spacing": "linear",
-                                 "fmin": 0.0, "fmax": float(fs) / 2, "log": True}
+                                 "fmin": 0.0, "fmax": 0.45 * float(fs), "log": True}
     elif representation == "lps":
         block = {"kind": "log_power_spectrum"}
     else:
