@@ -244,3 +244,20 @@ def test_vae_cwru_eval_against_gaussian(shared_data: Path, tmp_path: Path) -> No
     assert set(r["by_load_hp"]) == {"0", "1", "2", "3"}
     assert r["gaussian"]["auroc"] >= 0.99
     assert r["onnx_score_max_rel_diff"] <= 1e-4
+
+
+def test_missing_torch_names_the_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    from edgefault.cli import main
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.delitem(sys.modules, "edgefault.train.vae")
+    with pytest.raises(MissingDependencyError, match=r"pip install edgefault\[train\].*torch==2\.13\.0"):
+        importlib.import_module("edgefault.train.vae")
+    f = tmp_path / "h.npz"
+    rec = noise_recording(seconds=2.0, seed=1)
+    np.savez(f, data=rec.data, fs=np.float64(rec.fs), channels=np.array(rec.channels))
+    assert main(["train", "anomaly", "--method", "vae", str(f), "--out", str(tmp_path / "x.efb")]) == 2
+    assert "pip install edgefault[train]" in capsys.readouterr().err
