@@ -1,0 +1,464 @@
+"""The daemon: sensors (source -> bounded queue -> scoring thread), sinks, state, HTTP, systemd.
+
+Threads: one per source (plus one per TCP connection), one scoring thread per sensor, one
+delivery thread per network sink, one HTTP server thread; the main thread handles signals,
+the systemd watchdog and periodic fsyncs.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import queue
+import signal
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import EdgefaultError, InputError
+from ..runtime import Runtime
+from .config import DaemonConfig, SensorConfig, load_config
+from .metrics import HttpServer, Metrics
+from .sinks import Record, Sink, make_sink
+from .sources import Source, make_source
+
+log = logging.getLogger("edgefault.daemon")
+STATE_FORMAT = 1
+
+
+# -- systemd ------------------------------------------------------------------------------------------
+def sd_notify(msg: str) -> bool:
+    """Send a datagram to $NOTIFY_SOCKET (the sd_notify protocol); False when not under systemd."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr[0] == "@":
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.connect(addr)
+            s.sendall(msg.encode())
+        return True
+    except OSError as e:
+        log.warning("sd_notify(%s) failed: %s", msg.split("\n")[0], e)
+        return False
+
+
+def watchdog_interval() -> float | None:
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    try:
+        return int(usec) / 2e6
+    except ValueError:
+        return None
+
+
+# -- state files ------------------------------------------------------------------------------------
+def write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class SeqFile:
+    """The last event sequence number handed to the sinks, rewritten in place (pwrite) before each
+    batch is emitted, so a killed daemon never reuses a number."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.value = int(os.pread(self.fd, 32, 0).split()[0])
+        except (ValueError, IndexError):
+            self.value = 0
+
+    def write(self, value: int) -> None:
+        os.pwrite(self.fd, f"{value:20d}\n".encode(), 0)
+        self.value = value
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.fsync(self.fd)
+        os.close(self.fd)
+
+
+# -- one sensor -------------------------------------------------------------------------------------------
+class SensorWorker:
+    def __init__(self, cfg: SensorConfig, daemon: "Daemon") -> None:
+        self.cfg = cfg
+        self.id = cfg.id
+        self.daemon = daemon
+        self.metrics = daemon.metrics
+        self.rt = self._runtime(cfg)
+        self.n_channels = self.rt.spec.n_channels
+        self.fs = self.rt.fs
+        self.window = self.rt.spec.window
+        self.queue: queue.Queue[tuple[float, np.ndarray] | None] = queue.Queue(maxsize=cfg.queue_chunks)
+        self.dropped_frames = 0
+        self.pending_rt: Runtime | None = None
+        self.state_path = Path(daemon.cfg.state_dir) / f"{self.id}.state.npz"
+        self.seqfile = SeqFile(Path(daemon.cfg.state_dir) / f"{self.id}.seq")
+        self.seq = self.seqfile.value  # next event gets seq + 1
+        self.boot = 0
+        self._restore()
+        self.thread = threading.Thread(target=self._loop, name=f"edgefault-score-{self.id}", daemon=True)
+        self._stop = threading.Event()
+        self.next_save = time.monotonic() + daemon.cfg.state_interval
+        self.source: Source | None = None
+        m, sid = self.metrics, self.id
+        for name in ("edgefault_samples_total", "edgefault_windows_scored_total", "edgefault_windows_invalid_total",
+                     "edgefault_anomalies_total", "edgefault_alarms_total", "edgefault_state_saves_total"):
+            m.touch(name, sensor=sid)
+        m.touch("edgefault_dropped_frames_total", sensor=sid, reason="queue_full")
+        m.set("edgefault_queue_capacity", cfg.queue_chunks, sensor=sid)
+        self._info()
+
+    def _runtime(self, cfg: SensorConfig) -> Runtime:
+        try:
+            return Runtime(cfg.bundle, input_scale=cfg.input_scale, alarm_k=cfg.alarm_k, alarm_n=cfg.alarm_n)
+        except EdgefaultError as e:
+            raise type(e)(f"sensor {cfg.id}: {e}") from None
+
+    def _info(self) -> None:
+        b = self.rt.bundle
+        self.bundle_fields = {"bundle_id": b.bundle_id, "bundle_name": b.manifest.get("name"),
+                              "bundle_created": b.manifest.get("created")}
+        self.metrics.set("edgefault_sensor_bundle_info", 1, sensor=self.id, bundle_id=b.bundle_id)
+
+    # -- intake (source threads) --
+    def offer(self, chunk: np.ndarray, block: float | None = None) -> bool:
+        """Queue a chunk for scoring. Non-blocking (block=None): a full queue drops the chunk and
+        counts it. Blocking (block=seconds): False after the timeout, nothing counted (the caller
+        offers it again)."""
+        n = int(chunk.shape[0])
+        try:
+            if block is None:
+                self.queue.put_nowait((time.monotonic(), chunk))
+            else:
+                self.queue.put((time.monotonic(), chunk), timeout=block)
+        except queue.Full:
+            if block is not None:
+                return False
+            self.dropped_frames += n
+            self.metrics.inc("edgefault_dropped_frames_total", n, sensor=self.id, reason="queue_full")
+            self.metrics.inc("edgefault_samples_total", n, sensor=self.id)
+            return False
+        self.metrics.inc("edgefault_samples_total", n, sensor=self.id)
+        return True
+
+    def gap(self, frames: int) -> None:
+        """Push NaN frames for samples lost in a source gap: windows spanning it are flagged invalid."""
+        self.offer(np.full((frames, self.n_channels), np.nan, dtype=np.float32))
+
+    # -- scoring thread --
+    def _loop(self) -> None:
+        try:
+            while True:
+                try:
+                    item = self.queue.get(timeout=0.2)
+                except queue.Empty:
+                    item = None
+                    if self._stop.is_set():
+                        break
+                if item is not None:
+                    self._score(*item)
+                if self.pending_rt is not None:
+                    self._swap()
+                if time.monotonic() >= self.next_save:
+                    self.save_state()
+            self.save_state()
+        except Exception:
+            log.exception("sensor %s: scoring thread failed", self.id)
+            self.daemon.fatal.set()
+
+    def _score(self, t_recv: float, chunk: np.ndarray) -> None:
+        try:
+            events = self.rt.push(chunk)
+        except InputError as e:
+            log.warning("sensor %s: chunk refused: %s", self.id, e)
+            return
+        if not events:
+            return
+        sid = self.id
+        base = {"sensor": sid, **self.bundle_fields, "boot": self.boot}
+        recs: list[Record] = []
+        n_inval = n_anom = n_alarm = 0
+        seq = self.seq
+        self.seqfile.write(seq + len(events))
+        dumps = json.dumps
+        for ev in events:
+            seq += 1
+            d = ev.to_dict()
+            d["window_seq"] = d.pop("seq")
+            d = {**base, "seq": seq, **d, "dropped_frames": self.dropped_frames}
+            recs.append((sid, dumps(d, allow_nan=False, separators=(",", ":")).encode() + b"\n",
+                         bool(ev.anomaly or ev.alarm_changed)))
+            n_inval += not ev.valid
+            n_anom += ev.anomaly
+            n_alarm += ev.alarm_changed and ev.alarm
+        self.seq = seq
+        self.daemon.emit(recs)
+        m = self.metrics
+        m.inc("edgefault_windows_scored_total", len(events) - n_inval, sensor=sid)
+        m.inc("edgefault_windows_invalid_total", n_inval, sensor=sid)
+        m.inc("edgefault_anomalies_total", n_anom, sensor=sid)
+        m.inc("edgefault_alarms_total", n_alarm, sensor=sid)
+        m.set("edgefault_event_seq", seq, sensor=sid)
+        m.observe(time.monotonic() - t_recv, sensor=sid)
+
+    def _swap(self) -> None:
+        new, self.pending_rt = self.pending_rt, None
+        assert new is not None
+        old = self.rt
+        # carry the partial window over when the framing is the same, so no sample is lost
+        if (new.spec.window, new.spec.hop, new.spec.channels, new.fs) == (old.spec.window, old.spec.hop,
+                                                                            old.spec.channels, old.fs):
+            st = old.get_state()
+            new._pipeline.set_state(np.asarray(st["tail"], dtype=np.float32), st["frames_seen"])
+            new._seq = old._seq
+        self.rt = new
+        self._info()
+        log.info("sensor %s: now running bundle %s", self.id, new.bundle.bundle_id)
+
+    # -- state --
+    def _restore(self) -> None:
+        if not self.state_path.exists():
+            return
+        try:
+            with np.load(self.state_path, allow_pickle=False) as z:
+                meta = json.loads(bytes(z["meta"]).decode())
+                tail = z["tail"]
+        except Exception as e:
+            log.warning("sensor %s: state file %s unreadable (%s); starting fresh", self.id, self.state_path, e)
+            return
+        d = meta.pop("daemon", {})
+        self.seq = max(self.seq, int(d.get("seq", 0)))
+        self.dropped_frames = int(d.get("dropped_frames", 0))
+        self.boot = int(d.get("boot", 0)) + 1
+        meta["tail"] = tail
+        try:
+            self.rt.set_state(meta)
+            log.info("sensor %s: state restored (window %d, event seq %d)", self.id, self.rt._seq, self.seq)
+        except InputError as e:
+            log.warning("sensor %s: saved state not used: %s", self.id, e)
+
+    def save_state(self) -> None:
+        st = self.rt.get_state()
+        tail = st.pop("tail")
+        st["daemon"] = {"format": STATE_FORMAT, "seq": self.seq, "dropped_frames": self.dropped_frames,
+                        "boot": self.boot, "sensor": self.id, "saved": time.time()}
+        buf = io.BytesIO()
+        np.savez(buf, tail=tail, meta=np.frombuffer(json.dumps(st).encode(), dtype=np.uint8))
+        write_atomic(self.state_path, buf.getvalue())
+        self.seqfile.sync()
+        self.metrics.inc("edgefault_state_saves_total", sensor=self.id)
+        self.next_save = time.monotonic() + self.daemon.cfg.state_interval
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Score everything queued, save the state."""
+        self._stop.set()
+        self.thread.join()
+        self.seqfile.close()
+
+
+# -- the daemon ----------------------------------------------------------------------------------------
+class Daemon:
+    def __init__(self, cfg: DaemonConfig, *, stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:
+        self.cfg = cfg
+        self.metrics = Metrics()
+        self.fatal = threading.Event()
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+        self._stdin, self._stdout = stdin, stdout
+        self.sinks: list[Sink] = []
+        self.workers: list[SensorWorker] = []
+        self.http: HttpServer | None = None
+        self._lockfd: int | None = None
+        self.metrics.set("edgefault_up", 1)
+        self.metrics.set("edgefault_build_info", 1, version=__version__)
+        self.metrics.gauge_callbacks.append(self._gauges)
+
+    def _gauges(self, m: Metrics) -> None:
+        for w in self.workers:
+            m.set("edgefault_queue_depth", w.queue.qsize(), sensor=w.id)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        sensors = {w.id: {"scoring": w.thread.is_alive(), "source": bool(w.source and w.source.thread.is_alive()),
+                          "queue": w.queue.qsize(), "seq": w.seq, "bundle_id": w.rt.bundle.bundle_id}
+                   for w in self.workers}
+        sinks = {s.id: {"ok": s.healthy(), "connected": getattr(s, "connected", True),
+                        "spooled": s.spool.pending if hasattr(s, "spool") else 0} for s in self.sinks}
+        ok = all(v["scoring"] for v in sensors.values()) and all(v["ok"] for v in sinks.values()) \
+            and not self.fatal.is_set()
+        return ok, {"status": "ok" if ok else "failing", "version": __version__, "sensors": sensors, "sinks": sinks}
+
+    def emit(self, records: list[Record]) -> None:
+        for s in self.sinks:
+            s.emit(records)
+
+    # -- lifecycle --
+    def start(self) -> None:
+        sd = Path(self.cfg.state_dir)
+        sd.mkdir(parents=True, exist_ok=True)
+        self._lock(sd)
+        for sc in self.cfg.sinks:
+            self.sinks.append(make_sink(sc, self.metrics, sd, self._stdout))
+        for sc in self.cfg.sensors:
+            self.workers.append(SensorWorker(sc, self))
+        for w, sc in zip(self.workers, self.cfg.sensors):
+            w.source = make_source(sc, w, self._stdin)
+        if self.cfg.http_listen is not None:
+            host, port = self.cfg.http_listen
+            self.http = HttpServer(host, port, self.metrics, self.health)
+        for s in self.sinks:
+            s.start()
+        for w in self.workers:
+            w.start()
+            assert w.source is not None
+            w.source.start()
+        if self.http is not None:
+            self.http.start()
+        log.info("edgefault %s serving %d sensor(s) to %d sink(s)%s", __version__, len(self.workers), len(self.sinks),
+                 f"; metrics on http://{self.cfg.http_listen[0]}:{self.http.port}/metrics" if self.http else "")
+        sd_notify(f"READY=1\nSTATUS=serving {len(self.workers)} sensor(s)\nMAINPID={os.getpid()}")
+
+    def _lock(self, sd: Path) -> None:
+        import fcntl
+
+        fd = os.open(sd / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise InputError(f"state directory {sd} is in use by another edgefault daemon") from None
+        self._lockfd = fd
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (or until every finite source has ended); 0 on a clean stop."""
+        wd = watchdog_interval() if self.cfg.watchdog else None
+        next_wd = time.monotonic()
+        next_sync = time.monotonic() + self.cfg.fsync_interval
+        while not self.stopping.is_set() and not self.fatal.is_set():
+            self.stopping.wait(0.1)
+            now = time.monotonic()
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+            if wd is not None and now >= next_wd and self.health()[0]:
+                sd_notify("WATCHDOG=1")
+                next_wd = now + wd
+            if now >= next_sync:
+                for s in self.sinks:
+                    s.sync()
+                next_sync = now + self.cfg.fsync_interval
+            if all(w.source is not None and w.source.finite and w.source.finished.is_set() for w in self.workers):
+                log.info("every source has ended; stopping")
+                break
+        self.stop()
+        return 1 if self.fatal.is_set() else 0
+
+    def stop(self, grace: float = 2.0) -> None:
+        sd_notify("STOPPING=1")
+        for w in self.workers:
+            if w.source is not None:
+                w.source.stop()
+        for w in self.workers:
+            w.stop()  # drains its queue, saves state
+        for s in self.sinks:
+            s.stop(grace)
+        if self.http is not None:
+            self.http.stop()
+        if self._lockfd is not None:
+            os.close(self._lockfd)
+            self._lockfd = None
+        log.info("stopped; state saved in %s", self.cfg.state_dir)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; sensors whose bundle or alarm settings changed get a new Runtime,
+        swapped in by their scoring thread between two chunks (no queued sample is lost). Changes to
+        sources, sinks or listeners need a restart and are reported."""
+        sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        try:
+            new = load_config(self.cfg.path)
+            by_id = {s.id: s for s in new.sensors}
+            if set(by_id) != {w.id for w in self.workers}:
+                raise InputError("the set of sensor ids changed; restart the daemon to add or remove sensors")
+            swaps = []
+            for w in self.workers:
+                nc = by_id[w.id]
+                if nc.source != w.cfg.source:
+                    log.warning("sensor %s: source settings changed; they take effect after a restart", w.id)
+                changed = (nc.bundle, nc.input_scale, nc.alarm_k, nc.alarm_n) != (
+                    w.cfg.bundle, w.cfg.input_scale, w.cfg.alarm_k, w.cfg.alarm_n)
+                mtime_changed = Path(nc.bundle).stat().st_mtime_ns != getattr(w, "_bundle_mtime", None)
+                if changed or mtime_changed:
+                    rt = w._runtime(nc)
+                    if rt.spec.n_channels != w.n_channels:
+                        raise InputError(f"sensor {w.id}: new bundle has {rt.spec.n_channels} channels, the "
+                                         f"running one {w.n_channels}; restart the daemon")
+                    swaps.append((w, nc, rt))
+            if new.sinks != self.cfg.sinks or new.http_listen != self.cfg.http_listen:
+                log.warning("sink or http settings changed; they take effect after a restart")
+            for w, nc, rt in swaps:
+                w.cfg.bundle, w.cfg.input_scale, w.cfg.alarm_k, w.cfg.alarm_n = (nc.bundle, nc.input_scale,
+                                                                                  nc.alarm_k, nc.alarm_n)
+                w._bundle_mtime = Path(nc.bundle).stat().st_mtime_ns  # type: ignore[attr-defined]
+                w.pending_rt = rt
+            self.metrics.inc("edgefault_reloads_total", result="ok")
+            log.info("reloaded %s: %d sensor(s) get a new bundle", self.cfg.path, len(swaps))
+        except (EdgefaultError, OSError) as e:
+            self.metrics.inc("edgefault_reloads_total", result="failed")
+            log.error("reload failed, keeping the running configuration: %s", e)
+        sd_notify("READY=1")
+
+
+def serve(config_path: str, *, log_level: str | None = None) -> int:
+    cfg = load_config(config_path)
+    logging.basicConfig(level=(log_level or cfg.log_level).upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
+    d = Daemon(cfg)
+
+    def on_term(signum: int, frame: Any) -> None:
+        d.stopping.set()
+
+    def on_hup(signum: int, frame: Any) -> None:
+        d.reload_requested.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGHUP, on_hup)
+    try:
+        d.start()
+    except BaseException:
+        d.stopping.set()
+        try:
+            d.stop(grace=0)
+        except Exception:
+            pass
+        raise
+    return d.run()
