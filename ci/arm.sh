@@ -16,6 +16,7 @@
 #   EDGEFAULT_DEBIAN_MIRROR Debian mirror for debootstrap                (http://deb.debian.org/debian)
 #   EDGEFAULT_ARM_PYTEST    extra pytest arguments for both arches       (empty)
 #   EDGEFAULT_ARM_DIST      where the built ARM wheels are copied        (<repo>/build/arm-dist)
+#   EDGEFAULT_ARM_JOBS      arches run at once by `all` (1 or 2)          (2)
 #
 # Network: only the Debian mirror (debootstrap, first run) and PyPI (pip inside the roots).
 # Mounts (/proc, /dev, the ARM cpuinfo, the pip cache) are made inside a private mount namespace
@@ -32,7 +33,7 @@ DIST=${EDGEFAULT_ARM_DIST:-$REPO/build/arm-dist}
 SUITE=bookworm
 # Bump when the recipe of a root changes (the cache key also hashes the package list).
 ROOT_RECIPE=1
-BASE_PKGS=python3,python3-venv,python3-dev,g++,make,cmake,ninja-build,ca-certificates
+BASE_PKGS=python3,python3-venv,python3-dev,g++,make,cmake,ninja-build,ccache,ca-certificates
 declare -A EXTRA_PKGS=([arm64]="" [armhf]=",python3-numpy,python3-scipy,python3-sklearn")
 declare -A QEMU=([arm64]=aarch64 [armhf]=arm)
 T0=$(date +%s)
@@ -154,7 +155,7 @@ prepare_root() {
   # The host's CA bundle: it carries any CA the network path to PyPI needs.
   cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/ca-certificates.crt"
   write_cpuinfo "$arch" "$WORK/cpuinfo-$arch"
-  mkdir -p "$CACHE/pip-$arch" "$dir/root/.cache/pip" "$dir/out" "$dir/ci"
+  mkdir -p "$CACHE/pip-$arch" "$CACHE/ccache-$arch" "$dir/root/.cache/pip" "$dir/root/.ccache" "$dir/out" "$dir/ci"
   copy_source "$dir/src"
 }
 
@@ -163,62 +164,101 @@ prepare_root() {
 in_root() {
   local arch=$1 cmd=$2 dir=$WORK/$1
   unshare --mount --propagation private --fork -- /bin/bash -euo pipefail -c '
-    r=$1 cpuinfo=$2 pipcache=$3 cmd=$4
+    r=$1 cpuinfo=$2 pipcache=$3 ccache=$4 cmd=$5
     mount -t proc proc "$r/proc"
     mount --bind "$cpuinfo" "$r/proc/cpuinfo"
     mount --bind /dev "$r/dev"
     mount -t tmpfs -o size=256m tmpfs "$r/dev/shm"
     mount -t sysfs sysfs "$r/sys"
     mount --bind "$pipcache" "$r/root/.cache/pip"
+    mount --bind "$ccache" "$r/root/.ccache"
     exec chroot "$r" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
       PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
       PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 PIP_PROGRESS_BAR=off \
       PYTHONDONTWRITEBYTECODE=1 CMAKE_BUILD_PARALLEL_LEVEL=2 \
+      CMAKE_CXX_COMPILER_LAUNCHER=ccache CCACHE_DIR=/root/.ccache CCACHE_MAXSIZE=400M \
       /bin/bash -euo pipefail -c "$cmd"
-  ' _ "$dir" "$WORK/cpuinfo-$arch" "$CACHE/pip-$arch" "$cmd"
+  ' _ "$dir" "$WORK/cpuinfo-$arch" "$CACHE/pip-$arch" "$CACHE/ccache-$arch" "$cmd"
 }
 
-# Common steps: venv, wheel built natively from /src, wheel copied out.
-BUILD_WHEEL='
-cd /ci
-python3 -m venv $VENV_FLAGS /opt/venv
-python3 -c "import platform, sys; print(\"root:\", platform.machine(), sys.version.split()[0])"
-pip wheel -q --no-deps -w /out /src
-ls -l /out
-'
+# Requirements of the venv: the build requirements ([build-system] requires: the wheel is built
+# without build isolation, so include paths are stable and ccache hits across runs), plus for
+# arm64 the wheel's own dependencies and test extras (numpy, onnxruntime, scipy, scikit-learn,
+# pyarrow, pytest, hypothesis, cmake, ninja), for armhf only pytest and hypothesis (numpy, scipy
+# and scikit-learn are Debian's).
+write_requirements() {
+  local arch=$1 out=$WORK/$1/ci/requirements.txt
+  python3 - "$WORK/$arch/src/pyproject.toml" "$arch" > "$out" <<'EOF'
+import sys, tomllib
+d = tomllib.load(open(sys.argv[1], "rb"))
+reqs = list(d["build-system"]["requires"])
+if sys.argv[2] == "arm64":
+    reqs += d["project"]["dependencies"] + d["project"]["optional-dependencies"]["test"]
+else:
+    reqs += ["pytest>=8", "hypothesis>=6"]
+print("\n".join(reqs))
+EOF
+}
+
+# The venv with the test dependencies (not edgefault) is cached per arch, keyed by the root and
+# the requirements; `pip install "<wheel>[test]"` later installs anything a changed pyproject.toml
+# adds, so a stale cache is slower, never wrong.
+ensure_venv() {
+  local arch=$1 dir=$WORK/$1 key tarball flags=""
+  key=$(cat "$dir/ci/requirements.txt" <(root_key "$arch") | sha256sum | cut -c1-12)
+  tarball=$CACHE/venv-$arch-$key.tar.zst
+  [ "$arch" = armhf ] && flags=--system-site-packages  # Debian's numpy/scipy/sklearn
+  if [ -f "$tarball" ]; then
+    log "$arch: restoring cached test venv $(basename "$tarball")"
+    mkdir -p "$dir/opt/venv"
+    zstd -q -d -c "$tarball" | tar -C "$dir/opt/venv" --numeric-owner -xf -
+  else
+    log "$arch: creating the test venv: pip install -r requirements ($(paste -sd' ' "$dir/ci/requirements.txt"))"
+    in_root "$arch" "python3 -m venv $flags /opt/venv && pip install -q -r /ci/requirements.txt"
+    tar -C "$dir/opt/venv" --numeric-owner -cf - . | zstd -q -T2 -3 -o "$tarball.tmp"
+    mv "$tarball.tmp" "$tarball"
+    find "$CACHE" -maxdepth 1 -name "venv-$arch-*.tar.zst" ! -name "$(basename "$tarball")" -delete
+  fi
+}
+
+step() {  # step ARCH LABEL COMMANDS: run in the root, timed
+  local arch=$1 label=$2 t
+  t=$(date +%s)
+  log "$arch: $label"
+  in_root "$arch" "$3"
+  log "$arch: $label: $(($(date +%s) - t)) s"
+}
 
 run_arch() {
   local arch=$1 t
   t=$(date +%s)
   ensure_root "$arch"
   prepare_root "$arch"
-  log "$arch: root ready; building the wheel natively under qemu-${QEMU[$arch]}"
-  local pytest_args="-p no:cacheprovider -q -rs ${EDGEFAULT_ARM_PYTEST:-}"
+  write_requirements "$arch"
+  ensure_venv "$arch"
+  step "$arch" "building the wheel natively under qemu-${QEMU[$arch]}" '
+    python3 -c "import platform, sys; print(\"root:\", platform.machine(), \"python\", sys.version.split()[0])"
+    pip wheel -q --no-deps --no-build-isolation -w /out /src
+    ls -l /out
+    ccache -s | grep -iE "hits|misses" || true'
+  local pytest_args="-p no:cacheprovider -q -rs --durations=10 ${EDGEFAULT_ARM_PYTEST:-}"
   if [ "$arch" = arm64 ]; then
-    in_root arm64 "VENV_FLAGS=; $BUILD_WHEEL"
-    log "arm64: installing the wheel with numpy, onnxruntime and the test extras from PyPI"
-    in_root arm64 '
-      whl=$(ls /out/edgefault-*.whl)
-      pip install -q "$whl[test]"
+    step arm64 "installing the wheel with its dependencies and test extras (PyPI)" '
+      pip install -q "$(ls /out/edgefault-*.whl)[test]"
       python -c "import numpy, onnxruntime, edgefault; print(\"numpy\", numpy.__version__, \"onnxruntime\", onnxruntime.__version__, \"edgefault\", edgefault.__version__, edgefault.__file__)"'
-    log "arm64: pytest (all but the ASan/UBSan C++ build)"
-    in_root arm64 "cd /ci && pytest /src/tests $pytest_args -k 'not asan'"
+    step arm64 "pytest: the whole suite but the ASan/UBSan C++ build" \
+      "cd /ci && pytest /src/tests $pytest_args -k 'not asan'"
   else
-    # --system-site-packages: numpy, scipy, sklearn come from Debian (no armv7 wheels on PyPI).
-    in_root armhf "VENV_FLAGS=--system-site-packages; $BUILD_WHEEL"
-    log "armhf: installing the wheel with --no-deps (Debian numpy, no onnxruntime), pytest + hypothesis from PyPI"
-    in_root armhf '
-      whl=$(ls /out/edgefault-*.whl)
-      pip install -q --no-deps "$whl"
-      pip install -q "pytest>=8" "hypothesis>=6"
+    step armhf "installing the wheel with --no-deps (Debian numpy, no onnxruntime)" '
+      pip install -q --no-deps "$(ls /out/edgefault-*.whl)"
       python - <<EOF
 import importlib.util, numpy, edgefault
 assert importlib.util.find_spec("onnxruntime") is None, "onnxruntime must be absent on armv7"
 print("numpy", numpy.__version__, "edgefault", edgefault.__version__, edgefault.__file__, "onnxruntime: absent")
 EOF'
-    log "armhf: pytest (no onnxruntime: those tests skip; ASan/UBSan C++ build deselected)"
-    in_root armhf "cd /ci && pytest /src/tests $pytest_args -k 'not asan'"
+    step armhf "pytest without onnxruntime (those tests skip; ASan/UBSan C++ build deselected)" \
+      "cd /ci && pytest /src/tests $pytest_args -k 'not asan'"
   fi
   mkdir -p "$DIST"
   cp "$WORK/$arch"/out/edgefault-*.whl "$DIST/"
@@ -234,14 +274,40 @@ main() {
     *) die "unknown command '$what' (all|arm64|armhf|roots|clean)" ;;
   esac
   ensure_host
+  local archs=() arch failed=() summary=""
   case $what in
-    roots) ensure_root arm64; ensure_root armhf ;;
-    all) run_arch arm64; run_arch armhf ;;
-    *) run_arch "$what" ;;
+    roots) ensure_root arm64; ensure_root armhf; log "roots cached in $CACHE"; return ;;
+    all) archs=(arm64 armhf) ;;
+    *) archs=("$what") ;;
   esac
+  local jobs=${EDGEFAULT_ARM_JOBS:-2} pids=() status
+  mkdir -p "$WORK"
+  for arch in "${archs[@]}"; do
+    # A subshell with its own set -e, so one arch failing still lets the other run; with
+    # EDGEFAULT_ARM_JOBS=2 both arches run at once (qemu-user is mostly one thread per process),
+    # each line prefixed with its arch.
+    rm -f "$WORK/status-$arch"
+    (
+      t=$(date +%s)
+      set +e
+      (set -e; run_arch "$arch") 2>&1 | sed -u "s/^/[$arch] /"
+      rc=${PIPESTATUS[0]}
+      echo "$arch: $([ "$rc" = 0 ] && echo passed || echo FAILED) in $(($(date +%s) - t)) s" > "$WORK/status-$arch"
+      exit "$rc"
+    ) &
+    pids+=($!)
+    if [ "$jobs" -lt 2 ]; then wait "${pids[-1]}" || true; fi
+  done
+  for p in "${pids[@]}"; do wait "$p" || true; done
+  for arch in "${archs[@]}"; do
+    status=$(cat "$WORK/status-$arch" 2>/dev/null || echo "$arch: FAILED (no status)")
+    summary+="  $status"$'\n'
+    case $status in *passed*) ;; *) failed+=("$arch") ;; esac
+  done
   cleanup_mounts
   [ -z "$(mounts_under "$WORK")" ] || die "mounts left under $WORK"
-  log "done: $what in $(($(date +%s) - T0)) s"
+  log "summary (total $(($(date +%s) - T0)) s):"$'\n'"$summary"
+  [ ${#failed[@]} = 0 ] || die "failed: ${failed[*]}"
 }
 
 main "$@"
