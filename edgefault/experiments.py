@@ -209,18 +209,19 @@ def _run_fold(data: _Data, train_idx: list[int], test_healthy_full: list[int], t
                                 for i, s, e in healthy_test_blocks],
         **extra,
     }
-    if args.method == "vae":
+    if len(data.channels) > 1 and "DE" in data.channels:
         # Root cause: for drive-end faults the top channel of contrib should be the drive end.
-        if len(data.channels) > 1 and "DE" in data.channels:
-            tops = [c for i in test_fault if str(data.rows[i].groups.get("fault_end", "")).startswith("drive")
-                    for c in _top_channels(rt, data.signal(i))]
-            report["top_channel_is_DE_for_drive_end_faults"] = float(np.mean([c == "DE" for c in tops])) \
-                if tops else None
-            report["n_alarmed_drive_end_windows"] = len(tops)
+        tops = [c for i in test_fault if str(data.rows[i].groups.get("fault_end", "")).startswith("drive")
+                for c in _top_channels(rt, data.signal(i))]
+        report["top_channel_is_DE_for_drive_end_faults"] = float(np.mean([c == "DE" for c in tops])) \
+            if tops else None
+        report["n_alarmed_drive_end_windows"] = len(tops)
+    if args.method == "vae":
         base = argparse.Namespace(**{**vars(args), "method": "gaussian"})
         g = _run_fold(data, train_idx, test_healthy_full, test_fault, fractions, base, healthy_test_from_train)
-        report["gaussian"] = {k: g[k] for k in ("auroc", "false_alarm_rate", "false_alarm_rate_debounced",
-                                                "detection_rate", "threshold", "calibration")}
+        report["gaussian"] = {k: g.get(k) for k in ("auroc", "false_alarm_rate", "false_alarm_rate_debounced",
+                                                    "detection_rate", "threshold", "calibration",
+                                                    "top_channel_is_DE_for_drive_end_faults")}
     return report
 
 
