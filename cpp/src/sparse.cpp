@@ -14,6 +14,12 @@ namespace {
 
 constexpr std::size_t kPanel = 16;  // atoms per packed panel
 
+#if defined(__GNUC__)
+#define EF_INLINE __attribute__((always_inline)) inline
+#else
+#define EF_INLINE inline
+#endif
+
 std::string num(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.6g", v);
@@ -128,7 +134,7 @@ void product_generic(const float* x, std::size_t nf, const float* packed, std::s
 
 
 // max_i |a_i|: four independent scalar chains (vector selects compile poorly on plain SSE2).
-float max_abs(const float* a, std::size_t n) noexcept {
+EF_INLINE float max_abs(const float* a, std::size_t n) noexcept {
   float m0 = 0.0f, m1 = 0.0f, m2 = 0.0f, m3 = 0.0f;
   std::size_t j = 0;
   for (; j + 4 <= n; j += 4) {
@@ -159,6 +165,292 @@ double sum_squares(const float* a, std::size_t n) noexcept {
   for (; j < n; ++j) s += static_cast<double>(a[j]) * a[j];
   return s;
 }
+
+// Float sum of squares with 16 lanes (groups of the tree norm; exact enough for thresholds).
+EF_INLINE float sum_squares_f(const float* a, std::size_t n) noexcept {
+  std::size_t j = 0;
+  float s = 0.0f;
+#if defined(__GNUC__)
+  if (n >= 16) {
+    v8f s0 = v8f{}, s1 = v8f{};
+    for (; j + 16 <= n; j += 16) {
+      v8f u, v;
+      std::memcpy(&u, a + j, sizeof u);
+      std::memcpy(&v, a + j + 8, sizeof v);
+      s0 += u * u;
+      s1 += v * v;
+    }
+    s0 += s1;
+    for (int l = 0; l < 8; ++l) s += s0[l];
+  }
+#endif
+  float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;  // short groups: four chains instead of one
+  for (; j + 4 <= n; j += 4) {
+    s += a[j] * a[j];
+    s1 += a[j + 1] * a[j + 1];
+    s2 += a[j + 2] * a[j + 2];
+    s3 += a[j + 3] * a[j + 3];
+  }
+  for (; j < n; ++j) s += a[j] * a[j];
+  return (s + s1) + (s2 + s3);
+}
+
+// ---- OMP core (compiled twice: portable and AVX2+FMA) ----------------------------------------
+struct OmpWork {
+  const float* g;  // Gram, na x na
+  std::size_t na, mk;
+  float* alpha;  // na
+  float* V;      // mk x na
+  float* wf;     // mk
+  double* L;     // mk x mk
+  double* inv_diag;  // mk: 1 / L[i, i]
+  double* z;     // mk
+  std::int32_t* active;
+};
+struct OmpOut {
+  std::size_t s;
+  double eps;
+};
+
+// V_s = (G[best, :] - sum_j w_j V_j) * inv;  alpha -= z V_s. One pass over the atoms.
+EF_INLINE void omp_direction(const float* gb, const float* V, const float* wf, std::size_t s, std::size_t na,
+                             float inv, float z, float* vs, float* alpha) noexcept {
+  std::size_t m = 0;
+#if defined(__GNUC__)
+  for (; m + 8 <= na; m += 8) {
+    v8f acc, al;
+    std::memcpy(&acc, gb + m, sizeof acc);
+    for (std::size_t j = 0; j < s; ++j) {
+      v8f vj;
+      std::memcpy(&vj, V + j * na + m, sizeof vj);
+      acc -= wf[j] * vj;
+    }
+    acc *= inv;
+    std::memcpy(vs + m, &acc, sizeof acc);
+    std::memcpy(&al, alpha + m, sizeof al);
+    al -= z * acc;
+    std::memcpy(alpha + m, &al, sizeof al);
+  }
+#endif
+  for (; m < na; ++m) {
+    float acc = gb[m];
+    for (std::size_t j = 0; j < s; ++j) acc -= wf[j] * V[j * na + m];
+    acc *= inv;
+    vs[m] = acc;
+    alpha[m] -= z * acc;
+  }
+}
+
+// Batch-OMP with the correlations updated in orthogonal form. With D_I = Q L^T (L L^T = G_II,
+// Q orthonormal) and V_j = D^T q_j:
+//   w = L^{-1} G[I, best] (new Cholesky row), L_ss = sqrt(g_bb - |w|^2);
+//   z = L^{-1} alpha0_I = Q^T x (forward substitution, one new entry per step);
+//   V_s = (G[best, :] - sum_j w_j V_j) / L_ss;  alpha = D^T r loses z_s V_s;  ||r||^2 loses z_s^2.
+EF_INLINE OmpOut omp_core(const OmpWork& w, const float* alpha0, double xnorm2, std::size_t k, double tol) noexcept {
+  const std::size_t na = w.na, mk = w.mk;
+  float* alpha = w.alpha;
+  std::memcpy(alpha, alpha0, na * sizeof(float));
+  std::size_t s = 0;
+  double eps = xnorm2;
+  const bool use_tol = tol >= 0.0;
+  while (s < k && !(use_tol && eps <= tol)) {
+    // greedy selection: largest |alpha| (active atoms are zeroed), lowest index on ties
+    const float bv = max_abs(alpha, na);
+    if (static_cast<double>(bv) * bv <= 1e-30 * std::max(xnorm2, 1e-30)) break;
+    std::size_t best = 0;
+    while (std::fabs(alpha[best]) != bv) ++best;
+    // w = L^{-1} G[I, best] in double (equals V_j[best] in exact arithmetic, but the float V
+    // lose orthogonality on ill-conditioned active sets; L and z must not)
+    double* Ls = w.L + s * mk;
+    double wn = 0.0, zs = alpha0[best];
+    for (std::size_t i = 0; i < s; ++i) {
+      double v = w.g[static_cast<std::size_t>(w.active[i]) * na + best];
+      const double* Li = w.L + i * mk;
+      for (std::size_t j = 0; j < i; ++j) v -= Li[j] * Ls[j];
+      v *= w.inv_diag[i];
+      Ls[i] = v;
+      w.wf[i] = static_cast<float>(v);
+      wn += v * v;
+      zs -= v * w.z[i];
+    }
+    const double gbb = w.g[best * na + best];
+    const double d = gbb - wn;
+    if (!(d > 1e-6 * gbb)) break;  // best is (numerically) in the span of the active atoms
+    const double lss = std::sqrt(d);
+    Ls[s] = lss;
+    w.inv_diag[s] = 1.0 / lss;
+    zs *= w.inv_diag[s];
+    w.z[s] = zs;
+    omp_direction(w.g + best * na, w.V, w.wf, s, na, static_cast<float>(1.0 / lss), static_cast<float>(zs),
+                  w.V + s * na, alpha);
+    w.active[s] = static_cast<std::int32_t>(best);
+    ++s;
+    for (std::size_t i = 0; i < s; ++i) alpha[w.active[i]] = 0.0f;
+    eps -= zs * zs;
+  }
+  return {s, eps};
+}
+
+OmpOut omp_generic(const OmpWork& w, const float* alpha0, double xnorm2, std::size_t k, double tol) noexcept {
+  return omp_core(w, alpha0, xnorm2, k, tol);
+}
+
+// ---- tree prox and FISTA core -------------------------------------------------------------------
+struct TreeView {  // see IndexTreeNorm::op_begin
+  const std::int32_t* op_begin;
+  const std::int32_t* op_end;
+  const std::int32_t* op_node;
+  std::size_t n_ops;
+  const float* run_weight;
+  const float* weight;
+};
+
+EF_INLINE void tree_prox_apply(const TreeView& t, float* v, float tp) noexcept {
+  for (std::size_t k = 0; k < t.n_ops; ++k) {
+    const auto b = static_cast<std::size_t>(t.op_begin[k]), e = static_cast<std::size_t>(t.op_end[k]);
+    if (t.op_node[k] < 0) {  // run of singleton groups: elementwise soft-threshold
+      const float* rw = t.run_weight;
+      for (std::size_t i = b; i < e; ++i) {
+        const float x = v[i];
+        v[i] = std::copysign(std::max(std::fabs(x) - tp * rw[i], 0.0f), x);
+      }
+      continue;
+    }
+    const float thr = tp * t.weight[t.op_node[k]];
+    const float s = sum_squares_f(v + b, e - b);
+    if (s == 0.0f) continue;
+    const float nrm = std::sqrt(s);
+    if (nrm <= thr) {
+      std::memset(v + b, 0, (e - b) * sizeof(float));
+    } else {
+      const float scale = 1.0f - thr / nrm;
+      for (std::size_t i = b; i < e; ++i) v[i] *= scale;
+    }
+  }
+}
+
+// out = sum_k val[k] * G[idx[k], :] - b. Register accumulators, one store per 8 columns.
+EF_INLINE void sparse_rows_minus(const float* g, std::size_t na, const std::int32_t* idx, const float* val,
+                                 std::size_t nnz, const float* b, float* out) noexcept {
+  std::size_t m = 0;
+#if defined(__GNUC__)
+  for (; m + 16 <= na; m += 16) {
+    v8f a0, a1;
+    std::memcpy(&a0, b + m, sizeof a0);
+    std::memcpy(&a1, b + m + 8, sizeof a1);
+    a0 = -a0;
+    a1 = -a1;
+    for (std::size_t k = 0; k < nnz; ++k) {
+      const float* gr = g + static_cast<std::size_t>(idx[k]) * na + m;
+      v8f g0, g1;
+      std::memcpy(&g0, gr, sizeof g0);
+      std::memcpy(&g1, gr + 8, sizeof g1);
+      a0 += val[k] * g0;
+      a1 += val[k] * g1;
+    }
+    std::memcpy(out + m, &a0, sizeof a0);
+    std::memcpy(out + m + 8, &a1, sizeof a1);
+  }
+#endif
+  for (; m < na; ++m) {
+    float acc = -b[m];
+    for (std::size_t k = 0; k < nnz; ++k) acc += val[k] * g[static_cast<std::size_t>(idx[k]) * na + m];
+    out[m] = acc;
+  }
+}
+
+struct FistaWork {
+  const float* g;  // na x na, internal order
+  std::size_t na;
+  float* a;  // in: start point; out: result (buffers a / ap are swapped internally and copied back)
+  float* ap;
+  float* y;
+  float* grad;
+  std::int32_t* nz_idx;  // na
+  float* nz_val;         // na
+  TreeView tree;
+  float lip;
+};
+
+// FISTA with gradient-based adaptive restart (O'Donoghue & Candes 2015).
+EF_INLINE std::int32_t fista_core(const FistaWork& w, const float* b, float lam, std::size_t max_iter,
+                                  float tol) noexcept {
+  const std::size_t na = w.na;
+  const float* g = w.g;
+  const float inv_l = 1.0f / w.lip;
+  const float t_prox = lam * inv_l;
+  float* a = w.a;
+  float* ap = w.ap;
+  float* y = w.y;
+  float* grad = w.grad;
+  std::memcpy(y, a, na * sizeof(float));
+  double t = 1.0;
+  const float tol2 = tol * tol;
+  std::size_t it = 0;
+  while (it < max_iter) {
+    ++it;
+    // grad = G y - b; G symmetric: sum the rows of the non-zero y_i, 8 columns at a time
+    std::size_t nnz = 0;
+    for (std::size_t i = 0; i < na; ++i) {
+      w.nz_idx[nnz] = static_cast<std::int32_t>(i);
+      w.nz_val[nnz] = y[i];
+      nnz += y[i] != 0.0f;
+    }
+    sparse_rows_minus(g, na, w.nz_idx, w.nz_val, nnz, b, grad);
+    std::swap(a, ap);  // ap = previous iterate
+    for (std::size_t j = 0; j < na; ++j) a[j] = y[j] - inv_l * grad[j];
+    tree_prox_apply(w.tree, a, t_prox);
+    float diff2 = 0.0f, norm2 = 0.0f, restart = 0.0f;
+    std::size_t j = 0;
+#if defined(__GNUC__)
+    v8f dv = v8f{}, nv = v8f{}, rv = v8f{};
+    for (; j + 8 <= na; j += 8) {
+      v8f av, pv, yv;
+      std::memcpy(&av, a + j, sizeof av);
+      std::memcpy(&pv, ap + j, sizeof pv);
+      std::memcpy(&yv, y + j, sizeof yv);
+      const v8f d = av - pv;
+      dv += d * d;
+      nv += av * av;
+      rv += (yv - av) * d;
+    }
+    for (int l = 0; l < 8; ++l) {
+      diff2 += dv[l];
+      norm2 += nv[l];
+      restart += rv[l];
+    }
+#endif
+    for (; j < na; ++j) {
+      const float d = a[j] - ap[j];
+      diff2 += d * d;
+      norm2 += a[j] * a[j];
+      restart += (y[j] - a[j]) * d;
+    }
+    if (diff2 <= tol2 * std::max(norm2, 1e-30f)) break;
+    double t_next = 0.5 * (1.0 + std::sqrt(1.0 + 4.0 * t * t));
+    if (restart > 0.0f) t_next = 1.0, t = 1.0;  // momentum points uphill: restart
+    const float beta = static_cast<float>((t - 1.0) / t_next);
+    for (std::size_t m = 0; m < na; ++m) y[m] = a[m] + beta * (a[m] - ap[m]);
+    t = t_next;
+  }
+  if (a != w.a) std::memcpy(w.a, a, na * sizeof(float));
+  return static_cast<std::int32_t>(it);
+}
+
+std::int32_t fista_generic(const FistaWork& w, const float* b, float lam, std::size_t max_iter, float tol) noexcept {
+  return fista_core(w, b, lam, max_iter, tol);
+}
+
+#ifdef EDGEFAULT_SPARSE_AVX2
+__attribute__((target("avx2,fma"))) OmpOut omp_avx2(const OmpWork& w, const float* alpha0, double xnorm2,
+                                                     std::size_t k, double tol) noexcept {
+  return omp_core(w, alpha0, xnorm2, k, tol);
+}
+__attribute__((target("avx2,fma"))) std::int32_t fista_avx2(const FistaWork& w, const float* b, float lam,
+                                                             std::size_t max_iter, float tol) noexcept {
+  return fista_core(w, b, lam, max_iter, tol);
+}
+#endif
 }  // namespace
 
 // ---- DictProduct ----------------------------------------------------------------------------
@@ -241,8 +533,9 @@ OmpCoder::OmpCoder(const float* dictionary, std::size_t n_features, std::size_t 
   alpha_.assign(n_atoms, 0.0f);
   chol_.assign(max_k * max_k, 0.0);
   gamma_.assign(max_k, 0.0);
+  inv_diag_.assign(max_k, 0.0);
   z_.assign(max_k, 0.0);
-  w_.assign(max_k, 0.0);
+  wf_.assign(max_k, 0.0f);
   active_.assign(max_k, 0);
   vdir_.assign(max_k * n_atoms, 0.0f);
 }
@@ -268,62 +561,16 @@ void OmpCoder::encode(const float* x, std::size_t n, std::size_t k, float tol, f
 
 void OmpCoder::encode_one(const float* alpha0, double xnorm2, std::size_t k, double tol, float* code,
                           float* resid_sq, std::int32_t* n_active) noexcept {
-  // Orthogonal form of the Cholesky update: with L L^T = G_II, the s-th orthonormalised atom
-  // q_s has D^T q_s = V_s = (G[best, :] - sum_{j<s} L[s, j] V_j) / L[s, s] and coefficient
-  // z_s = q_s^T x (forward substitution), so alpha = D^T r loses z_s V_s and ||r||^2 loses z_s^2.
-  // gamma = L^{-T} z is solved once at the end.
   const std::size_t na = n_atoms(), mk = max_k_;
-  const float* g = gram_.data();
-  float* alpha = alpha_.data();
-  float* V = vdir_.data();
-  double* L = chol_.data();
-  std::memcpy(alpha, alpha0, na * sizeof(float));
-  std::size_t s = 0;  // active atoms
-  double eps = xnorm2;
-  const bool use_tol = tol >= 0.0;
-  while (s < k && !(use_tol && eps <= tol)) {
-    // greedy selection: largest |alpha| (active atoms are zeroed), lowest index on ties
-    const float bv = max_abs(alpha, na);
-    if (static_cast<double>(bv) * bv <= 1e-30 * std::max(xnorm2, 1e-30)) break;
-    std::size_t best = 0;
-    while (std::fabs(alpha[best]) != bv) ++best;
-    // Cholesky update: L_new = [L 0; w^T sqrt(g_bb - w^T w)], L w = G[I, best]
-    double wn = 0.0;
-    for (std::size_t i = 0; i < s; ++i) {
-      double v = g[static_cast<std::size_t>(active_[i]) * na + best];
-      for (std::size_t j = 0; j < i; ++j) v -= L[i * mk + j] * w_[j];
-      v /= L[i * mk + i];
-      w_[i] = v;
-      wn += v * v;
-    }
-    const double gbb = g[best * na + best];
-    const double d = gbb - wn;
-    if (!(d > 1e-6 * gbb)) break;  // best is (numerically) in the span of the active atoms
-    const double lss = std::sqrt(d);
-    for (std::size_t j = 0; j < s; ++j) L[s * mk + j] = w_[j];
-    L[s * mk + s] = lss;
-    double zs = alpha0[best];
-    for (std::size_t j = 0; j < s; ++j) zs -= w_[j] * z_[j];
-    zs /= lss;
-    z_[s] = zs;
-    // V_s and the correlation update
-    float* vs = V + s * na;
-    std::memcpy(vs, g + best * na, na * sizeof(float));
-    for (std::size_t j = 0; j < s; ++j) {
-      const float c = static_cast<float>(w_[j]);
-      const float* vj = V + j * na;
-      for (std::size_t m = 0; m < na; ++m) vs[m] -= c * vj[m];
-    }
-    const float inv = static_cast<float>(1.0 / lss), zf = static_cast<float>(zs);
-    for (std::size_t m = 0; m < na; ++m) {
-      vs[m] *= inv;
-      alpha[m] -= zf * vs[m];
-    }
-    active_[s] = static_cast<std::int32_t>(best);
-    ++s;
-    for (std::size_t i = 0; i < s; ++i) alpha[active_[i]] = 0.0f;
-    eps -= zs * zs;
-  }
+  const OmpWork w{gram_.data(), na, mk, alpha_.data(), vdir_.data(), wf_.data(), chol_.data(), inv_diag_.data(),
+                  z_.data(), active_.data()};
+#ifdef EDGEFAULT_SPARSE_AVX2
+  const OmpOut r = prod_.uses_avx2() ? omp_avx2(w, alpha0, xnorm2, k, tol) : omp_generic(w, alpha0, xnorm2, k, tol);
+#else
+  const OmpOut r = omp_generic(w, alpha0, xnorm2, k, tol);
+#endif
+  const std::size_t s = r.s;
+  const double* L = chol_.data();
   // back substitution L^T gamma = z
   for (std::size_t ii = s; ii-- > 0;) {
     double v = z_[ii];
@@ -332,9 +579,10 @@ void OmpCoder::encode_one(const float* alpha0, double xnorm2, std::size_t k, dou
   }
   std::memset(code, 0, na * sizeof(float));
   for (std::size_t i = 0; i < s; ++i) code[active_[i]] = static_cast<float>(gamma_[i]);
-  if (resid_sq) *resid_sq = static_cast<float>(std::max(eps, 0.0));
+  if (resid_sq) *resid_sq = static_cast<float>(std::max(r.eps, 0.0));
   if (n_active) *n_active = static_cast<std::int32_t>(s);
 }
+
 // ---- Index tree -----------------------------------------------------------------------------
 
 IndexTreeNorm::IndexTreeNorm(const std::int32_t* parent, std::size_t n_nodes, const std::int32_t* atom_node,
@@ -436,24 +684,34 @@ IndexTreeNorm::IndexTreeNorm(const std::int32_t* parent, std::size_t n_nodes, co
       stack.pop_back();
     }
   }
+  // prox program: skip weight-0 and empty groups; merge consecutive singleton groups at
+  // increasing adjacent positions into one elementwise soft-threshold run (a position holds one
+  // run weight: a second singleton group on the same atom, e.g. its parent, stays a group op)
+  run_weight_.assign(n_atoms, 0.0f);
+  std::vector<unsigned char> in_run(n_atoms, 0);
+  for (std::int32_t v : order_) {
+    const auto vs = static_cast<std::size_t>(v);
+    if (!(weight_[vs] > 0.0f) || stop_[vs] == start_[vs]) continue;
+    if (stop_[vs] - start_[vs] == 1 && !in_run[static_cast<std::size_t>(start_[vs])]) {
+      run_weight_[static_cast<std::size_t>(start_[vs])] = weight_[vs];
+      in_run[static_cast<std::size_t>(start_[vs])] = 1;
+      if (!op_node_.empty() && op_node_.back() == -1 && op_end_.back() == start_[vs]) {
+        op_end_.back() = stop_[vs];
+        continue;
+      }
+      op_node_.push_back(-1);
+    } else {
+      op_node_.push_back(v);
+    }
+    op_begin_.push_back(start_[vs]);
+    op_end_.push_back(stop_[vs]);
+  }
 }
 
 void IndexTreeNorm::prox_internal(float* v, float t) const noexcept {
-  for (std::int32_t node : order_) {
-    const auto ns = static_cast<std::size_t>(node);
-    const float thr = t * weight_[ns];
-    const auto b = static_cast<std::size_t>(start_[ns]), e = static_cast<std::size_t>(stop_[ns]);
-    if (!(thr > 0.0f) || b == e) continue;
-    double s = 0.0;
-    for (std::size_t i = b; i < e; ++i) s += static_cast<double>(v[i]) * v[i];
-    const double nrm = std::sqrt(s);
-    if (nrm <= thr) {
-      std::memset(v + b, 0, (e - b) * sizeof(float));
-    } else {
-      const float scale = static_cast<float>(1.0 - thr / nrm);
-      for (std::size_t i = b; i < e; ++i) v[i] *= scale;
-    }
-  }
+  const TreeView view{op_begin_.data(), op_end_.data(), op_node_.data(), op_node_.size(), run_weight_.data(),
+                      weight_.data()};
+  tree_prox_apply(view, v, t);
 }
 
 void IndexTreeNorm::prox(const float* v, float t, float* out, float* scratch) const noexcept {
@@ -523,6 +781,8 @@ TreeLassoCoder::TreeLassoCoder(const float* dictionary, std::size_t n_features, 
   a_prev_.assign(n_atoms, 0.0f);
   y_.assign(n_atoms, 0.0f);
   grad_.assign(n_atoms, 0.0f);
+  nz_idx_.assign(n_atoms, 0);
+  nz_val_.assign(n_atoms, 0.0f);
 }
 
 void TreeLassoCoder::encode(const float* x, std::size_t n, float lam, std::size_t max_iter, float tol,
@@ -557,49 +817,16 @@ void TreeLassoCoder::encode(const float* x, std::size_t n, float lam, std::size_
   }
 }
 
-// FISTA with gradient-based adaptive restart (O'Donoghue & Candes 2015). Result left in a_.
+// FISTA (see fista_core). Result left in a_.
 std::int32_t TreeLassoCoder::solve_one(const float* b, float lam, std::size_t max_iter, float tol) noexcept {
-  const std::size_t na = n_atoms();
-  const float* g = gram_.data();
-  const float inv_l = 1.0f / lip_;
-  const float t_prox = lam * inv_l;
-  float* a = a_.data();
-  float* ap = a_prev_.data();
-  float* y = y_.data();
-  float* grad = grad_.data();
-  std::memcpy(y, a, na * sizeof(float));
-  double t = 1.0;
-  const double tol2 = static_cast<double>(tol) * tol;
-  std::size_t it = 0;
-  while (it < max_iter) {
-    ++it;
-    // grad = G y - b; G symmetric, so accumulate rows for the non-zero y_j
-    for (std::size_t j = 0; j < na; ++j) grad[j] = -b[j];
-    for (std::size_t i = 0; i < na; ++i) {
-      const float yi = y[i];
-      if (yi == 0.0f) continue;
-      const float* gi = g + i * na;
-      for (std::size_t j = 0; j < na; ++j) grad[j] += yi * gi[j];
-    }
-    std::swap(a, ap);  // ap = previous iterate
-    for (std::size_t j = 0; j < na; ++j) a[j] = y[j] - inv_l * grad[j];
-    tree_.prox_internal(a, t_prox);
-    double diff2 = 0.0, norm2 = 0.0, restart = 0.0;
-    for (std::size_t j = 0; j < na; ++j) {
-      const double d = static_cast<double>(a[j]) - ap[j];
-      diff2 += d * d;
-      norm2 += static_cast<double>(a[j]) * a[j];
-      restart += (static_cast<double>(y[j]) - a[j]) * d;
-    }
-    if (diff2 <= tol2 * std::max(norm2, 1e-24)) break;
-    double t_next = 0.5 * (1.0 + std::sqrt(1.0 + 4.0 * t * t));
-    if (restart > 0.0) t_next = 1.0, t = 1.0;  // momentum points uphill: restart
-    const float beta = static_cast<float>((t - 1.0) / t_next);
-    for (std::size_t j = 0; j < na; ++j) y[j] = a[j] + beta * (a[j] - ap[j]);
-    t = t_next;
-  }
-  if (a != a_.data()) std::memcpy(a_.data(), a, na * sizeof(float));
-  return static_cast<std::int32_t>(it);
+  const TreeView view{tree_.op_begin().data(), tree_.op_end().data(), tree_.op_node().data(),
+                      tree_.op_node().size(), tree_.run_weight().data(), tree_.weights().data()};
+  const FistaWork w{gram_.data(), n_atoms(), a_.data(), a_prev_.data(), y_.data(), grad_.data(), nz_idx_.data(),
+                    nz_val_.data(), view, lip_};
+#ifdef EDGEFAULT_SPARSE_AVX2
+  if (prod_.uses_avx2()) return fista_avx2(w, b, lam, max_iter, tol);
+#endif
+  return fista_generic(w, b, lam, max_iter, tol);
 }
 
 }  // namespace edgefault

@@ -213,6 +213,30 @@ TEST_CASE("tree prox equals the sequential group shrinkage, is idempotent on its
   CHECK_CLOSE(tree.value(v.data()), expect, 1e-4);
 }
 
+TEST_CASE("tree prox: nested singleton groups on one atom and runs of leaves") {
+  // 0 root {a0, a1} w 0.5; 1 {a0} w 1; 2 child of 1 {a0} w 2: a0 is soft-thresholded by 2, then 1
+  const std::int32_t parent[3] = {-1, 0, 1};
+  const std::int32_t atom_node[2] = {2, 0};
+  const float w[3] = {0.5f, 1.0f, 2.0f};
+  IndexTreeNorm tree(parent, 3, atom_node, 2, w);
+  float v[2] = {3.5f, 1.0f}, out[2], scratch[2];
+  tree.prox(v, 1.0f, out, scratch);
+  const double root = 0.5 / std::sqrt(0.25 + 1.0);  // [0.5, 1] shrunk by 0.5 in norm
+  CHECK_CLOSE(out[0], 0.5 * (1 - root), 1e-6);
+  CHECK_CLOSE(out[1], 1.0 * (1 - root), 1e-6);
+  // leaves 1..4 under node 0 (w 0): elementwise soft-threshold with their own weights
+  const std::int32_t p2[5] = {-1, 0, 0, 0, 0};
+  const std::int32_t a2[4] = {1, 2, 3, 4};
+  const float w2[5] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f};
+  IndexTreeNorm leaves(p2, 5, a2, 4, w2);
+  float u[4] = {1.0f, -1.0f, 2.0f, -3.0f}, o[4], sc[4];
+  leaves.prox(u, 1.0f, o, sc);
+  CHECK_CLOSE(o[0], 0.5, 1e-7);
+  CHECK(o[1] == 0.0f);
+  CHECK_CLOSE(o[2], 0.5, 1e-7);
+  CHECK_CLOSE(o[3], -1.0, 1e-7);
+}
+
 TEST_CASE("tree validation: not a tree names the nodes") {
   const float w[4] = {1, 1, 1, 1};
   const std::int32_t an[2] = {0, 1};

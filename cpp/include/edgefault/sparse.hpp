@@ -75,7 +75,8 @@ class OmpCoder {
   std::vector<float> xpad_;     // block_rows x n_features
   std::vector<float> alpha_;    // n_atoms: current correlations D^T r
   std::vector<double> chol_;    // max_k x max_k lower-triangular Cholesky factor of G_II
-  std::vector<double> gamma_, z_, w_;   // max_k
+  std::vector<double> gamma_, z_, inv_diag_;  // max_k
+  std::vector<float> wf_;               // max_k
   std::vector<std::int32_t> active_;    // max_k
   std::vector<float> vdir_;             // max_k x n_atoms: D^T q_s of the orthonormalised atoms
 };
@@ -101,8 +102,18 @@ class IndexTreeNorm {
   void prox(const float* v, float t, float* out, float* scratch) const noexcept;
   // Omega(v) for v in atom order.
   double value(const float* v) const noexcept;
+  // Prox program used by the solvers, in post-order: op i covers internal positions
+  // [op_begin[i], op_end[i]); op_node[i] >= 0 is one group (that node's, weight > 0), op_node[i] = -1
+  // is a run of consecutive singleton groups soft-thresholded elementwise with run_weight[pos].
+  const std::vector<std::int32_t>& op_begin() const noexcept { return op_begin_; }
+  const std::vector<std::int32_t>& op_end() const noexcept { return op_end_; }
+  const std::vector<std::int32_t>& op_node() const noexcept { return op_node_; }
+  const std::vector<float>& run_weight() const noexcept { return run_weight_; }
+  const std::vector<float>& weights() const noexcept { return weight_; }
 
  private:
+  std::vector<std::int32_t> op_begin_, op_end_, op_node_;
+  std::vector<float> run_weight_;
   std::vector<std::int32_t> perm_;          // internal position -> atom
   std::vector<std::int32_t> order_;         // nodes in post-order (children before parents)
   std::vector<std::int32_t> start_, stop_;  // node -> [start, stop) in internal order
@@ -139,6 +150,8 @@ class TreeLassoCoder {
   std::vector<float> gram_;  // n_atoms x n_atoms in internal (tree) order
   std::vector<float> block_, xpad_;
   std::vector<float> b_, a_, a_prev_, y_, grad_;  // n_atoms, internal order
+  std::vector<std::int32_t> nz_idx_;              // n_atoms: non-zeros of the FISTA point
+  std::vector<float> nz_val_;
 };
 
 }  // namespace edgefault
