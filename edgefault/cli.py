@@ -167,6 +167,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- serve ------------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .daemon import serve
+
+    return serve(args.config, log_level=args.log_level)
+
+
 # -- eval -------------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
     from .experiments import run_eval
@@ -251,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    v = sub.add_parser("serve", help="the field daemon: sources -> bundles -> sinks, from a TOML config")
+    v.add_argument("--config", required=True, help="TOML file (docs/daemon.md lists every setting)")
+    v.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                   help="override [daemon] log_level")
+    v.set_defaults(func=cmd_serve)
     return p
 
 
