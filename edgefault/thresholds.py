@@ -29,6 +29,9 @@ def norm_ppf(p: float) -> float:
     return 0.5 * (lo + hi)
 
 
+XI_MIN = -0.5
+
+
 def gpd_fit(excesses: np.ndarray, method: str = "mle") -> tuple[float, float]:
     """Generalised Pareto fit ``(shape xi, scale sigma)`` to positive excesses over a threshold.
 
@@ -39,6 +42,8 @@ def gpd_fit(excesses: np.ndarray, method: str = "mle") -> tuple[float, float]:
     (xi(theta) = mean(log(1 + theta y)), sigma = xi / theta, profile log-likelihood
     -n (1 + xi + log sigma); theta -> 0 is the exponential),
     maximised over a grid and refined by golden-section search. Support: theta > -1 / max(y).
+    The likelihood is unbounded for xi < -1 (a few excesses piled near their maximum) and
+    irregular below -0.5 (Smith 1985), so the MLE is constrained to xi >= ``XI_MIN`` = -0.5.
     Survival function: (1 + xi y / sigma)^(-1/xi), or exp(-y / sigma) for xi = 0.
     """
     y = np.sort(np.asarray(excesses, dtype=np.float64).ravel())
@@ -61,7 +66,7 @@ def gpd_fit(excesses: np.ndarray, method: str = "mle") -> tuple[float, float]:
             return -n * (1.0 + math.log(mean))
         t = np.log1p(theta * y)
         xi = float(t.mean())
-        if xi * theta <= 0:  # sigma = xi / theta must be positive
+        if xi * theta <= 0 or xi < XI_MIN:  # sigma = xi / theta > 0; the regular region xi >= -0.5
             return -math.inf
         return -n * (1.0 + math.log(xi / theta) + xi)  # l = -n log sigma - (1 + 1/xi) sum(t)
 

@@ -43,6 +43,21 @@ def test_pwm_matches_l_moments_from_pairwise_differences(xi: float) -> None:
     assert shape == pytest.approx(xi, abs=0.15)
 
 
+def test_mle_is_constrained_to_the_regular_region() -> None:
+    """Uniform excesses (true xi = -1, where the likelihood is unbounded at the sample maximum):
+    the fit stays at xi >= -0.5, maximises the likelihood there, and the threshold stays finite."""
+    y = np.random.default_rng(6).uniform(0, 1, size=12)
+    xi, sigma = gpd_fit(y, "mle")
+    assert xi >= -0.5 - 1e-9 and xi == pytest.approx(-0.5, abs=1e-3)
+    # best on the boundary xi = -0.5 (the sample max must stay inside the support sigma / 0.5)
+    grid = np.linspace(2 * y.max() * 0.5 + 1e-9, 5.0, 4000)
+    best = max(_gpd_loglik(y, -0.5, s) for s in grid)
+    assert _gpd_loglik(y, xi, sigma) >= best - 1e-3
+    s = np.r_[np.random.default_rng(7).uniform(0, 1, size=90)]
+    cal = calibrate_threshold(s, target_far=1e-4, method="pot")
+    assert cal.details["gpd_shape"] >= -0.5 - 1e-9 and s.max() <= cal.threshold < 1.5
+
+
 def test_quantile_formula_matches_scipy() -> None:
     for xi in (-0.2, 0.0, 0.3):
         got = gpd_quantile_over(5.0, xi, 2.0, 0.1, 1e-4)
