@@ -125,7 +125,8 @@ class OmpCoder:
     """Reusable Batch-OMP coder over a fixed dictionary ``(n_features, n_atoms)`` (columns =
     unit-norm atoms). ``max_k`` sizes the workspaces: ``encode`` accepts any
     ``n_nonzero_coefs <= max_k``. Duplicate atoms (``|<d_i, d_j>| > 1 - 1e-6``) are an error
-    unless ``allow_duplicates``. Not thread-safe: one coder per thread.
+    unless ``allow_duplicates``. Calls on one coder from several threads are serialised by a lock
+    (the GIL is released while they run): make one coder per thread to code in parallel.
     """
 
     def __init__(self, dictionary: Any, max_k: int, *, allow_duplicates: bool = False) -> None:
@@ -421,7 +422,8 @@ def tree_prox(v: Any, groups: Any, weights: Any = None, lam: float = 1.0) -> np.
 class TreeLassoCoder:
     """Reusable tree-structured group-lasso coder over ``dictionary`` ``(n_features, n_atoms)``
     (columns = atoms, any norm) and an index ``tree`` (see :meth:`IndexTree.coerce`). Computes
-    G and L once. Not thread-safe: one coder per thread."""
+    G and L once. Calls on one coder from several threads are serialised by a lock; make one coder
+    per thread to code in parallel."""
 
     def __init__(self, dictionary: Any, tree: Any) -> None:
         d = _dictionary(dictionary)

@@ -2,6 +2,8 @@
 against plain numpy references written here, property tests, and bad input."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -524,9 +526,70 @@ def test_tree_lasso_bad_input() -> None:
         sparse.TreeLassoCoder(np.hstack([D, D[:, :1]]), tree)
     with pytest.raises(InputError, match="all zeros"):
         sparse.TreeLassoCoder(np.zeros((30, 12)), tree)
+    with pytest.raises(InputError, match=r"atom \(column\) 0 has squared norm .* too large"):
+        sparse.TreeLassoCoder(D * np.float32(1e18), tree)
+    with pytest.raises(InputError, match="too small for float32"):
+        sparse.TreeLassoCoder(D * np.float32(1e-20), tree)
     Dn = D.copy()
     Dn[7, 2] = np.inf
     with pytest.raises(InputError, match=r"row 7, column \(atom\) 2"):
         sparse.TreeLassoCoder(Dn, tree)
     with pytest.raises(InputError, match="not a tree"):
         sparse.tree_group_lasso(X, D, [[0, 1, 2], [2, 3]], 0.1)
+
+
+# ---- robustness ------------------------------------------------------------------------------
+
+def test_coders_shared_between_threads_give_serial_results() -> None:
+    D = unit_dict(128, 48, seed=11)
+    X = np.random.default_rng(12).standard_normal((300, 128)).astype(np.float32)
+    omp_coder = sparse.OmpCoder(D, 8)
+    tree = sparse.IndexTree.from_groups([np.arange(i, i + 8) for i in range(0, 48, 8)])
+    tl_coder = sparse.TreeLassoCoder(D, tree)
+    want_omp = omp_coder.encode(X).codes
+    want_tl = tl_coder.encode(X, 0.3)
+    errors: list[str] = []
+
+    def work() -> None:
+        for _ in range(5):
+            if not np.array_equal(omp_coder.encode(X).codes, want_omp):
+                errors.append("omp")
+            if not np.array_equal(tl_coder.encode(X, 0.3), want_tl):
+                errors.append("tree")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+
+
+_junk = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.sampled_from([0.0, -0.0, 1e30, -1e30, 1e-30, np.nan, np.inf]),
+)
+
+
+@SETTINGS
+@given(rows=st.integers(0, 4), cols=st.integers(1, 12), atoms=st.integers(1, 8), k=st.integers(-1, 10),
+       values=st.lists(_junk, min_size=1, max_size=40), alpha=st.floats(allow_nan=True, allow_infinity=True),
+       tol=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)))
+def test_arbitrary_input_never_crashes(rows, cols, atoms, k, values, alpha, tol) -> None:
+    vals = np.resize(np.array(values, dtype=np.float64), rows * cols + cols * atoms)
+    X = vals[:rows * cols].reshape(rows, cols)
+    D = vals[rows * cols:].reshape(cols, atoms)
+    with np.errstate(all="ignore"):
+        Dn = D / np.linalg.norm(D, axis=0)
+    for dictionary in (D, Dn):
+        try:
+            codes = sparse.omp(X, dictionary, n_nonzero_coefs=k if k > 0 else None, tol=tol)
+            assert codes.shape == (rows, atoms) and np.all(np.isfinite(codes))
+        except InputError:
+            pass
+        try:
+            codes = sparse.tree_group_lasso(X, dictionary, [list(range(atoms))], alpha, max_iter=20,
+                                            tol=1e-4 if tol is None else tol)
+            assert codes.shape == (rows, atoms) and np.all(np.isfinite(codes))
+        except InputError:
+            pass

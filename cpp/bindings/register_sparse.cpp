@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +58,19 @@ std::vector<std::int32_t> as_index(const py::handle& x, const char* arg) {
 
 std::size_t usize(py::ssize_t v) { return static_cast<std::size_t>(v); }
 
+// The coders keep scratch state; the lock makes concurrent calls on one coder from several Python
+// threads (the GIL is released while they run) wait for each other instead of sharing scratch.
+struct PyOmp {
+  PyOmp(const float* d, std::size_t nf, std::size_t na, std::size_t k, bool dup) : c(d, nf, na, k, dup) {}
+  edgefault::OmpCoder c;
+  std::mutex m;
+};
+struct PyTreeLasso {
+  PyTreeLasso(const float* d, std::size_t nf, std::size_t na, const edgefault::IndexTreeNorm& t) : c(d, nf, na, t) {}
+  edgefault::TreeLassoCoder c;
+  std::mutex m;
+};
+
 struct PyTree {
   edgefault::IndexTreeNorm tree;
   std::vector<std::int32_t> parent, atom_node;
@@ -85,26 +100,28 @@ void check_cols(const FArr& x, std::size_t want, const char* arg, const char* wh
 }  // namespace
 
 void register_sparse(py::module_& m) {
-  py::class_<edgefault::OmpCoder>(m, "OmpCoder",
+  py::class_<PyOmp>(m, "OmpCoder",
                                   "Batch-OMP coder over a fixed unit-norm dictionary (n_features, n_atoms), "
                                   "columns = atoms. See edgefault.sparse.OmpCoder.")
       .def(py::init([](const py::object& d_in, std::size_t max_k, bool allow_duplicates) {
              FArr d = as_float(d_in, "dictionary", 2);
-             return edgefault::OmpCoder(d.data(), usize(d.shape(0)), usize(d.shape(1)), max_k, allow_duplicates);
+             return std::make_unique<PyOmp>(d.data(), usize(d.shape(0)), usize(d.shape(1)), max_k, allow_duplicates);
            }),
            py::arg("dictionary"), py::arg("max_k"), py::arg("allow_duplicates") = false)
-      .def_property_readonly("n_features", &edgefault::OmpCoder::n_features)
-      .def_property_readonly("n_atoms", &edgefault::OmpCoder::n_atoms)
-      .def_property_readonly("max_k", &edgefault::OmpCoder::max_k)
+      .def_property_readonly("n_features", [](const PyOmp& p) { return p.c.n_features(); })
+      .def_property_readonly("n_atoms", [](const PyOmp& p) { return p.c.n_atoms(); })
+      .def_property_readonly("max_k", [](const PyOmp& p) { return p.c.max_k(); })
       .def_property_readonly("gram",
-                             [](const edgefault::OmpCoder& c) {
+                             [](const PyOmp& p) {
+                               const edgefault::OmpCoder& c = p.c;
                                py::array_t<float> g({c.n_atoms(), c.n_atoms()});
                                std::copy(c.gram().begin(), c.gram().end(), g.mutable_data());
                                return g;
                              })
       .def(
           "encode",
-          [](edgefault::OmpCoder& c, const py::object& x_in, std::optional<std::size_t> k, std::optional<float> tol) {
+          [](PyOmp& p, const py::object& x_in, std::optional<std::size_t> k, std::optional<float> tol) {
+            edgefault::OmpCoder& c = p.c;
             FArr x = as_float(x_in, "X", 2);
             check_cols(x, c.n_features(), "X", "n_features of the dictionary");
             const std::size_t n = usize(x.shape(0));
@@ -120,6 +137,7 @@ void register_sparse(py::module_& m) {
             if (tol && !(*tol >= 0.0f)) throw py::value_error("tol must be >= 0 (squared residual norm)");
             {
               py::gil_scoped_release release;
+              std::lock_guard<std::mutex> lock(p.m);
               c.encode(xp, n, kk, tt, cp, rp, np_);
             }
             return py::make_tuple(codes, r2, nact);
@@ -164,21 +182,22 @@ void register_sparse(py::module_& m) {
           },
           py::arg("v"), "Row-wise Omega(v) for v (n, n_atoms).");
 
-  py::class_<edgefault::TreeLassoCoder>(m, "TreeLassoCoder",
+  py::class_<PyTreeLasso>(m, "TreeLassoCoder",
                                         "Tree-structured group-lasso coder (FISTA + exact tree prox). "
                                         "See edgefault.sparse.TreeLassoCoder.")
       .def(py::init([](const py::object& d_in, const PyTree& t) {
              FArr d = as_float(d_in, "dictionary", 2);
-             return edgefault::TreeLassoCoder(d.data(), usize(d.shape(0)), usize(d.shape(1)), t.tree);
+             return std::make_unique<PyTreeLasso>(d.data(), usize(d.shape(0)), usize(d.shape(1)), t.tree);
            }),
            py::arg("dictionary"), py::arg("tree"))
-      .def_property_readonly("n_features", &edgefault::TreeLassoCoder::n_features)
-      .def_property_readonly("n_atoms", &edgefault::TreeLassoCoder::n_atoms)
-      .def_property_readonly("lipschitz", &edgefault::TreeLassoCoder::lipschitz)
+      .def_property_readonly("n_features", [](const PyTreeLasso& p) { return p.c.n_features(); })
+      .def_property_readonly("n_atoms", [](const PyTreeLasso& p) { return p.c.n_atoms(); })
+      .def_property_readonly("lipschitz", [](const PyTreeLasso& p) { return p.c.lipschitz(); })
       .def(
           "encode",
-          [](edgefault::TreeLassoCoder& c, const py::object& x_in, float lam, std::size_t max_iter, float tol,
+          [](PyTreeLasso& p, const py::object& x_in, float lam, std::size_t max_iter, float tol,
              const py::object& init_in) {
+            edgefault::TreeLassoCoder& c = p.c;
             FArr x = as_float(x_in, "X", 2);
             check_cols(x, c.n_features(), "X", "n_features of the dictionary");
             const std::size_t n = usize(x.shape(0));
@@ -199,6 +218,7 @@ void register_sparse(py::module_& m) {
             std::int32_t* itp = iters.mutable_data();
             {
               py::gil_scoped_release release;
+              std::lock_guard<std::mutex> lock(p.m);
               c.encode(xp, n, lam, max_iter, tol, ip, cp, itp);
             }
             return py::make_tuple(codes, iters);

@@ -258,7 +258,7 @@ EF_INLINE OmpOut omp_core(const OmpWork& w, const float* alpha0, double xnorm2, 
     const float bv = max_abs(alpha, na);
     if (static_cast<double>(bv) * bv <= 1e-30 * std::max(xnorm2, 1e-30)) break;
     std::size_t best = 0;
-    while (std::fabs(alpha[best]) != bv) ++best;
+    while (best + 1 < na && std::fabs(alpha[best]) != bv) ++best;
     // w = L^{-1} G[I, best] in double (equals V_j[best] in exact arithmetic, but the float V
     // lose orthogonality on ill-conditioned active sets; L and z must not)
     double* Ls = w.L + s * mk;
@@ -744,6 +744,11 @@ TreeLassoCoder::TreeLassoCoder(const float* dictionary, std::size_t n_features, 
     throw std::invalid_argument("tree group lasso: the tree covers " + std::to_string(tree_.n_atoms()) +
                                 " atoms but the dictionary has " + std::to_string(n_atoms));
   const std::vector<double> g = gram_double(dictionary, n_features, n_atoms);
+  for (std::size_t j = 0; j < n_atoms; ++j)
+    if (!(g[j * n_atoms + j] <= 1e30))
+      throw std::invalid_argument("tree group lasso: dictionary atom (column) " + std::to_string(j) +
+                                  " has squared norm " + num(g[j * n_atoms + j]) +
+                                  ", too large for float32 coding (scale the dictionary)");
   const auto& perm = tree_.perm();
   gram_.resize(n_atoms * n_atoms);
   for (std::size_t i = 0; i < n_atoms; ++i)
@@ -772,6 +777,9 @@ TreeLassoCoder::TreeLassoCoder(const float* dictionary, std::size_t n_features, 
   }
   if (!(lam > 0.0))
     throw std::invalid_argument("tree group lasso: dictionary is all zeros (Lipschitz constant 0)");
+  if (!(lam > 1e-30))
+    throw std::invalid_argument("tree group lasso: dictionary is too small for float32 coding (largest "
+                                "eigenvalue of D^T D is " + num(lam) + "; scale the dictionary)");
   lip_ = static_cast<float>(lam * (1.0 + 1e-4));
   prod_ = DictProduct(dictionary, n_features, n_atoms);
   block_.assign(prod_.block_rows() * prod_.padded_atoms(), 0.0f);
