@@ -1,0 +1,241 @@
+"""Daemon: webhook retries/backoff, serial port through a socat pty pair, sd_notify messages,
+CLI exit codes for bad configs, missing optional dependencies."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import noise_recording
+from edgefault import MissingDependencyError, Runtime
+from edgefault.cli import main
+from edgefault.daemon import Daemon, parse_config
+from test_daemon_live import PKG_PARENT, free_port, read_events, reference_scores, wait_for
+
+
+def _npz(path: Path, seconds: float = 2.0, seed: int = 3) -> np.ndarray:
+    rec = noise_recording(seconds=seconds, seed=seed)
+    np.savez(path, data=rec.data, fs=np.float64(rec.fs), channels=np.array(rec.channels))
+    return rec.data
+
+
+def test_webhook_retries_in_order_and_drops_rejected(tmp_path: Path, small_bundle: Path) -> None:
+    got: list[list[dict[str, Any]]] = []
+    answers = [503, 503, 429, 400]  # then 200 for ever
+    seen_headers: list[str | None] = []
+
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen_headers.append(self.headers.get("X-Token"))
+            code = answers.pop(0) if answers else 200
+            if code == 200:
+                got.append(json.loads(body))
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    data = _npz(tmp_path / "rec.npz")
+    cfg = parse_config(f"""
+[daemon]
+state_dir = "{tmp_path / 'st'}"
+[http]
+listen = ""
+[[sensor]]
+id = "m1"
+bundle = "{small_bundle}"
+[sensor.source]
+type = "file"
+path = "{tmp_path / 'rec.npz'}"
+speed = 0
+[[sink]]
+type = "webhook"
+url = "http://127.0.0.1:{srv.server_address[1]}/ev"
+batch = 10
+retry_initial = 0.01
+retry_max = 0.05
+headers = {{ X-Token = "abc" }}
+[[sink]]
+type = "file"
+path = "{tmp_path / 'ev.jsonl'}"
+""", str(tmp_path / "c.toml"))
+    d = Daemon(cfg)
+    d.start()
+    wait_for(lambda: d.sinks[0].spool.pending == 0 and len(read_events(tmp_path / "ev.jsonl")) > 0, 20, "delivery")
+    assert d.run() == 0
+    srv.shutdown()
+    srv.server_close()
+    all_ev = read_events(tmp_path / "ev.jsonl")
+    flat = [e["seq"] for b in got for e in b]
+    # the batch answered 400 is dropped and counted; everything else arrives once, in order
+    assert flat == [e["seq"] for e in all_ev][10:]
+    assert d.metrics.get("edgefault_sink_dropped_events_total", sink="webhook0") == 10
+    assert d.metrics.get("edgefault_sink_errors_total", sink="webhook0") == 3
+    assert set(seen_headers) == {"abc"}
+    assert [e["score"] for e in all_ev] == pytest.approx(reference_scores(small_bundle, [data]), rel=1e-6)
+
+
+def test_serial_source_through_socat_pty(tmp_path: Path, small_bundle: Path) -> None:
+    pytest.importorskip("serial", reason="pyserial not installed (pip install edgefault[daemon])")
+    if shutil.which("socat") is None:
+        pytest.skip("socat not installed (Debian package socat)")
+    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
+    so = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+                          stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: a.exists() and b.exists(), 10, "socat ptys")
+        data = noise_recording(seconds=2.0, seed=4).data
+        x16 = np.round(data * 8000).astype("<i2")
+        cfg = parse_config(f"""
+[daemon]
+state_dir = "{tmp_path / 'st'}"
+[http]
+listen = ""
+[[sensor]]
+id = "m1"
+bundle = "{small_bundle}"
+[sensor.source]
+type = "serial"
+device = "{a}"
+format = "int16"
+[[sink]]
+type = "file"
+path = "{tmp_path / 'ev.jsonl'}"
+""", str(tmp_path / "c.toml"))
+        d = Daemon(cfg)
+        d.start()
+        th = threading.Thread(target=d.run, daemon=True)
+        th.start()
+        wait_for(lambda: d.workers[0].source is not None and getattr(d.workers[0].source, "port", None) is not None,
+                 10, "the port to open")
+        with open(b, "wb", buffering=0) as fh:
+            raw = x16.tobytes()
+            for i in range(0, len(raw), 4096):
+                fh.write(raw[i:i + 4096])
+                time.sleep(0.002)
+        n = (x16.shape[0] - 256) // 128 + 1
+        wait_for(lambda: len(read_events(tmp_path / "ev.jsonl")) == n, 20, "events from the serial port")
+        d.stopping.set()
+        th.join(30)
+        assert [e["score"] for e in read_events(tmp_path / "ev.jsonl")] == pytest.approx(
+            reference_scores(small_bundle, [x16]), rel=1e-6)
+    finally:
+        so.terminate()
+        so.wait(10)
+
+
+def test_sd_notify_ready_watchdog_stopping(tmp_path: Path, small_bundle: Path) -> None:
+    sock_path = str(tmp_path / "notify.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(sock_path)
+    rx.settimeout(10)
+    http = free_port()
+    port = free_port()
+    (tmp_path / "c.toml").write_text(f"""
+[daemon]
+state_dir = "{tmp_path / 'st'}"
+[http]
+listen = "127.0.0.1:{http}"
+[[sensor]]
+id = "m1"
+bundle = "{small_bundle}"
+[sensor.source]
+type = "udp"
+listen = "127.0.0.1:{port}"
+""")
+    env = {**os.environ, "PYTHONPATH": PKG_PARENT, "NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "400000"}
+    p = subprocess.Popen([sys.executable, "-m", "edgefault", "serve", "--config", str(tmp_path / "c.toml")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        msgs: list[str] = []
+        while not any(m.startswith("READY=1") for m in msgs):
+            msgs.append(rx.recv(4096).decode())
+        t0 = time.monotonic()
+        n_wd = 0
+        while n_wd < 3:
+            if rx.recv(4096).decode() == "WATCHDOG=1":
+                n_wd += 1
+        assert time.monotonic() - t0 < 3  # pinged at half of WATCHDOG_USEC
+        p.send_signal(signal.SIGHUP)
+        while not (m := rx.recv(4096).decode()).startswith("RELOADING=1"):
+            pass
+        assert "MONOTONIC_USEC=" in m
+        p.send_signal(signal.SIGTERM)
+        while rx.recv(4096).decode() != "STOPPING=1":
+            pass
+        assert p.wait(20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        assert p.stderr is not None
+        p.stderr.close()
+        rx.close()
+
+
+def test_cli_bad_config_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "c.toml").write_text('[[sensor]]\nid = "a"\nbundle = "x.efb"\n[sensor.source]\ntype = "tcp"\n')
+    assert main(["serve", "--config", str(tmp_path / "c.toml")]) == 2
+    assert "sensor[0].source.listen: is required" in capsys.readouterr().err
+    assert main(["serve", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_bundle_error_names_the_sensor(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(f'[daemon]\nstate_dir = "{tmp_path}/st"\n[http]\nlisten = ""\n'
+                                     '[[sensor]]\nid = "pump"\nbundle = "nope.efb"\n[sensor.source]\ntype = "stdin"\n')
+    r = subprocess.run([sys.executable, "-m", "edgefault", "serve", "--config", str(tmp_path / "c.toml")],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": PKG_PARENT},
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "sensor pump:" in r.stderr and "nope.efb" in r.stderr
+
+
+def test_missing_paho_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefault.daemon import sinks
+
+    monkeypatch.setitem(sys.modules, "paho", None)
+    monkeypatch.setitem(sys.modules, "paho.mqtt", None)
+    monkeypatch.setitem(sys.modules, "paho.mqtt.client", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install edgefault\[daemon\]"):
+        sinks.import_paho()
+
+
+def test_second_daemon_on_same_state_dir_refused(tmp_path: Path, small_bundle: Path) -> None:
+    text = f"""
+[daemon]
+state_dir = "{tmp_path / 'st'}"
+[http]
+listen = ""
+[[sensor]]
+id = "m1"
+bundle = "{small_bundle}"
+[sensor.source]
+type = "udp"
+listen = "127.0.0.1:0"
+"""
+    d1 = Daemon(parse_config(text, str(tmp_path / "c.toml")))
+    d1.start()
+    try:
+        d2 = Daemon(parse_config(text, str(tmp_path / "c.toml")))
+        with pytest.raises(Exception, match="in use by another edgefault daemon"):
+            d2.start()
+    finally:
+        d1.stop()
+    assert Runtime(small_bundle).bundle.bundle_id in (tmp_path / "st" / "m1.state.npz").read_bytes().decode("latin1")
