@@ -48,7 +48,45 @@ def _healthy_sources(args: argparse.Namespace) -> list[tuple[Path, float | None,
     return [(Path(f), None, None) for f in args.files]
 
 
+def _train_classify(args: argparse.Namespace) -> int:
+    """`train classify --method sfdsc`: every manifest row (label from --label-columns) is a
+    training recording; the bundle names the fault per window."""
+    if args.method not in ("sfdsc", "gaussian"):  # gaussian is the parser default: not a classifier
+        raise InputError(f"train classify --method {args.method}: available methods: sfdsc")
+    if not args.manifest:
+        raise InputError("train classify needs --manifest M.csv with path,label[,fs,channels,...] columns")
+    from .experiments import _classify_rows
+    from .readers import read_recording
+    from .train.sfdsc import pack_sfdsc, sfdsc_spec, train_sfdsc
+
+    for k in ("include_labels", "where"):
+        setattr(args, k, getattr(args, k, None))
+    rows, labels = _classify_rows(args)
+    channels = _channels_arg(args.channels)
+    fs = args.fs or next((r.fs for r in rows if r.fs), None)
+    if fs is None:
+        raise InputError("the manifest has no fs column: pass --fs")
+    blocks = []
+    for r, lab in _progress(list(zip(rows, labels)), "reading"):
+        rec = read_recording(r.path, channels=channels or (list(r.channels) if r.channels else None), fs=fs,
+                             default_fs=r.fs or args.file_fs)
+        if channels is None:
+            channels = list(rec.channels)
+        blocks.append((rec.data, lab, r.path.name))
+    spec = sfdsc_spec(float(fs), channels or ["ch0"], window=args.window, hop=args.hop,
+                      representation=args.representation)
+    res = train_sfdsc(blocks, spec, max_windows_per_class=args.max_windows, random_state=args.seed,
+                      n_atoms_per_class=args.atoms, C=args.svm_c)
+    bundle = pack_sfdsc(res, args.out, name=args.name)
+    print(json.dumps({"bundle": str(args.out), "bundle_id": bundle.bundle_id, "labels": res.labels,
+                      "n_train_windows": res.info["n_train_windows"],
+                      "windows_per_label": res.info["windows_per_label"]}))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.task == "classify":
+        return _train_classify(args)
     if args.task != "anomaly":
         raise InputError(f"train {args.task}: only 'anomaly' is available in this version")
     if args.method not in ("gaussian", "vae"):
@@ -202,7 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and pack a bundle")
     t.add_argument("task", choices=["anomaly", "classify"], help="what the model does")
     t.add_argument("files", nargs="*", help="healthy recordings (instead of --manifest)")
-    t.add_argument("--method", default="gaussian", help="anomaly: gaussian (default) or vae (needs torch)")
+    t.add_argument("--method", default="gaussian", help="anomaly: gaussian (default) or vae (needs torch); "
+                                                        "classify: sfdsc")
+    t.add_argument("--label-columns", help="classify: manifest columns joined with '@' into the label of "
+                                           "non-healthy rows, e.g. fault,diameter_in (default: the label column)")
+    t.add_argument("--atoms", type=int, default=12, help="sfdsc: atoms per class (default 12)")
+    t.add_argument("--representation", default="log_power",
+                   choices=["log_power", "bands", "envelope", "magnitude", "raw"],
+                   help="sfdsc: what the dictionary is learned on (default log_power spectra of windows)")
+    t.add_argument("--max-windows", type=int, default=300, help="sfdsc: training windows per class (default 300)")
+    t.add_argument("--svm-c", type=float, default=10.0, help="sfdsc: SVM C (default 10)")
     t.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae: network (default cnn)")
     t.add_argument("--input", default="spectrum", choices=["spectrum", "waveform"],
                    help="vae: model input (default spectrum: per-channel band energies in dB)")

@@ -22,8 +22,8 @@ HEALTHY = ("normal", "healthy")
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", required=True, help="CSV with path,label[,fs,channels,group columns]")
     p.add_argument("--root", help="folder that relative manifest paths are relative to")
-    p.add_argument("--task", default="anomaly", choices=["anomaly"], help="what to evaluate")
-    p.add_argument("--method", default="gaussian", choices=["gaussian", "vae"],
+    p.add_argument("--task", default="anomaly", choices=["anomaly", "classify"], help="what to evaluate")
+    p.add_argument("--method", default="gaussian", choices=["gaussian", "vae", "sfdsc"],
                    help="vae also runs the gaussian on the same blocks, reported under 'gaussian'")
     p.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae architecture")
     p.add_argument("--epochs", type=int, default=200, help="vae: maximum epochs (early stopping)")
@@ -46,6 +46,20 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--out", help="also write the JSON report here")
+    c = p.add_argument_group("classify (--task classify --method sfdsc)")
+    c.add_argument("--label-columns", help="manifest columns joined with '@' into the class label of non-healthy "
+                                           "rows, e.g. fault,diameter_in (default: the label column)")
+    c.add_argument("--include-labels", help="keep only rows with these labels (comma-separated)")
+    c.add_argument("--where", action="append", help="keep only rows with COLUMN in values: COLUMN=V1,V2 (repeatable)")
+    c.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 of the dictionary initialisation (default 5)")
+    c.add_argument("--per-group", action="store_true", help="split protocol: one model per value of --group")
+    c.add_argument("--atoms", type=int, default=12, help="atoms per class (default 12)")
+    c.add_argument("--representation", default="log_power",
+                   choices=["log_power", "bands", "envelope", "magnitude", "raw"],
+                   help="what the dictionary is learned on (default log_power spectra of windows)")
+    c.add_argument("--env-fmax", type=float, default=1000.0, help="envelope representation: top frequency (Hz)")
+    c.add_argument("--max-windows", type=int, default=300, help="training windows kept per class (default 300)")
+    c.add_argument("--svm-c", type=float, default=10.0, help="SVM C (default 10)")
 
 
 def _parse_fractions(s: str) -> list[float]:
@@ -226,6 +240,11 @@ def _run_fold(data: _Data, train_idx: list[int], test_healthy_full: list[int], t
 
 
 def run_eval(args: argparse.Namespace) -> dict[str, Any]:
+    if args.task == "classify" or args.method == "sfdsc":
+        if args.task != "classify" or args.method != "sfdsc":
+            raise InputError(f"--task {args.task} --method {args.method}: sfdsc is the classify method "
+                             f"(use --task classify --method sfdsc)")
+        return run_classify_eval(args)
     from .evaluation import load_manifest
     from .readers import available_channels
 
@@ -294,4 +313,194 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             folds[g] = _run_fold(data, train_h, test_h, test_f, fractions, args, healthy_test_from_train=True)
         report["folds"] = folds
+    return report
+
+
+# -- classification (--task classify --method sfdsc) ---------------------------------------------
+def _classify_rows(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
+    """Manifest rows kept by --include-labels / --where, and their labels (--label-columns)."""
+    from .evaluation import load_manifest
+
+    rows = load_manifest(args.manifest, root=args.root)
+    keep = {v.strip() for v in args.include_labels.split(",")} if args.include_labels else None
+    where: list[tuple[str, set[str]]] = []
+    for w in args.where or []:
+        if "=" not in w:
+            raise InputError(f"--where {w!r}: expected COLUMN=V1,V2,...")
+        col, vals = w.split("=", 1)
+        where.append((col.strip(), {v.strip() for v in vals.split(",")}))
+    cols = [c.strip() for c in args.label_columns.split(",")] if args.label_columns else []
+    out_rows, labels = [], []
+    for r in rows:
+        if keep is not None and r.label not in keep:
+            continue
+        ok = True
+        for col, vals in where:
+            v = r.label if col in ("label", "fault") and col not in r.groups else r.groups.get(col)
+            if v is None:
+                raise InputError(f"--where: {r.path.name} has no column {col!r} (columns: {sorted(r.groups)})")
+            ok &= v in vals
+        if not ok:
+            continue
+        lab = r.label
+        if cols and r.label.lower() not in {h.lower() for h in args.healthy_label}:
+            parts = []
+            for c in cols:
+                if c in ("label", "fault"):
+                    parts.append(r.label)
+                elif c in r.groups:
+                    parts.append(r.groups[c])
+                else:
+                    raise InputError(f"--label-columns: {r.path.name} has no column {c!r} "
+                                     f"(columns: {sorted(r.groups)})")
+            lab = "@".join(parts)
+        out_rows.append(r)
+        labels.append(lab)
+    if not out_rows:
+        raise InputError("no manifest rows left after --include-labels / --where")
+    return out_rows, labels
+
+
+def _classify_fold(data: "_Data", train: list[tuple[int, int, int]], test: list[tuple[int, int, int]],
+                   labels: list[str], args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    from .metrics import accuracy, confusion_matrix, macro_f1
+    from .runtime import Runtime
+    from .train.sfdsc import pack_sfdsc, sfdsc_spec, train_sfdsc
+
+    spec = sfdsc_spec(data.fs, data.channels, window=args.window, hop=args.hop or args.window // 2,
+                      representation=args.representation, env_fmax=args.env_fmax)
+    blocks = [(data.signal(i)[s:e], labels[i], f"{data.rows[i].path.name}[{s}:{e}]") for i, s, e in train]
+    res = train_sfdsc(blocks, spec, max_windows_per_class=args.max_windows, random_state=seed,
+                      n_atoms_per_class=args.atoms, C=args.svm_c)
+    with tempfile.TemporaryDirectory() as tmp:
+        rt = Runtime(pack_sfdsc(res, Path(tmp) / "eval.efb"))
+    y_true: list[str] = []
+    y_pred: list[str] = []
+    per_rec: dict[str, float] = {}
+    for i, s, e in test:
+        x = data.signal(i)[s:e]
+        rt.reset()
+        ev = []
+        feed = x if x.shape[1] > 1 else x[:, 0]
+        for k in range(0, feed.shape[0], 8192):
+            ev.extend(rt.push(np.ascontiguousarray(feed[k:k + 8192])))
+        pred = [e.label for e in ev if e.valid]
+        y_pred.extend(pred)
+        y_true.extend([labels[i]] * len(pred))
+        key = f"{data.rows[i].path.parent.name}/{data.rows[i].path.name}"
+        per_rec[key] = float(np.mean(np.array(pred) == labels[i]))
+    labs = sorted(set(y_true) | set(res.labels))
+    _, cm = confusion_matrix(y_true, y_pred, labels=labs)
+    return {"seed": seed, "accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred),
+            "n_train_windows": res.info["n_train_windows"], "n_test_windows": len(y_true),
+            "train_labels": res.labels, "confusion": {"labels": labs, "matrix": np.asarray(cm).tolist()},
+            "accuracy_by_recording": per_rec}
+
+
+def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    acc = np.array([r["accuracy"] for r in runs])
+    f1 = np.array([r["macro_f1"] for r in runs])
+    cm = np.sum([np.asarray(r["confusion"]["matrix"]) for r in runs], axis=0)
+    return {"accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
+            "macro_f1_mean": float(f1.mean()), "macro_f1_std": float(f1.std()),
+            "confusion_summed_over_seeds": {"labels": runs[0]["confusion"]["labels"], "matrix": cm.tolist()},
+            "seeds": runs}
+
+
+def run_classify_eval(args: argparse.Namespace) -> dict[str, Any]:
+    """Leak-safe classification protocols (see ``edgefault eval --help``):
+
+    * split: every recording cut into [first half train | gap of one window | second half test];
+      with --per-group one model per value of --group (e.g. per load);
+    * cross-group: train on whole recordings with --group in --train-groups, test on whole
+      recordings in --test-groups (labels absent from training are counted as errors);
+    * logo: for each value of --group among the non-healthy rows, train on the others and test on
+      it; healthy rows (no group value of their own, e.g. diameter 0) are split in halves in every
+      fold, first half train, second half test.
+
+    Each protocol runs for --seeds seeds (dictionary initialisation); accuracy and macro-F1 are
+    reported as mean and std over seeds, per fold and averaged over folds.
+    """
+    from .evaluation import contiguous_blocks
+    from .readers import available_channels
+
+    if args.method != "sfdsc":
+        raise InputError(f"--task classify: available methods: sfdsc (got {args.method!r})")
+    rows, labels = _classify_rows(args)
+    fs = args.fs
+    if fs is None:
+        rates = [r.fs for r in rows if r.fs]
+        if not rates:
+            raise InputError("the manifest has no fs column: pass --fs")
+        vals, counts = np.unique(rates, return_counts=True)
+        fs = float(vals[np.argmax(counts)])
+    if args.channels:
+        channels = [c.strip() for c in args.channels.replace("+", ",").split(",") if c.strip()]
+    else:
+        avail = available_channels(rows[0].path)
+        channels = ["DE"] if "DE" in avail else [avail[0]]
+    data = _Data(rows, fs, channels)
+    healthy = {h.lower() for h in args.healthy_label}
+    is_h = [lab.lower() in healthy for lab in labels]
+    w = args.window
+    n_seeds = int(args.seeds)
+    if n_seeds < 1:
+        raise InputError(f"--seeds must be >= 1, got {n_seeds}")
+
+    def halves(i: int) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        (_, s0, e0), (_, s1, e1) = contiguous_blocks(data.signal(i).shape[0], [0.5, 0.5], gap=w, min_len=w)
+        return (i, s0, e0), (i, s1, e1)
+
+    def whole(i: int) -> tuple[int, int, int]:
+        return (i, 0, data.signal(i).shape[0])
+
+    def gval(i: int) -> str:
+        return str(rows[i].groups.get(args.group, ""))
+
+    folds: dict[str, tuple[list[Any], list[Any]]] = {}
+    idx = list(range(len(rows)))
+    if args.protocol == "split":
+        groups = sorted({gval(i) for i in idx}) if args.per_group else ["all"]
+        for g in groups:
+            sel = [i for i in idx if not args.per_group or gval(i) == g]
+            hv = [halves(i) for i in sel]
+            folds[g] = ([a for a, _ in hv], [b for _, b in hv])
+    elif args.protocol == "cross-group":
+        if not args.train_groups:
+            raise InputError("--protocol cross-group needs --train-groups (e.g. --train-groups 0)")
+        tg = {v.strip() for v in args.train_groups.split(",")}
+        sg = {v.strip() for v in args.test_groups.split(",")} if args.test_groups else None
+        train = [whole(i) for i in idx if gval(i) in tg]
+        test = [whole(i) for i in idx if gval(i) not in tg and (sg is None or gval(i) in sg)]
+        if not train or not test:
+            raise InputError(f"cross-group: {len(train)} training and {len(test)} test recordings with "
+                             f"{args.group} in {sorted(tg)} / {sorted(sg) if sg else 'the rest'}")
+        folds[f"train {','.join(sorted(tg))}"] = (train, test)
+    else:
+        values = sorted({gval(i) for i in idx if not is_h[i]})
+        if args.test_groups:
+            values = [v.strip() for v in args.test_groups.split(",")]
+        hv = {i: halves(i) for i in idx if is_h[i]}
+        for v in values:
+            train = [whole(i) for i in idx if not is_h[i] and gval(i) != v] + [a for a, _ in hv.values()]
+            test = [whole(i) for i in idx if not is_h[i] and gval(i) == v] + [b for _, b in hv.values()]
+            if not any(not is_h[i] for i, _, _ in test):
+                raise InputError(f"logo: no recording with {args.group}={v}")
+            folds[v] = (train, test)
+    report: dict[str, Any] = {
+        "task": "classify", "method": "sfdsc", "protocol": args.protocol, "group": args.group, "fs": fs,
+        "channels": channels, "window": w, "hop": args.hop or w // 2, "representation": args.representation,
+        "atoms_per_class": args.atoms, "seeds": list(range(n_seeds)), "labels": sorted(set(labels)),
+        "n_recordings": len(rows), "folds": {}}
+    for name, (train, test) in folds.items():
+        runs = [_classify_fold(data, train, test, labels, args, seed) for seed in range(n_seeds)]
+        report["folds"][name] = {
+            "train": [f"{rows[i].path.parent.name}/{rows[i].path.name}[{s}:{e}]" for i, s, e in train],
+            "test": [f"{rows[i].path.parent.name}/{rows[i].path.name}[{s}:{e}]" for i, s, e in test],
+            **_summarise(runs)}
+    fm = [f["accuracy_mean"] for f in report["folds"].values()]
+    report["accuracy_mean_over_folds"] = float(np.mean(fm))
+    per_seed = np.mean([[r["accuracy"] for r in f["seeds"]] for f in report["folds"].values()], axis=0)
+    report["accuracy_std_over_seeds_of_fold_mean"] = float(np.std(per_seed))
+    report["macro_f1_mean_over_folds"] = float(np.mean([f["macro_f1_mean"] for f in report["folds"].values()]))
     return report

@@ -42,7 +42,7 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
     structure : 0..1, how much tree relatedness lowers the between-class penalty.
     tree : a :class:`FaultTree`, its dict, or None (the bearing default built from the labels,
         ``str`` of each class).
-    atom_weight, class_weight, node_weight, root_weight : weights of the tree's groups (see
+    w_atom, w_class, w_node, w_root : weights of the tree's groups (see
         :meth:`FaultTree.groups`).
     max_iter : alternations of coding and dictionary update; ``coding_iter`` FISTA iterations
         per coding step (and for ``transform``); ``tol`` FISTA's relative-change stop.
@@ -51,12 +51,12 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
     Attributes: ``components_`` (n_atoms, n_features) unit-norm atoms, ``atom_class_`` (class
     index of each atom), ``classes_``, ``tree_``, ``groups_`` / ``group_weights_`` (leaves to
     root), ``index_tree_`` (parent, atom_node, weight) in the layout of the core's index tree,
-    ``relationship_``, ``objective_`` (per iteration), ``n_features_in_``.
+    ``relationship_``, ``objective_`` (per iteration), ``n_iter_``, ``n_features_in_``.
     """
 
     def __init__(self, n_atoms_per_class: int = 12, *, alpha: float = 0.02, lambda_fisher: float = 0.01,
-                 eta: float = 1.0, structure: float = 0.5, tree: Any = None, atom_weight: float = 1.0,
-                 class_weight: float = 1.0, node_weight: float = 1.0, root_weight: float = 0.0,
+                 eta: float = 1.0, structure: float = 0.5, tree: Any = None, w_atom: float = 1.0,
+                 w_class: float = 1.0, w_node: float = 1.0, w_root: float = 0.0,
                  max_iter: int = 8, coding_iter: int = 60, tol: float = 1e-4,
                  random_state: Any = None) -> None:
         self.n_atoms_per_class = n_atoms_per_class
@@ -65,10 +65,10 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
         self.eta = eta
         self.structure = structure
         self.tree = tree
-        self.atom_weight = atom_weight
-        self.class_weight = class_weight
-        self.node_weight = node_weight
-        self.root_weight = root_weight
+        self.w_atom = w_atom
+        self.w_class = w_class
+        self.w_node = w_node
+        self.w_root = w_root
         self.max_iter = max_iter
         self.coding_iter = coding_iter
         self.tol = tol
@@ -79,8 +79,8 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
         k = self.n_atoms_per_class
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"n_atoms_per_class must be a positive integer, got {k!r}")
-        for name in ("alpha", "lambda_fisher", "eta", "atom_weight", "class_weight", "node_weight",
-                     "root_weight", "tol"):
+        for name in ("alpha", "lambda_fisher", "eta", "w_atom", "w_class", "w_node",
+                     "w_root", "tol"):
             v = getattr(self, name)
             if not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -121,8 +121,8 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
         atom_class = np.repeat(np.arange(c), k)
         self.atom_class_ = atom_class
         self.index_tree_ = self.tree_.index_tree(
-            atom_class, names, atom_weight=float(self.atom_weight), class_weight=float(self.class_weight),
-            node_weight=float(self.node_weight), root_weight=float(self.root_weight))
+            atom_class, names, atom_weight=float(self.w_atom), class_weight=float(self.w_class),
+            node_weight=float(self.w_node), root_weight=float(self.w_root))
         self.groups_, self.group_weights_ = groups_from_index_tree(*self.index_tree_)
         S = self.tree_.relationship(names)
         self.relationship_ = S
@@ -179,6 +179,7 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
         self.components_ = D
         self.train_codes_ = A
         self.objective_ = np.asarray(obj)
+        self.n_iter_ = len(obj)
         return self
 
     @staticmethod

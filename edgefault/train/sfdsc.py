@@ -36,7 +36,7 @@ from ..models import ovr_from_ovo, sfdsc_features, sfdsc_signal_matrix, softmax_
 from ..spec import FeatureSpec
 from .fisher_dl import FisherDictionaryLearning
 
-REPRESENTATIONS = ("envelope", "log_power", "magnitude", "raw")
+REPRESENTATIONS = ("bands", "log_power", "envelope", "magnitude", "raw")
 
 
 class SFDSCClassifier(ClassifierMixin, BaseEstimator):
@@ -48,38 +48,42 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, n_atoms_per_class: int = 12, *, alpha: float = 0.02, lambda_fisher: float = 0.01,
-                 eta: float = 1.0, structure: float = 0.5, tree: Any = None, atom_weight: float = 1.0,
-                 class_weight: float = 1.0, node_weight: float = 1.0, root_weight: float = 0.0,
+                 eta: float = 1.0, structure: float = 0.5, tree: Any = None, w_atom: float = 1.0,
+                 w_class: float = 1.0, w_node: float = 1.0, w_root: float = 0.0,
                  max_iter: int = 8, coding_iter: int = 60, tol: float = 1e-4, C: float = 10.0,
-                 temperature: float = 2.0, n_passthrough: int = 0, random_state: Any = None) -> None:
+                 temperature: float = 2.0, n_passthrough: int = 0, standardize: bool = False,
+                 use_extra: bool = True, random_state: Any = None) -> None:
         self.n_atoms_per_class = n_atoms_per_class
         self.alpha = alpha
         self.lambda_fisher = lambda_fisher
         self.eta = eta
         self.structure = structure
         self.tree = tree
-        self.atom_weight = atom_weight
-        self.class_weight = class_weight
-        self.node_weight = node_weight
-        self.root_weight = root_weight
+        self.w_atom = w_atom
+        self.w_class = w_class
+        self.w_node = w_node
+        self.w_root = w_root
         self.max_iter = max_iter
         self.coding_iter = coding_iter
         self.tol = tol
         self.C = C
         self.temperature = temperature
         self.n_passthrough = n_passthrough
+        self.standardize = standardize
+        self.use_extra = use_extra
         self.random_state = random_state
 
     def _dl(self) -> FisherDictionaryLearning:
         return FisherDictionaryLearning(
             self.n_atoms_per_class, alpha=self.alpha, lambda_fisher=self.lambda_fisher, eta=self.eta,
-            structure=self.structure, tree=self.tree, atom_weight=self.atom_weight,
-            class_weight=self.class_weight, node_weight=self.node_weight, root_weight=self.root_weight,
+            structure=self.structure, tree=self.tree, w_atom=self.w_atom,
+            w_class=self.w_class, w_node=self.w_node, w_root=self.w_root,
             max_iter=self.max_iter, coding_iter=self.coding_iter, tol=self.tol, random_state=self.random_state)
 
     def _features(self, X: np.ndarray) -> np.ndarray:
         return sfdsc_features(X, int(self.n_passthrough), self.dictionary_, self.atom_class_, self.index_tree_,
-                              float(self.alpha), int(self.coding_iter), float(self.tol))
+                              float(self.alpha), int(self.coding_iter), float(self.tol), self.input_mean_,
+                              self.input_scale_, bool(self.use_extra))
 
     def fit(self, X: Any, y: Any) -> "SFDSCClassifier":
         X, y = validate_data(self, X, y, dtype=np.float64)
@@ -95,7 +99,15 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
         if classes.size < 2:
             raise ValueError(f"Classifier can't train when only one class is present (got class {classes!r})")
         self.classes_ = classes
-        S = X[:, npass:] - X[:, npass:].mean(axis=1, keepdims=True)
+        S = X[:, npass:]
+        if self.standardize:
+            mu, sd = S.mean(axis=0), S.std(axis=0)
+            sd[~(sd > 1e-12 * max(float(np.max(sd)), 1e-300))] = 1.0
+            self.input_mean_, self.input_scale_ = mu, sd
+            S = (S - mu) / sd
+        else:
+            self.input_mean_ = self.input_scale_ = None
+        S = S - S.mean(axis=1, keepdims=True)
         nrm = np.linalg.norm(S, axis=1, keepdims=True)
         S = np.divide(S, nrm, out=np.zeros_like(S), where=nrm > 0)
         dl = self._dl().fit(S, y)  # the caller's labels: the fault tree is built on them
@@ -104,6 +116,7 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
         self.atom_class_ = dl.atom_class_
         self.index_tree_ = dl.index_tree_
         self.fault_tree_ = dl.tree_
+        self.n_iter_ = dl.n_iter_
         F = self._features(X)
         mu = F.mean(axis=0)
         sd = F.std(axis=0)
@@ -138,7 +151,8 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
         return softmax_rows(float(self.temperature) * ovr_from_ovo(dec, self.classes_.size))
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def bundle_arrays(self) -> dict[str, np.ndarray]:
         check_is_fitted(self, "svm_")
@@ -150,6 +164,7 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
             "feature_mean": self.feature_mean_, "feature_scale": self.feature_scale_,
             "support_vectors": self.support_vectors_, "dual_coef": self.dual_coef_,
             "intercept": self.intercept_, "n_support": self.n_support_.astype(np.int32),
+            **({} if self.input_mean_ is None else {"input_mean": self.input_mean_, "input_scale": self.input_scale_}),
         }
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
@@ -160,15 +175,20 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
 
 # -- product path --------------------------------------------------------------------------------
 def sfdsc_spec(fs: float, channels: Sequence[str], *, window: int = 1024, hop: int | None = None,
-               representation: str = "envelope", env_fmax: float = 1000.0,
-               env_band: Sequence[float] | None = None) -> FeatureSpec:
+               representation: str = "bands", env_fmax: float = 1000.0,
+               env_band: Sequence[float] | None = None, n_bands: int = 64, band_spacing: str = "linear",
+               band_fmin: float = 0.0, band_fmax: float = 0.0) -> FeatureSpec:
     """Feature spec of an SFDSC model: per channel the window's mean and std, then the
-    representation the dictionary is learned on (none for ``raw``: the device hands the raw
-    window over)."""
+    representation the dictionary is learned on: ``bands`` (log band energies in dB, n_bands
+    bands), ``log_power`` (log-power spectrum), ``envelope`` / ``magnitude`` spectra, or
+    ``raw`` (no block: the device hands the raw window over)."""
     if representation not in REPRESENTATIONS:
         raise InputError(f"representation {representation!r}: expected one of {list(REPRESENTATIONS)}")
     blocks: list[dict[str, Any]] = [{"kind": "time_stats", "stats": ["mean", "std"]}]
-    if representation == "envelope":
+    if representation == "bands":
+        blocks.append({"kind": "band_energy", "n_bands": int(n_bands), "spacing": band_spacing,
+                       "fmin": float(band_fmin), "fmax": float(band_fmax), "log": True})
+    elif representation == "envelope":
         b: dict[str, Any] = {"kind": "envelope_spectrum", "fmax": float(min(env_fmax, fs / 2))}
         if env_band:
             b["band"] = [float(env_band[0]), float(env_band[1])]
@@ -257,7 +277,8 @@ def pack_sfdsc(result: SFDSCTraining, out: str | Path, *, name: str | None = Non
     model = {"kind": "sfdsc", "task": "classify", "input": "raw" if use_raw else "features",
              "alpha": float(clf.alpha), "max_iter": int(clf.coding_iter), "tol": float(clf.tol),
              "gamma": float(clf.gamma_), "coef0": 1.0, "degree": 2, "temperature": float(clf.temperature),
-             "normal_label": result.normal_label, "fault_tree": clf.fault_tree_.to_dict(),
+             "normal_label": result.normal_label, "use_extra": bool(clf.use_extra),
+             "fault_tree": clf.fault_tree_.to_dict(),
              "score": "1 - P(normal)" if result.normal_label else "1 - max proba",
              "proba": "softmax(temperature * one-vs-rest shaped OvO decision)"}
     return pack_bundle(out, spec=result.spec, model=model, arrays=clf.bundle_arrays(), labels=result.labels,

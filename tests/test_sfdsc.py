@@ -1,0 +1,370 @@
+"""SFDSC: fault tree, structured Fisher dictionary learning, classifier, bundle/device path, CLI, CWRU."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from sklearn.svm import SVC  # noqa: E402
+
+from edgefault import sparse  # noqa: E402
+from edgefault.bundle import load_bundle  # noqa: E402
+from edgefault.cli import main  # noqa: E402
+from edgefault.errors import BundleError, InputError  # noqa: E402
+from edgefault.export import pack_bundle  # noqa: E402
+from edgefault.faulttree import (FaultTree, default_bearing_tree, groups_from_index_tree, tree_fista,  # noqa: E402
+                                 tree_prox)
+from edgefault.models import ovr_from_ovo, svm_ovo_decision  # noqa: E402
+from edgefault.runtime import Runtime  # noqa: E402
+from edgefault.synth import bearing_signal  # noqa: E402
+from edgefault.train.fisher_dl import FisherDictionaryLearning  # noqa: E402
+from edgefault.train.sfdsc import SFDSCClassifier, block_matrix, pack_sfdsc, sfdsc_spec, train_sfdsc  # noqa: E402
+
+LABELS = ["normal", "ball@0.007", "ball@0.014", "inner_race@0.007", "inner_race@0.014", "outer_race_6@0.007"]
+
+
+# -- fault tree ----------------------------------------------------------------------------------
+def test_default_bearing_tree_structure_and_relationship() -> None:
+    t = default_bearing_tree(LABELS)
+    assert t.classes == tuple(LABELS)
+    assert t.path("ball@0.014") == ["all", "ball", "ball@0.014"]
+    assert t.path("normal") == ["all", "normal"]
+    s = t.relationship(LABELS)
+    np.testing.assert_array_equal(np.diag(s), 1.0)
+    np.testing.assert_array_equal(s, s.T)
+    assert s[1, 2] == 0.5          # two ball severities share the location
+    assert s[1, 3] == 0.0          # ball vs inner race share only the root
+    assert s[0, 5] == 0.0
+    # location-only labels: a flat tree under the root
+    flat = default_bearing_tree(["normal", "ball", "inner_race"])
+    assert flat.path("ball") == ["all", "ball"]
+    assert FaultTree.from_json(json.dumps(t.to_dict())).to_dict() == t.to_dict()
+
+
+def test_index_tree_groups_nested_and_cover_atoms() -> None:
+    t = default_bearing_tree(LABELS)
+    k = 3
+    ac = np.repeat(np.arange(len(LABELS)), k)
+    parent, atom_node, w = t.index_tree(ac, LABELS, root_weight=0.5)
+    groups, weights = groups_from_index_tree(parent, atom_node, w)
+    sets = [set(g.tolist()) for g in groups]
+    for i, a in enumerate(sets):                       # nested or disjoint, children first
+        for j, b in enumerate(sets):
+            assert a <= b or b <= a or not (a & b)
+            if a < b:
+                assert i < j
+    assert set().union(*sets) == set(range(ac.size))
+    assert sets[-1] == set(range(ac.size)) and weights[-1] == 0.5          # the root comes last
+    for c in range(len(LABELS)):                                           # one group per class
+        assert set(np.flatnonzero(ac == c).tolist()) in sets
+    assert set(range(3, 9)) in sets                                        # the ball location node (2 classes)
+    # the core accepts the same tree and gives the same norm
+    core = sparse.IndexTree(parent, atom_node, w)
+    v = np.random.default_rng(0).normal(size=ac.size)
+    ref = sum(wi * np.linalg.norm(v[g]) for g, wi in zip(groups, weights))
+    assert float(core.value(v)) == pytest.approx(ref, rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [
+    {"name": "all", "children": [{"name": "a", "label": "x"}, {"name": "b", "label": "x"}]},   # label twice
+    {"name": "all", "children": []},                                                          # empty inner node
+    {"name": "all", "children": [{"name": "a", "label": "x", "children": []}]},               # leaf with children
+    {"name": "all", "children": [{"name": "a", "lable": "x"}]},                               # unknown key
+    ["not", "a", "tree"],
+])
+def test_bad_fault_tree(bad: object) -> None:
+    with pytest.raises(InputError):
+        FaultTree.from_dict(bad)
+
+
+def test_fault_tree_missing_labels_and_bad_index_trees() -> None:
+    t = default_bearing_tree(["normal", "ball"])
+    with pytest.raises(InputError, match="lacks leaves"):
+        t.relationship(["normal", "inner_race"])
+    with pytest.raises(InputError):
+        t.index_tree([0, 2], ["normal", "ball"])
+    with pytest.raises(InputError, match="not a tree"):
+        groups_from_index_tree(np.array([-1, 2, 1]), np.array([1, 2]), np.ones(3))   # cycle 1 <-> 2
+    with pytest.raises(InputError, match="not a tree"):
+        groups_from_index_tree(np.array([-1, -1]), np.array([0, 1]), np.ones(2))     # two roots
+
+
+# -- numpy reference of tree coding vs the core ---------------------------------------------------
+def _random_problem(seed: int, n_atoms_per_class: int = 4, d: int = 40, n: int = 7):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    t = default_bearing_tree(LABELS)
+    ac = np.repeat(np.arange(len(LABELS)), n_atoms_per_class)
+    tree = t.index_tree(ac, LABELS, root_weight=0.3)
+    D = rng.normal(size=(ac.size, d))
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    X = rng.normal(size=(n, d))
+    return tree, D, X
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), t=st.floats(0.01, 3.0))
+def test_tree_prox_matches_core_and_is_idempotent_on_its_output(seed: int, t: float) -> None:
+    tree, _, _ = _random_problem(seed)
+    groups, weights = groups_from_index_tree(*tree)
+    v = np.random.default_rng(seed).normal(size=(3, tree[1].size)) * 2
+    mine = tree_prox(v, groups, weights, t)
+    core = sparse.IndexTree(*tree).prox(v, t)
+    np.testing.assert_allclose(mine, core, atol=1e-5)
+    # the prox of 0 is 0; prox shrinks every group norm
+    assert np.all(tree_prox(np.zeros_like(v), groups, weights, t) == 0)
+    assert np.all(np.linalg.norm(mine, axis=1) <= np.linalg.norm(v, axis=1) + 1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_numpy_tree_fista_matches_core_tree_group_lasso(seed: int) -> None:
+    tree, D, X = _random_problem(seed)
+    groups, weights = groups_from_index_tree(*tree)
+    mine = tree_fista(X, D, groups, weights, 0.3, max_iter=3000, tol=1e-9)
+    core = sparse.tree_group_lasso(X, D.T, tree, 0.3, max_iter=3000, tol=1e-7)
+    np.testing.assert_allclose(mine, core, atol=2e-3)
+    # optimality: for every group g whose codes are all zero, the gradient there is small enough
+    grad = (X - mine @ D) @ D.T
+    for g, w in zip(groups, weights):
+        zero = np.all(np.abs(mine[:, g]) < 1e-12, axis=1)
+            # necessary condition: grad_g = sum_h w_h z_h|g with ||z_h|| <= 1 over the groups h meeting g
+        bound = sum(wi for h, wi in zip(groups, weights) if set(g.tolist()) & set(h.tolist()))
+        assert np.all(np.linalg.norm(grad[zero][:, g], axis=1) <= 0.3 * bound * (1 + 1e-3) + 1e-6)
+
+
+# -- dictionary learning ----------------------------------------------------------------------------
+def _synthetic_classes(n_per: int = 40, d: int = 64, seed: int = 0):  # type: ignore[no-untyped-def]
+    """Each class: random combinations of its own 3 prototype signals plus noise."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for c, lab in enumerate(LABELS[:4]):
+        protos = rng.normal(size=(3, d))
+        w = rng.normal(size=(n_per, 3))
+        X.append(w @ protos + 0.1 * rng.normal(size=(n_per, d)))
+        y += [lab] * n_per
+    return np.concatenate(X), np.array(y)
+
+
+def test_fisher_dl_dictionary_and_class_residuals() -> None:
+    X, y = _synthetic_classes()
+    dl = FisherDictionaryLearning(4, max_iter=4, random_state=0).fit(X, y)
+    assert dl.components_.shape == (16, X.shape[1])
+    np.testing.assert_allclose(np.linalg.norm(dl.components_, axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(dl.atom_class_, np.repeat(np.arange(4), 4))
+    assert list(dl.classes_) == sorted(set(y))
+    assert dl.n_iter_ == 4 and np.all(np.isfinite(dl.objective_))
+    assert dl.objective_[-1] < dl.objective_[0]
+    Xt, yt = _synthetic_classes(seed=0)
+    R = dl.class_residuals(Xt)
+    assert np.mean(dl.classes_[R.argmin(axis=1)] == yt) > 0.95
+    codes = dl.transform(Xt)
+    assert codes.shape == (Xt.shape[0], 16)
+    # deterministic for a seed, different for another
+    again = FisherDictionaryLearning(4, max_iter=4, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(again.components_, dl.components_)
+    other = FisherDictionaryLearning(4, max_iter=4, random_state=1).fit(X, y)
+    assert not np.array_equal(other.components_, dl.components_)
+
+
+def test_fisher_dl_bad_params_and_tree() -> None:
+    X, y = _synthetic_classes(n_per=10)
+    with pytest.raises(ValueError, match="n_atoms_per_class"):
+        FisherDictionaryLearning(0).fit(X, y)
+    with pytest.raises(ValueError, match="structure"):
+        FisherDictionaryLearning(2, structure=2.0).fit(X, y)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        FisherDictionaryLearning(2).fit(X[:10], y[:10])
+    with pytest.raises(InputError, match="lacks leaves"):
+        FisherDictionaryLearning(2, tree={"name": "all", "children": [{"name": "n", "label": "normal"},
+                                                                      {"name": "b", "label": "ball@0.007"}]}).fit(X, y)
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        FisherDictionaryLearning(2).fit(Xn, y)
+
+
+# -- SVM in numpy == scikit-learn ---------------------------------------------------------------------
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_numpy_svm_decision_matches_sklearn(n_classes: int) -> None:
+    rng = np.random.default_rng(n_classes)
+    X = rng.normal(size=(60 * n_classes, 6))
+    y = np.repeat(np.arange(n_classes), 60)
+    X += y[:, None] * 0.7
+    svm = SVC(kernel="poly", degree=2, coef0=1.0, gamma=0.2, C=3.0, decision_function_shape="ovo").fit(X, y)
+    Z = rng.normal(size=(50, 6)) + 1.0
+    dual, icpt = svm.dual_coef_, svm.intercept_
+    if n_classes == 2:
+        dual, icpt = -dual, -icpt
+    dec = svm_ovo_decision(Z, svm.support_vectors_, dual, icpt, svm.n_support_, 0.2, 1.0, 2)
+    ref = svm.decision_function(Z)
+    if n_classes == 2:
+        np.testing.assert_allclose(dec[:, 0], -ref, rtol=1e-9, atol=1e-9)   # sklearn: positive = class 1
+    else:
+        np.testing.assert_allclose(dec, ref, rtol=1e-9, atol=1e-9)
+        svm.set_params(decision_function_shape="ovr")
+        np.testing.assert_allclose(ovr_from_ovo(dec, n_classes), svm.decision_function(Z), rtol=1e-9, atol=1e-9)
+        # predict = vote winner, vote ties broken by confidence: SVC's break_ties=True
+        svm.set_params(break_ties=True)
+        np.testing.assert_array_equal(np.argmax(ovr_from_ovo(dec, n_classes), axis=1), svm.predict(Z))
+
+
+def test_classifier_proba_and_predict_consistent() -> None:
+    X, y = _synthetic_classes(n_per=30)
+    clf = SFDSCClassifier(4, max_iter=3, random_state=0).fit(X, y)
+    p = clf.predict_proba(X)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[p.argmax(axis=1)])
+    assert np.mean(clf.predict(X) == y) > 0.95
+    # the numpy decision reproduces scikit-learn's on the same SVM inputs
+    Z = (clf._features(X) - clf.feature_mean_) / clf.feature_scale_
+    ref = clf.svm_.decision_function(Z)
+    np.testing.assert_allclose(np.argmax(ovr_from_ovo(clf.ovo_decision(X), 4), axis=1), np.argmax(ref, axis=1))
+    with pytest.raises(ValueError, match="n_passthrough"):
+        SFDSCClassifier(2, n_passthrough=X.shape[1]).fit(X, y)
+
+
+# -- product path: train -> bundle -> Runtime ---------------------------------------------------------
+FS = 12000.0
+
+
+@pytest.fixture(scope="module")
+def synth_bundle(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    recs = {"normal": bearing_signal(6.0, FS, seed=1),
+            "inner_race": bearing_signal(6.0, FS, fault="inner_race", severity=1.0, seed=2),
+            "outer_race": bearing_signal(6.0, FS, fault="outer_race", severity=1.0, seed=3)}
+    spec = sfdsc_spec(FS, ["DE"], window=1024, representation="log_power")
+    half = {k: v.shape[0] // 2 for k, v in recs.items()}
+    blocks = [(v[:half[k]], k, k) for k, v in recs.items()]
+    res = train_sfdsc(blocks, spec, n_atoms_per_class=4, max_iter=3)
+    path = tmp_path_factory.mktemp("sfdsc") / "m.efb"
+    bundle = pack_sfdsc(res, path)
+    test = {k: v[half[k] + 1024:] for k, v in recs.items()}
+    return res, bundle, path, test
+
+
+def test_bundle_roundtrip_runtime_matches_estimator(synth_bundle) -> None:  # type: ignore[no-untyped-def]
+    res, bundle, path, test = synth_bundle
+    assert bundle.kind == "sfdsc" and bundle.labels == ["inner_race", "normal", "outer_race"]
+    assert "sklearn" not in json.dumps(bundle.manifest["model"])
+    rt = Runtime(path)
+    for label, x in test.items():
+        rt.reset()
+        ev = []
+        for s in range(0, x.shape[0], 3000):
+            ev += rt.push(np.ascontiguousarray(x[s:s + 3000]))
+        X = block_matrix(res.spec, x, use_raw=False)
+        assert len(ev) == X.shape[0] > 0
+        P = np.array([[e.proba[lab] for lab in rt.labels] for e in ev])
+        np.testing.assert_allclose(P, res.classifier.predict_proba(X), atol=1e-5)
+        assert np.mean([e.label == label for e in ev]) > 0.95
+        sc = np.array([e.score for e in ev])
+        np.testing.assert_allclose(sc, 1.0 - P[:, rt.labels.index("normal")], atol=1e-6)
+        assert all(e.anomaly == (e.score > 0.5) for e in ev)
+
+
+def test_runtime_marks_nonfinite_windows_invalid(synth_bundle) -> None:  # type: ignore[no-untyped-def]
+    _, _, path, test = synth_bundle
+    x = np.array(test["normal"][:4096], dtype=np.float32)
+    x[100] = np.nan
+    ev = Runtime(path).push(x)
+    assert not ev[0].valid and ev[0].proba is None and ev[0].label is None
+    assert ev[-1].valid and ev[-1].label is not None
+
+
+def test_raw_representation_uses_raw_windows(tmp_path: Path) -> None:
+    a = bearing_signal(3.0, FS, seed=4)
+    b = bearing_signal(3.0, FS, fault="ball", severity=1.0, seed=5)
+    spec = sfdsc_spec(FS, ["DE"], window=512, representation="raw")
+    res = train_sfdsc([(a, "normal", "a"), (b, "ball", "b")], spec, n_atoms_per_class=3, max_iter=2,
+                      max_windows_per_class=60)
+    bundle = pack_sfdsc(res, tmp_path / "raw.efb")
+    assert bundle.model["input"] == "raw"
+    rt = Runtime(bundle)
+    assert rt.model.needs_raw
+    ev = rt.push(np.ascontiguousarray(b[:4096]))
+    P = np.array([[e.proba[lab] for lab in rt.labels] for e in ev])
+    np.testing.assert_allclose(P, res.classifier.predict_proba(block_matrix(spec, b[:4096], use_raw=True)), atol=1e-5)
+
+
+def test_bundle_with_bad_arrays_is_refused(synth_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    res, bundle, _, _ = synth_bundle
+    arrays = dict(bundle.arrays)
+    arrays["dictionary"] = arrays["dictionary"][:, :10]
+    bad = pack_bundle(tmp_path / "bad.efb", spec=bundle.spec, model=bundle.model, arrays=arrays,
+                      labels=bundle.labels, thresholds=bundle.thresholds)
+    with pytest.raises(BundleError, match="do not fit"):
+        Runtime(bad)
+    arrays = dict(bundle.arrays)
+    del arrays["support_vectors"]
+    bad = pack_bundle(tmp_path / "bad2.efb", spec=bundle.spec, model=bundle.model, arrays=arrays,
+                      labels=bundle.labels, thresholds=bundle.thresholds)
+    with pytest.raises(BundleError, match="support_vectors"):
+        Runtime(bad)
+    arrays = dict(bundle.arrays)
+    arrays["tree_parent"] = np.full_like(arrays["tree_parent"], -1)
+    bad = pack_bundle(tmp_path / "bad3.efb", spec=bundle.spec, model=bundle.model, arrays=arrays,
+                      labels=bundle.labels, thresholds=bundle.thresholds)
+    with pytest.raises(BundleError, match="not a tree"):
+        Runtime(bad)
+
+
+def test_train_sfdsc_bad_input() -> None:
+    spec = sfdsc_spec(FS, ["DE"], window=1024)
+    with pytest.raises(InputError, match="no training"):
+        train_sfdsc([], spec)
+    with pytest.raises(InputError, match="at least 2 labels"):
+        train_sfdsc([(np.random.default_rng(0).normal(size=8000), "normal", "a")], spec)
+    with pytest.raises(InputError, match="no complete finite window"):
+        train_sfdsc([(np.zeros(100), "normal", "a"), (np.ones(5000), "b", "b")], spec)
+    with pytest.raises(InputError, match="representation"):
+        sfdsc_spec(FS, ["DE"], representation="wavelet")
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+def test_cli_train_classify_and_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = ["path,fault,diameter_in,fs_hz"]
+    for i, (fault, sev) in enumerate([(None, "0"), ("inner_race", "0.007"), ("ball", "0.007")]):
+        x = bearing_signal(4.0, FS, fault=fault, severity=1.0, seed=10 + i)
+        np.savez(tmp_path / f"r{i}.npz", data=x[:, None], fs=np.float64(FS), channels=np.array(["DE"]))
+        rows.append(f"r{i}.npz,{fault or 'normal'},{sev},12000")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "c.efb"
+    rc = main(["train", "classify", "--method", "sfdsc", "--manifest", str(tmp_path / "m.csv"), "--out", str(out),
+               "--label-columns", "fault,diameter_in", "--atoms", "3", "--max-windows", "40"])
+    assert rc == 0
+    info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert info["labels"] == ["ball@0.007", "inner_race@0.007", "normal"]
+    assert load_bundle(out).kind == "sfdsc"
+    assert main(["score", str(out), str(tmp_path / "r1.npz")]) == 0
+    lines = [json.loads(s) for s in capsys.readouterr().out.strip().splitlines()]
+    assert lines and all(ln["label"] in info["labels"] for ln in lines)
+    assert np.mean([ln["label"] == "inner_race@0.007" for ln in lines]) > 0.9
+    assert main(["train", "classify", "--method", "vae", "--manifest", str(tmp_path / "m.csv"), "--out",
+                 str(out)]) == 2
+    assert main(["eval", "--manifest", str(tmp_path / "m.csv"), "--task", "anomaly", "--method", "sfdsc"]) == 2
+
+
+# -- real data: one protocol, one seed ------------------------------------------------------------
+@pytest.mark.data
+def test_cwru_same_load_split_one_seed(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """0 hp, healthy + inner race / ball / outer race @ 0.007 in, first half of each recording for
+    training, second half (after a one-window gap) for testing, scored through Runtime.push."""
+    rc = main(["eval", "--task", "classify", "--method", "sfdsc", "--manifest",
+               str(shared_data / "cwru" / "manifest.csv"), "--include-labels", "normal,ball,inner_race,outer_race_6",
+               "--where", "diameter_in=0.000,0.007", "--where", "load_hp=0", "--label-columns", "fault,diameter_in",
+               "--protocol", "split", "--seeds", "1"])
+    assert rc == 0
+    rep = json.loads(capsys.readouterr().out)
+    fold = rep["folds"]["all"]
+    assert rep["labels"] == ["ball@0.007", "inner_race@0.007", "normal", "outer_race_6@0.007"]
+    assert fold["accuracy_mean"] >= 0.99
+    assert fold["seeds"][0]["n_test_windows"] > 300
+    for tr, te in zip(fold["train"], fold["test"]):           # leak-safe: halves with a gap
+        s0, e0 = map(int, tr.split("[")[1].rstrip("]").split(":"))
+        s1, e1 = map(int, te.split("[")[1].rstrip("]").split(":"))
+        assert s0 == 0 and s1 >= e0 + rep["window"]
