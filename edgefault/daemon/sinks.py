@@ -252,6 +252,7 @@ class MqttSink(SpooledSink):
     def _connect(self) -> bool:
         c = mqtt_client(self.m, f"edgefault-{self.id}-{os.getpid()}")
         c.max_inflight_messages_set(max(20, self.cfg.batch))
+        c.connect_timeout = 5.0
         conn = self._conn
         conn.clear()
 

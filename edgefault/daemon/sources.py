@@ -18,6 +18,7 @@ from . import framing
 from .config import SensorConfig, SourceConfig
 
 log = logging.getLogger("edgefault.daemon")
+MAX_TCP_SENDERS = 8  # concurrent connections per TCP source (bounded memory: one decoder buffer each)
 
 
 class Worker(Protocol):  # what a source needs from its sensor (service.SensorWorker)
@@ -55,10 +56,12 @@ class Source:
     def start(self) -> None:
         self.thread.start()
 
+    join_timeout = 5.0
+
     def stop(self) -> None:
         self.stop_event.set()
         self.close()
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=self.join_timeout)
 
     def close(self) -> None:
         pass
@@ -177,9 +180,15 @@ class TcpSource(Source):
                 if self.stop_event.is_set():
                     break
                 raise
-            conn.settimeout(0.25)
             with self.lock:
+                if len(self.conns) >= MAX_TCP_SENDERS:
+                    log.warning("sensor %s: refusing TCP sender %s: %d already connected", self.w.id, peer,
+                                MAX_TCP_SENDERS)
+                    self.w.metrics.inc("edgefault_source_errors_total", sensor=self.w.id)
+                    conn.close()
+                    continue
                 self.conns.add(conn)
+            conn.settimeout(0.25)
             threading.Thread(target=self._serve, args=(conn, peer), daemon=True,
                              name=f"edgefault-tcp-{self.w.id}").start()
 
@@ -352,6 +361,7 @@ class _ByteStreamSource(Source):
 class StdinSource(_ByteStreamSource):
     finite = True
     block = True
+    join_timeout = 0.5  # a read from an idle pipe cannot be interrupted; the thread is a daemon thread
 
     def __init__(self, cfg: SourceConfig, worker: Worker, stream: IO[bytes] | None = None) -> None:
         super().__init__(cfg, worker)
