@@ -261,3 +261,43 @@ def test_missing_torch_names_the_install(monkeypatch: pytest.MonkeyPatch, tmp_pa
     np.savez(f, data=rec.data, fs=np.float64(rec.fs), channels=np.array(rec.channels))
     assert main(["train", "anomaly", "--method", "vae", str(f), "--out", str(tmp_path / "x.efb")]) == 2
     assert "pip install edgefault[train]" in capsys.readouterr().err
+
+
+def test_device_model_math_on_a_hand_built_fixed_batch_graph(tmp_path: Path) -> None:
+    """An ONNX graph written by hand (batch fixed at 1: the device loops over windows):
+    err = x^2, mu = mean of x over inputs, logvar = 0. The device score must equal
+    recon_weight * mean(x^2) + kl_weight * 0.5 * sum(mu^2) / n_inputs, computed here in numpy."""
+    from onnx import TensorProto, helper
+
+    spec = vae_spec(4000.0, ["a", "b"], window=256, hop=128, n_bands=32)
+    x_in = helper.make_tensor_value_info("spectrum", TensorProto.FLOAT, [1, 2, 32])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, shp) for n, shp in
+            (("err", [1, 2, 32]), ("mu", [1, 2]), ("logvar", [1, 2]))]
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [2])
+    nodes = [helper.make_node("Mul", ["spectrum", "spectrum"], ["err"]),
+             helper.make_node("ReduceMean", ["spectrum", "axes"], ["mu"], keepdims=0),
+             helper.make_node("Sub", ["mu", "mu"], ["logvar"])]
+    graph = helper.make_graph(nodes, "hand", [x_in], outs, initializer=[axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.checker.check_model(model, full_check=True)
+    b = pack_bundle(tmp_path / "hand.efb", spec=spec,
+                    model={"kind": "vae", "onnx": "vae", "recon_weight": 0.5, "kl_weight": 2.0},
+                    arrays={"band_edges": np.array([0, 8, 32])}, onnx={"vae": model.SerializeToString()},
+                    thresholds={"threshold": 1e9})
+    rt = Runtime(b)
+    assert rt.model._fixed_batch and rt.model.contrib_names[:2] == ["a.band00_0_450Hz", "a.band01_450_1800Hz"]
+    feats = np.random.default_rng(0).normal(size=(5, 64)).astype(np.float32)
+    batch = rt.model.score(feats, None)
+    x = feats.reshape(5, 2, 32).astype(np.float64)
+    mu = x.mean(axis=2)
+    ref = 0.5 * (x ** 2).mean(axis=(1, 2)) + 2.0 * 0.5 * (mu ** 2).sum(axis=1) / 64
+    np.testing.assert_allclose(batch.scores, ref, rtol=1e-5)
+    ref_contrib = np.stack([0.5 * (x[:, c, lo:hi] ** 2).sum(axis=1) / 64 for c in range(2) for lo, hi in
+                            ((0, 8), (8, 32))], axis=1)
+    np.testing.assert_allclose(batch.contrib, ref_contrib, rtol=1e-5)
+    # a fixed batch other than 1 is refused
+    bad = helper.make_graph(nodes, "hand", [helper.make_tensor_value_info("spectrum", TensorProto.FLOAT, [4, 2, 32])],
+                            outs, initializer=[axes])
+    with pytest.raises(BundleError, match=r"shape \[4, 2, 32\]"):
+        Runtime(_repack(b, tmp_path, onnx={"vae": helper.make_model(
+            bad, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()}))
