@@ -161,37 +161,39 @@ class VAEDeviceModel:
 def sfdsc_tree_codes(X: np.ndarray, dictionary: np.ndarray, tree: tuple[np.ndarray, np.ndarray, np.ndarray],
                      alpha: float, max_iter: int, tol: float) -> np.ndarray:
     """Codes (m, n_atoms) of rows of X over ``dictionary`` (n_atoms, d) with the tree norm given
-    as (parent, atom_node, weight)."""
-    from .faulttree import groups_from_index_tree, tree_fista
+    as (parent, atom_node, weight): tree-structured group lasso (FISTA, exact tree prox) in the
+    C++ core, float32."""
+    from .sparse import TreeLassoCoder
 
-    groups, weights = groups_from_index_tree(*tree)
-    return tree_fista(X, dictionary, groups, weights, alpha, max_iter=max_iter, tol=tol)
+    coder = TreeLassoCoder(np.ascontiguousarray(np.asarray(dictionary).T), tuple(tree))
+    return coder.encode(X, alpha, max_iter=max_iter, tol=tol).astype(np.float64)
 
 
 def sfdsc_signal_matrix(features: np.ndarray, raw: np.ndarray | None, n_channels: int) -> np.ndarray:
-    """Rows [mean_c, std_c for each channel | per-channel centred unit-norm representations /
-    sqrt(n_channels)] from features laid out per channel as [mean, std, representation...], the
-    representation being the raw window (m, n_channels, window) when ``raw`` is given."""
+    """Rows [mean_c, std_c for each channel | representation of channel 0, 1, ...] from features
+    laid out per channel as [mean, std, representation...]; the representation is the raw
+    window (m, n_channels, window) when ``raw`` is given."""
     m = features.shape[0]
     f = np.asarray(features, dtype=np.float64).reshape(m, n_channels, -1)
     extra = f[:, :, :2].reshape(m, -1)
     rep = np.asarray(raw, dtype=np.float64) if raw is not None else f[:, :, 2:]
-    rep = rep - rep.mean(axis=2, keepdims=True)
-    nrm = np.linalg.norm(rep, axis=2, keepdims=True)
-    rep = np.divide(rep, nrm, out=np.zeros_like(rep), where=nrm > 0) / np.sqrt(n_channels)
     return np.concatenate([extra, rep.reshape(m, -1)], axis=1)
 
 
 def sfdsc_features(X: np.ndarray, n_passthrough: int, dictionary: np.ndarray, atom_class: np.ndarray,
                    tree: tuple[np.ndarray, np.ndarray, np.ndarray], alpha: float, max_iter: int,
-                   tol: float) -> np.ndarray:
+                   tol: float, input_mean: np.ndarray | None = None,
+                   input_scale: np.ndarray | None = None, use_extra: bool = True) -> np.ndarray:
     """SVM inputs per row of X = [passthrough (n_passthrough) | signal (d)]: per-class squared
-    residuals ||x - a^i D_i||^2 and activations ||a^i||_2 of the tree-sparse code a of the
-    centred, unit-norm signal x, then the passthrough columns (the window's mean and standard
-    deviation), or with n_passthrough = 0 the signal row's own mean and standard deviation."""
+    residuals ||x - a^i D_i||^2 and activations ||a^i||_2 of the tree-sparse code a of the signal
+    (standardised per column with ``input_mean`` / ``input_scale`` when given, then centred and
+    scaled to unit norm), then (``use_extra``) the passthrough columns (the window's mean and
+    standard deviation), or with n_passthrough = 0 the signal row's own mean and std."""
     X = np.asarray(X, dtype=np.float64)
     S = X[:, n_passthrough:]
     extra = X[:, :n_passthrough] if n_passthrough else np.stack([S.mean(axis=1), S.std(axis=1)], axis=1)
+    if input_mean is not None and input_scale is not None:
+        S = (S - input_mean) / input_scale
     S = S - S.mean(axis=1, keepdims=True)
     nrm = np.linalg.norm(S, axis=1, keepdims=True)
     S = np.divide(S, nrm, out=np.zeros_like(S), where=nrm > 0)
@@ -203,7 +205,7 @@ def sfdsc_features(X: np.ndarray, n_passthrough: int, dictionary: np.ndarray, at
         b = atom_class == i
         res[:, i] = np.sum((S - codes[:, b] @ dictionary[b]) ** 2, axis=1)
         act[:, i] = np.linalg.norm(codes[:, b], axis=1)
-    return np.concatenate([res, act, extra], axis=1)
+    return np.concatenate([res, act, extra] if use_extra else [res, act], axis=1)
 
 
 def svm_ovo_decision(Z: np.ndarray, support_vectors: np.ndarray, dual_coef: np.ndarray, intercept: np.ndarray,
@@ -268,6 +270,7 @@ class SFDSCDeviceModel:
             self.alpha, self.max_iter, self.tol = float(m["alpha"]), int(m["max_iter"]), float(m["tol"])
             self.gamma, self.coef0, self.degree = float(m["gamma"]), float(m["coef0"]), int(m["degree"])
             self.temperature = float(m["temperature"])
+            self.use_extra = bool(m.get("use_extra", True))
             normal = m.get("normal_label")
         except (KeyError, TypeError, ValueError) as e:
             raise BundleError(f"{where}: sfdsc model entry is incomplete or malformed ({e!r})") from None
@@ -299,13 +302,20 @@ class SFDSCDeviceModel:
         except Exception as e:
             raise BundleError(f"{where}: {e}") from None
         self.fmean, self.fscale = a["feature_mean"].astype(np.float64), a["feature_scale"].astype(np.float64)
+        self.imean = bundle.arrays.get("input_mean")
+        self.iscale = bundle.arrays.get("input_scale")
+        if (self.imean is None) != (self.iscale is None) or (self.imean is not None and (
+                self.imean.shape != (d,) or self.iscale.shape != (d,) or not np.all(self.iscale > 0))):
+            raise BundleError(f"{where}: input_mean / input_scale must both be present with shape ({d},) and a "
+                              f"positive scale")
         self.sv, self.dual = a["support_vectors"].astype(np.float64), a["dual_coef"].astype(np.float64)
         self.intercept, self.n_support = a["intercept"].astype(np.float64), a["n_support"].astype(np.int64)
         self.normal_index = self.labels.index(normal) if normal in self.labels else None
         self.contrib_names: list[str] = []
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        F = sfdsc_features(X, 2 * self.n_ch, self.D, self.atom_class, self.tree, self.alpha, self.max_iter, self.tol)
+        F = sfdsc_features(X, 2 * self.n_ch, self.D, self.atom_class, self.tree, self.alpha, self.max_iter, self.tol,
+                           self.imean, self.iscale, self.use_extra)
         Z = (F - self.fmean) / self.fscale
         dec = svm_ovo_decision(Z, self.sv, self.dual, self.intercept, self.n_support, self.gamma, self.coef0,
                                self.degree)
