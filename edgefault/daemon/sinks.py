@@ -248,6 +248,7 @@ class MqttSink(SpooledSink):
         self.m = cfg.mqtt
         self.client: Any = None
         self._conn = threading.Event()
+        self._reachable = True
 
     def _connect(self) -> bool:
         c = mqtt_client(self.m, f"edgefault-{self.id}-{os.getpid()}")
@@ -270,8 +271,10 @@ class MqttSink(SpooledSink):
         try:
             c.connect(self.m.host, self.m.port, keepalive=self.m.keepalive)
         except (OSError, ValueError) as e:
-            if self.connected or self.client is None:
-                log.warning("sink %s: cannot reach broker %s:%d: %s", self.id, self.m.host, self.m.port, e)
+            # once per outage at warning level; the retries that follow at debug level
+            (log.warning if self._reachable else log.debug)("sink %s: cannot reach broker %s:%d: %s; events are "
+                                                             "spooled", self.id, self.m.host, self.m.port, e)
+            self._reachable = False
             return False
         c.loop_start()
         if not conn.wait(min(5.0, self.cfg.retry_max)):
@@ -279,6 +282,7 @@ class MqttSink(SpooledSink):
             c.disconnect()
             return False
         self.client = c
+        self._reachable = True
         return True
 
     def deliver(self, batch: list[tuple[str, bytes]]) -> bool:
