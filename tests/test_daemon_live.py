@@ -257,7 +257,7 @@ def test_stdin_to_stdout(tmp_path: Path, small_bundle: Path, stream: np.ndarray,
 
 # -- mosquitto ------------------------------------------------------------------------------------------------
 class Broker:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, extra: str = "", sub_args: tuple[str, ...] = ()) -> None:
         if shutil.which("mosquitto") is None or shutil.which("mosquitto_sub") is None:
             pytest.skip("mosquitto / mosquitto_sub not installed (Debian packages mosquitto, mosquitto-clients)")
         self.port = free_port()
@@ -268,7 +268,8 @@ class Broker:
         # which cannot write its persistence file into the test's temp folder)
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
                              f"user {getpass.getuser()}\n"
-                             f"persistence_location {self.dir}/\nlog_dest stderr\n")
+                             f"persistence_location {self.dir}/\nlog_dest stderr\n{extra}")
+        self.sub_args = sub_args
         self.p: subprocess.Popen[bytes] | None = None
         self.subs: list[subprocess.Popen[bytes]] = []
         self.files: list[Any] = []
@@ -284,6 +285,8 @@ class Broker:
 
         def up() -> bool:
             assert self.p is not None and self.p.poll() is None, (self.dir / "broker.log").read_text()
+            if "running" not in (self.dir / "broker.log").read_text():
+                return False
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return True
@@ -300,7 +303,7 @@ class Broker:
         """mosquitto_sub with a persistent session (-c) at QoS 1: the broker keeps its messages
         across the subscriber's and its own restarts."""
         s = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.port), "-t", topic, "-q", "1",
-                              "-c", "-i", "edgefault-test-sub"], stdout=self._open(out), stderr=subprocess.DEVNULL)
+                              "-c", "-i", "edgefault-test-sub", *self.sub_args], stdout=self._open(out), stderr=subprocess.DEVNULL)
         self.subs.append(s)
         return s
 
@@ -508,3 +511,56 @@ def test_kill9_while_broker_down_spooled_events_survive(tmp_path: Path, small_bu
     assert d2.stop() == 0
     got = [e["seq"] for e in received(sub_out)]
     assert list(dict.fromkeys(got)) == list(range(1, n + 1))
+
+
+def test_mqtt_sink_tls_and_password(tmp_path: Path, small_bundle: Path) -> None:
+    """A TLS listener with password auth: the sink verifies the broker against ca_file and logs in."""
+    if shutil.which("openssl") is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("openssl / mosquitto_passwd not installed")
+    c = tmp_path / "pki"
+    c.mkdir()
+
+    def run(*cmd: str) -> None:
+        subprocess.run(cmd, cwd=c, check=True, capture_output=True, timeout=60)
+
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=edgefault-test-ca")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (c / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext")
+    run("mosquitto_passwd", "-b", "-c", "passwd", "edge", "s3cret")
+    broker = Broker(tmp_path, extra=f"cafile {c / 'ca.pem'}\ncertfile {c / 'server.pem'}\nkeyfile {c / 'server.key'}\n"
+                                    f"allow_anonymous false\npassword_file {c / 'passwd'}\n",
+                    sub_args=("--cafile", str(c / "ca.pem"), "-u", "edge", "-P", "s3cret"))
+    broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true\n", ""))
+    broker.start()
+    try:
+        sub_out = tmp_path / "sub.jsonl"
+        broker.subscribe("plant/#", sub_out)
+        data = noise_recording(seconds=2.0, seed=21).data
+        np.savez(tmp_path / "rec.npz", data=data, fs=np.float64(4000.0), channels=np.array(["a", "b"]))
+        http = free_port()
+        tls = f'[sink.tls]\nca_file = "{c / "ca.pem"}"\n'
+        sinks = (f'[[sink]]\ntype = "mqtt"\nid = "good"\nport = {broker.port}\ntopic = "plant/{{sensor}}"\n'
+                 f'username = "edge"\npassword = "s3cret"\nretry_initial = 0.1\nretry_max = 0.3\n{tls}'
+                 f'[[sink]]\ntype = "mqtt"\nid = "badpw"\nport = {broker.port}\ntopic = "plant/{{sensor}}"\n'
+                 f'username = "edge"\npassword = "wrong"\nretry_initial = 0.1\nretry_max = 0.3\n{tls}')
+        d = Served(tmp_path, config(tmp_path, small_bundle, http,
+                                    f'type = "file"\npath = "{tmp_path / "rec.npz"}"\nloop = true\nspeed = 0.5',
+                                    sinks=sinks))
+        d.wait_ready(http)
+        wait_for(lambda: len(received(sub_out)) >= 5, 30, "events over TLS at the subscriber")
+        wait_for(lambda: json.loads(http_get(http, "/healthz")[1])["sinks"]["good"]["connected"], 10,
+                 "the health page to show the TLS sink connected")
+        m = wait_for(lambda: (lambda mm: mm if mm['edgefault_sink_errors_total{sink="badpw"}'] >= 1 else None)(
+            parse_metrics(http_get(http, "/metrics")[1].decode())), 10, "the refused login to be counted")
+        assert m['edgefault_sink_events_total{sink="badpw"}'] == 0  # refused: nothing lost, it stays spooled
+        assert m['edgefault_sink_spool_events{sink="badpw"}'] >= 1
+        assert d.stop() == 0
+        assert "refused the connection" in d.stderr()
+        got = [e["seq"] for e in received(sub_out)]
+        assert list(dict.fromkeys(got)) == list(range(1, len(set(got)) + 1))
+    finally:
+        broker.close()

@@ -316,3 +316,22 @@ def test_unit_file_verifies(tmp_path: Path) -> None:
     r = subprocess.run([tool, "verify", str(tmp_path / "edgefault.service")], capture_output=True, text=True,
                        timeout=60, env={**os.environ, "SYSTEMD_LOG_LEVEL": "notice"})
     assert r.returncode == 0 and not r.stderr.strip() and not r.stdout.strip(), r.stderr
+
+
+# -- file sink rotation -------------------------------------------------------------------------------
+def test_file_sink_rotates_and_keeps_order(tmp_path: Path) -> None:
+    from edgefault.daemon.config import SinkConfig
+    from edgefault.daemon.sinks import FileSink
+
+    m = Metrics()
+    s = FileSink(SinkConfig(type="file", id="f", path=str(tmp_path / "ev.jsonl"), max_bytes=1024, backups=2), m)
+    lines = [b'{"seq":%d,"pad":"%s"}\n' % (i, b"x" * 40) for i in range(200)]
+    for i in range(0, 200, 7):
+        s.emit([("m", ln, False) for ln in lines[i:i + 7]])
+    s.stop()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["ev.jsonl", "ev.jsonl.1", "ev.jsonl.2"]
+    kept = b"".join((tmp_path / n).read_bytes() for n in ["ev.jsonl.2", "ev.jsonl.1", "ev.jsonl"])
+    assert kept == b"".join(lines)[-len(kept):] and kept.endswith(lines[-1])
+    assert all((tmp_path / n).stat().st_size <= 1024 for n in names)
+    assert m.get("edgefault_sink_events_total", sink="f") == 200
