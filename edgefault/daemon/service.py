@@ -309,6 +309,7 @@ class Daemon:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         sensors = {w.id: {"scoring": w.thread.is_alive(), "source": bool(w.source and w.source.thread.is_alive()),
+                          "source_ready": bool(w.source and w.source.ready.is_set()),
                           "queue": w.queue.qsize(), "seq": w.seq, "bundle_id": w.rt.bundle.bundle_id}
                    for w in self.workers}
         sinks = {s.id: {"ok": s.healthy(), "connected": getattr(s, "connected", True),

@@ -163,6 +163,8 @@ class SpooledSink(Sink):
         self.connected = False
         self.thread = threading.Thread(target=self._loop, name=f"edgefault-sink-{cfg.id}", daemon=True)
         self._dropped_seen = self.spool.dropped
+        metrics.set("edgefault_sink_connected", 0.0, sink=self.id)
+        metrics.set("edgefault_sink_spool_events", self.spool.pending, sink=self.id)
 
     def emit(self, records: list[Record]) -> None:
         recs = self.select(records)

@@ -40,6 +40,7 @@ class Source:
         self.w = worker
         self.stop_event = threading.Event()
         self.finished = threading.Event()
+        self.ready = threading.Event()  # listening / subscribed / port open (shown on /healthz)
         self.thread = threading.Thread(target=self._guarded, name=f"edgefault-src-{worker.id}", daemon=True)
         m, sid = worker.metrics, worker.id
         for r in ("malformed", "truncated", "oversized", "channels"):
@@ -131,6 +132,7 @@ class UdpSource(Source):
         self.address = self.sock.getsockname()[:2]
 
     def run(self) -> None:
+        self.ready.set()
         h = _PacketHandler(self)
         bufsize = max(self.cfg.max_packet_bytes, framing.HEADER_SIZE) + 1
         while not self.stop_event.is_set():
@@ -171,6 +173,7 @@ class TcpSource(Source):
         self.lock = threading.Lock()
 
     def run(self) -> None:
+        self.ready.set()
         while not self.stop_event.is_set():
             try:
                 conn, peer = self.sock.accept()
@@ -244,12 +247,20 @@ class MqttSource(Source):
         self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_disconnect = lambda *a: self.ready.clear()
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
         if rc.is_failure:
             log.warning("sensor %s: MQTT broker refused the connection: %s", self.w.id, rc)
             return
         client.subscribe(self.m.topic, qos=self.m.qos)
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, rcs: Any, props: Any = None) -> None:
+        if all(not rc.is_failure for rc in rcs):
+            self.ready.set()
+        else:
+            log.error("sensor %s: broker refused the subscription to %s: %s", self.w.id, self.m.topic, rcs)
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         try:
@@ -368,6 +379,7 @@ class StdinSource(_ByteStreamSource):
         self.stream = stream if stream is not None else sys.stdin.buffer
 
     def run(self) -> None:
+        self.ready.set()
         read1 = getattr(self.stream, "read1", self.stream.read)
         self._pump(read1)
 
@@ -396,6 +408,7 @@ class SerialSource(_ByteStreamSource):
                 continue
             delay = 0.5
             port = self.port
+            self.ready.set()
 
             def read(n: int) -> bytes | None:
                 try:
@@ -405,6 +418,7 @@ class SerialSource(_ByteStreamSource):
                 return d if d else None
 
             self._pump(read)
+            self.ready.clear()
             try:
                 port.close()
             except Exception:
@@ -441,6 +455,7 @@ class FileSource(Source):
                               f"set channels = [...] in the sensor")
 
     def run(self) -> None:
+        self.ready.set()
         data = self.rec.data
         step = self.cfg.chunk_frames
         rate = self.w.fs * self.cfg.speed
