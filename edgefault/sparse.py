@@ -138,6 +138,11 @@ class OmpCoder:
         self.max_k = max_k
 
     @property
+    def kernel(self) -> str:
+        """``"avx2-fma"`` or ``"portable"``: the kernels this coder runs."""
+        return str(self._core.kernel)
+
+    @property
     def gram(self) -> np.ndarray:
         """G = D^T D (n_atoms, n_atoms), float32."""
         return self._core.gram
@@ -431,6 +436,11 @@ class TreeLassoCoder:
         self._core = _core_call(_core.TreeLassoCoder, d, self.tree._core)
         self.n_features = int(d.shape[0])
         self.n_atoms = int(d.shape[1])
+
+    @property
+    def kernel(self) -> str:
+        """``"avx2-fma"`` or ``"portable"``: the kernels this coder runs."""
+        return str(self._core.kernel)
 
     @property
     def lipschitz(self) -> float:

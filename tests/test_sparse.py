@@ -9,12 +9,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgefault import sparse
+from edgefault import _core, sparse
 from edgefault.errors import InputError
 
 linear_model = pytest.importorskip("sklearn.linear_model")
 
 SETTINGS = settings(max_examples=40, deadline=None)
+
+
+@pytest.fixture(params=["default", "portable"])
+def kernels(request: pytest.FixtureRequest):
+    """Runs a test with the default kernels (AVX2+FMA where the CPU has them) and again with the
+    portable ones."""
+    if request.param == "portable":
+        _core.sparse_allow_simd(False)
+    try:
+        yield request.param
+    finally:
+        _core.sparse_allow_simd(True)
 
 
 def unit_dict(n_features: int, n_atoms: int, seed: int) -> np.ndarray:
@@ -28,9 +40,11 @@ def unit_dict(n_features: int, n_atoms: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("k", [1, 2, 5, 8, 12])
 @pytest.mark.parametrize("shape", [(64, 40), (200, 120), (30, 30)])
-def test_omp_matches_sklearn_orthogonal_mp(shape: tuple[int, int], k: int) -> None:
+def test_omp_matches_sklearn_orthogonal_mp(shape: tuple[int, int], k: int, kernels: str) -> None:
     nf, na = shape
     D = unit_dict(nf, na, seed=nf + na)
+    if kernels == "portable":
+        assert sparse.OmpCoder(D, 1).kernel == "portable"
     X = np.random.default_rng(k).standard_normal((25, nf)).astype(np.float32)
     ours, r2 = sparse.omp(X, D, n_nonzero_coefs=k, return_residuals=True)
     D64, X64 = D.astype(np.float64), X.astype(np.float64)
@@ -73,7 +87,7 @@ def test_omp_tol_stopping_matches_sklearn(seed: int) -> None:
     assert np.all(np.count_nonzero(codes, axis=1) == 4)
 
 
-def test_omp_coder_batch_equals_one_by_one_and_gram() -> None:
+def test_omp_coder_batch_equals_one_by_one_and_gram(kernels: str) -> None:
     D = unit_dict(100, 70, seed=5)
     X = np.random.default_rng(6).standard_normal((37, 100))  # float64 input, odd batch size
     coder = sparse.OmpCoder(D, max_k=10)
@@ -434,8 +448,10 @@ def numpy_ista(x: np.ndarray, D: np.ndarray, tree: sparse.IndexTree, lam: float,
 
 
 @pytest.mark.parametrize("lam", [0.05, 0.3, 1.0])
-def test_tree_lasso_matches_numpy_ista(lam: float) -> None:
+def test_tree_lasso_matches_numpy_ista(lam: float, kernels: str) -> None:
     D, tree, X = small_problem(1)
+    if kernels == "portable":
+        assert sparse.TreeLassoCoder(D, tree).kernel == "portable"
     codes, iters = sparse.tree_group_lasso(X, D, tree, lam, max_iter=20000, tol=1e-7, return_n_iter=True)
     assert codes.shape == (6, 12) and iters.shape == (6,) and np.all(iters < 20000)
     for i in range(6):
@@ -468,7 +484,7 @@ def test_tree_lasso_optimality_conditions_per_group(seed: int) -> None:
                 np.testing.assert_allclose(xi, lam * w[g] * ag / np.linalg.norm(ag), atol=2e-3)
 
 
-def test_tree_lasso_group_sparsity_warm_start_and_limits() -> None:
+def test_tree_lasso_group_sparsity_warm_start_and_limits(kernels: str) -> None:
     D, tree, X = small_problem(4)
     codes = sparse.tree_group_lasso(X, D, tree, 0.5, tol=1e-6, max_iter=5000)
     # signals built from class-1 atoms: the other classes' groups are switched off entirely

@@ -100,6 +100,11 @@ void check_cols(const FArr& x, std::size_t want, const char* arg, const char* wh
 }  // namespace
 
 void register_sparse(py::module_& m) {
+  m.def("sparse_allow_simd", &edgefault::sparse_allow_simd, py::arg("allow"),
+        "Sparse coders constructed from now on use the AVX2+FMA kernels when the CPU has them (True, "
+        "default) or the portable kernels (False). Process-wide; for tests and benchmarks.");
+  m.def("sparse_simd_active", &edgefault::sparse_simd_active,
+        "Whether a sparse coder constructed now uses the AVX2+FMA kernels.");
   py::class_<PyOmp>(m, "OmpCoder",
                                   "Batch-OMP coder over a fixed unit-norm dictionary (n_features, n_atoms), "
                                   "columns = atoms. See edgefault.sparse.OmpCoder.")
@@ -111,6 +116,7 @@ void register_sparse(py::module_& m) {
       .def_property_readonly("n_features", [](const PyOmp& p) { return p.c.n_features(); })
       .def_property_readonly("n_atoms", [](const PyOmp& p) { return p.c.n_atoms(); })
       .def_property_readonly("max_k", [](const PyOmp& p) { return p.c.max_k(); })
+      .def_property_readonly("kernel", [](const PyOmp& p) { return p.c.uses_avx2() ? "avx2-fma" : "portable"; })
       .def_property_readonly("gram",
                              [](const PyOmp& p) {
                                const edgefault::OmpCoder& c = p.c;
@@ -193,6 +199,8 @@ void register_sparse(py::module_& m) {
       .def_property_readonly("n_features", [](const PyTreeLasso& p) { return p.c.n_features(); })
       .def_property_readonly("n_atoms", [](const PyTreeLasso& p) { return p.c.n_atoms(); })
       .def_property_readonly("lipschitz", [](const PyTreeLasso& p) { return p.c.lipschitz(); })
+      .def_property_readonly("kernel",
+                             [](const PyTreeLasso& p) { return p.c.uses_avx2() ? "avx2-fma" : "portable"; })
       .def(
           "encode",
           [](PyTreeLasso& p, const py::object& x_in, float lam, std::size_t max_iter, float tol,

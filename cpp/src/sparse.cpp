@@ -1,6 +1,7 @@
 #include "edgefault/sparse.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -63,72 +64,96 @@ std::vector<double> gram_double(const float* d, std::size_t nf, std::size_t na) 
   return g;
 }
 
-// ---- D^T X micro-kernel -------------------------------------------------------------------
+// ---- vector helpers ----------------------------------------------------------------------------
+// GCC/Clang vector extensions: v4f is the portable width (SSE2 / NEON registers), v8f the AVX2
+// width (used only inside functions compiled with target("avx2,fma")). Other compilers get
+// scalar "vectors" (width 1): same code, no SIMD.
 #if defined(__GNUC__)
+typedef float v4f __attribute__((vector_size(16)));
 typedef float v8f __attribute__((vector_size(32)));
+#else
+typedef float v4f;
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+// The helpers below pass v8f by value, but they are always inlined and instantiated with v8f only
+// inside target("avx2,fma") functions, so no call ever uses the non-AVX ABI GCC warns about.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
-template <std::size_t MR>
-__attribute__((always_inline)) inline void product_kernel(const float* x, std::size_t nf,
-                                                          const float* packed, std::size_t npanels,
-                                                          float* out, std::size_t ldo) {
+template <class V>
+constexpr std::size_t lanes() {
+  return sizeof(V) / sizeof(float);
+}
+template <class V>
+EF_INLINE V vload(const float* p) noexcept {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class V>
+EF_INLINE void vstore(float* p, const V& v) noexcept {
+  std::memcpy(p, &v, sizeof v);
+}
+template <class V>
+EF_INLINE V vzero() noexcept {
+  V v;
+  std::memset(&v, 0, sizeof v);
+  return v;
+}
+template <class V>
+EF_INLINE float hsum(const V& v) noexcept {
+  float f[lanes<V>()];
+  std::memcpy(f, &v, sizeof v);
+  float s = 0.0f;
+  for (std::size_t l = 0; l < lanes<V>(); ++l) s += f[l];
+  return s;
+}
+
+// ---- D^T X micro-kernel -------------------------------------------------------------------------
+// MR signals x one panel of 16 atoms per step, accumulators in registers, over all features.
+template <std::size_t MR, class V>
+EF_INLINE void product_kernel(const float* x, std::size_t nf, const float* packed, std::size_t npanels,
+                              float* out, std::size_t ldo) noexcept {
+  constexpr std::size_t NV = kPanel / lanes<V>();
   for (std::size_t p = 0; p < npanels; ++p) {
     const float* b = packed + p * nf * kPanel;
-    v8f acc[MR][2];
-    for (std::size_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = v8f{};
+    V acc[MR][NV];
+    for (std::size_t i = 0; i < MR; ++i)
+      for (std::size_t v = 0; v < NV; ++v) acc[i][v] = vzero<V>();
     for (std::size_t f = 0; f < nf; ++f) {
-      v8f b0, b1;
-      std::memcpy(&b0, b + f * kPanel, sizeof b0);
-      std::memcpy(&b1, b + f * kPanel + 8, sizeof b1);
+      V bv[NV];
+      for (std::size_t v = 0; v < NV; ++v) bv[v] = vload<V>(b + f * kPanel + v * lanes<V>());
       for (std::size_t i = 0; i < MR; ++i) {
         const float xv = x[i * nf + f];
-        acc[i][0] += xv * b0;
-        acc[i][1] += xv * b1;
+        for (std::size_t v = 0; v < NV; ++v) acc[i][v] += xv * bv[v];
       }
     }
-    for (std::size_t i = 0; i < MR; ++i) {
-      std::memcpy(out + i * ldo + p * kPanel, &acc[i][0], sizeof(v8f));
-      std::memcpy(out + i * ldo + p * kPanel + 8, &acc[i][1], sizeof(v8f));
-    }
+    for (std::size_t i = 0; i < MR; ++i)
+      for (std::size_t v = 0; v < NV; ++v) vstore(out + i * ldo + p * kPanel + v * lanes<V>(), acc[i][v]);
   }
 }
 
 #if defined(__aarch64__)
-constexpr std::size_t kGenericRows = 4;  // 32 vector registers
+constexpr std::size_t kGenericRows = 4;  // 16 accumulators of 32 NEON registers
 #else
-constexpr std::size_t kGenericRows = 2;  // SSE2: a v8f is two xmm registers, 16 in all
+constexpr std::size_t kGenericRows = 2;  // SSE2: 8 accumulators + 4 panel vectors + 1 broadcast of 16
 #endif
 
-void product_generic(const float* x, std::size_t nf, const float* packed, std::size_t npanels,
-                     float* out, std::size_t ldo) {
-  product_kernel<kGenericRows>(x, nf, packed, npanels, out, ldo);
+void product_generic(const float* x, std::size_t nf, const float* packed, std::size_t npanels, float* out,
+                     std::size_t ldo) noexcept {
+  product_kernel<kGenericRows, v4f>(x, nf, packed, npanels, out, ldo);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define EDGEFAULT_SPARSE_AVX2 1
 constexpr std::size_t kAvx2Rows = 6;  // 12 ymm accumulators + 2 panel rows + 1 broadcast
-__attribute__((target("avx2,fma"))) void product_avx2(const float* x, std::size_t nf,
-                                                      const float* packed, std::size_t npanels,
-                                                      float* out, std::size_t ldo) {
-  product_kernel<kAvx2Rows>(x, nf, packed, npanels, out, ldo);
+__attribute__((target("avx2,fma"))) void product_avx2(const float* x, std::size_t nf, const float* packed,
+                                                      std::size_t npanels, float* out, std::size_t ldo) noexcept {
+  product_kernel<kAvx2Rows, v8f>(x, nf, packed, npanels, out, ldo);
 }
 bool cpu_has_avx2_fma() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-#endif
-
-#else  // not GCC/Clang: plain loops
-constexpr std::size_t kGenericRows = 1;
-void product_generic(const float* x, std::size_t nf, const float* packed, std::size_t npanels,
-                     float* out, std::size_t ldo) {
-  for (std::size_t p = 0; p < npanels; ++p) {
-    float acc[kPanel] = {};
-    const float* b = packed + p * nf * kPanel;
-    for (std::size_t f = 0; f < nf; ++f)
-      for (std::size_t j = 0; j < kPanel; ++j) acc[j] += x[f] * b[f * kPanel + j];
-    std::memcpy(out + p * kPanel, acc, sizeof acc);
-  }
-  (void)ldo;
 }
 #endif
 
@@ -147,43 +172,39 @@ EF_INLINE float max_abs(const float* a, std::size_t n) noexcept {
   return std::max(std::max(m0, m1), std::max(m2, m3));
 }
 
-// sum of squares: 16 float lanes, folded in double (relative error ~1e-7 for n in the thousands).
+// sum of squares: 4 x 4 float lanes, folded in double (relative error ~1e-7 for n in the thousands).
 double sum_squares(const float* a, std::size_t n) noexcept {
+  constexpr std::size_t W = lanes<v4f>();
   std::size_t j = 0;
-  double s = 0.0;
-#if defined(__GNUC__)
-  v8f s0 = v8f{}, s1 = v8f{};
-  for (; j + 16 <= n; j += 16) {
-    v8f u, v;
-    std::memcpy(&u, a + j, sizeof u);
-    std::memcpy(&v, a + j + 8, sizeof v);
-    s0 += u * u;
-    s1 += v * v;
+  v4f s0 = vzero<v4f>(), s1 = s0, s2 = s0, s3 = s0;
+  for (; j + 4 * W <= n; j += 4 * W) {
+    const v4f u0 = vload<v4f>(a + j), u1 = vload<v4f>(a + j + W), u2 = vload<v4f>(a + j + 2 * W),
+              u3 = vload<v4f>(a + j + 3 * W);
+    s0 += u0 * u0;
+    s1 += u1 * u1;
+    s2 += u2 * u2;
+    s3 += u3 * u3;
   }
-  for (int l = 0; l < 8; ++l) s += static_cast<double>(s0[l]) + static_cast<double>(s1[l]);
-#endif
+  double s = static_cast<double>(hsum(s0)) + hsum(s1) + hsum(s2) + hsum(s3);
   for (; j < n; ++j) s += static_cast<double>(a[j]) * a[j];
   return s;
 }
 
-// Float sum of squares with 16 lanes (groups of the tree norm; exact enough for thresholds).
+// Float sum of squares (groups of the tree norm; exact enough for thresholds).
+template <class V>
 EF_INLINE float sum_squares_f(const float* a, std::size_t n) noexcept {
+  constexpr std::size_t W = lanes<V>();
   std::size_t j = 0;
   float s = 0.0f;
-#if defined(__GNUC__)
-  if (n >= 16) {
-    v8f s0 = v8f{}, s1 = v8f{};
-    for (; j + 16 <= n; j += 16) {
-      v8f u, v;
-      std::memcpy(&u, a + j, sizeof u);
-      std::memcpy(&v, a + j + 8, sizeof v);
+  if (n >= 2 * W) {
+    V s0 = vzero<V>(), s1 = s0;
+    for (; j + 2 * W <= n; j += 2 * W) {
+      const V u = vload<V>(a + j), v = vload<V>(a + j + W);
       s0 += u * u;
       s1 += v * v;
     }
-    s0 += s1;
-    for (int l = 0; l < 8; ++l) s += s0[l];
+    s = hsum(V(s0 + s1));
   }
-#endif
   float s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;  // short groups: four chains instead of one
   for (; j + 4 <= n; j += 4) {
     s += a[j] * a[j];
@@ -213,28 +234,21 @@ struct OmpOut {
 };
 
 // V_s = (G[best, :] - sum_j w_j V_j) * inv;  alpha -= z V_s. One pass over the atoms.
-EF_INLINE void omp_direction(const float* gb, const float* V, const float* wf, std::size_t s, std::size_t na,
+template <class V>
+EF_INLINE void omp_direction(const float* gb, const float* Vd, const float* wf, std::size_t s, std::size_t na,
                              float inv, float z, float* vs, float* alpha) noexcept {
+  constexpr std::size_t W = lanes<V>();
   std::size_t m = 0;
-#if defined(__GNUC__)
-  for (; m + 8 <= na; m += 8) {
-    v8f acc, al;
-    std::memcpy(&acc, gb + m, sizeof acc);
-    for (std::size_t j = 0; j < s; ++j) {
-      v8f vj;
-      std::memcpy(&vj, V + j * na + m, sizeof vj);
-      acc -= wf[j] * vj;
-    }
+  for (; m + W <= na; m += W) {
+    V acc = vload<V>(gb + m);
+    for (std::size_t j = 0; j < s; ++j) acc -= wf[j] * vload<V>(Vd + j * na + m);
     acc *= inv;
-    std::memcpy(vs + m, &acc, sizeof acc);
-    std::memcpy(&al, alpha + m, sizeof al);
-    al -= z * acc;
-    std::memcpy(alpha + m, &al, sizeof al);
+    vstore(vs + m, acc);
+    vstore(alpha + m, V(vload<V>(alpha + m) - z * acc));
   }
-#endif
   for (; m < na; ++m) {
     float acc = gb[m];
-    for (std::size_t j = 0; j < s; ++j) acc -= wf[j] * V[j * na + m];
+    for (std::size_t j = 0; j < s; ++j) acc -= wf[j] * Vd[j * na + m];
     acc *= inv;
     vs[m] = acc;
     alpha[m] -= z * acc;
@@ -246,6 +260,7 @@ EF_INLINE void omp_direction(const float* gb, const float* V, const float* wf, s
 //   w = L^{-1} G[I, best] (new Cholesky row), L_ss = sqrt(g_bb - |w|^2);
 //   z = L^{-1} alpha0_I = Q^T x (forward substitution, one new entry per step);
 //   V_s = (G[best, :] - sum_j w_j V_j) / L_ss;  alpha = D^T r loses z_s V_s;  ||r||^2 loses z_s^2.
+template <class V>
 EF_INLINE OmpOut omp_core(const OmpWork& w, const float* alpha0, double xnorm2, std::size_t k, double tol) noexcept {
   const std::size_t na = w.na, mk = w.mk;
   float* alpha = w.alpha;
@@ -281,7 +296,7 @@ EF_INLINE OmpOut omp_core(const OmpWork& w, const float* alpha0, double xnorm2, 
     w.inv_diag[s] = 1.0 / lss;
     zs *= w.inv_diag[s];
     w.z[s] = zs;
-    omp_direction(w.g + best * na, w.V, w.wf, s, na, static_cast<float>(1.0 / lss), static_cast<float>(zs),
+    omp_direction<V>(w.g + best * na, w.V, w.wf, s, na, static_cast<float>(1.0 / lss), static_cast<float>(zs),
                   w.V + s * na, alpha);
     w.active[s] = static_cast<std::int32_t>(best);
     ++s;
@@ -292,7 +307,7 @@ EF_INLINE OmpOut omp_core(const OmpWork& w, const float* alpha0, double xnorm2, 
 }
 
 OmpOut omp_generic(const OmpWork& w, const float* alpha0, double xnorm2, std::size_t k, double tol) noexcept {
-  return omp_core(w, alpha0, xnorm2, k, tol);
+  return omp_core<v4f>(w, alpha0, xnorm2, k, tol);
 }
 
 // ---- tree prox and FISTA core -------------------------------------------------------------------
@@ -305,6 +320,7 @@ struct TreeView {  // see IndexTreeNorm::op_begin
   const float* weight;
 };
 
+template <class V>
 EF_INLINE void tree_prox_apply(const TreeView& t, float* v, float tp) noexcept {
   for (std::size_t k = 0; k < t.n_ops; ++k) {
     const auto b = static_cast<std::size_t>(t.op_begin[k]), e = static_cast<std::size_t>(t.op_end[k]);
@@ -317,7 +333,7 @@ EF_INLINE void tree_prox_apply(const TreeView& t, float* v, float tp) noexcept {
       continue;
     }
     const float thr = tp * t.weight[t.op_node[k]];
-    const float s = sum_squares_f(v + b, e - b);
+    const float s = sum_squares_f<V>(v + b, e - b);
     if (s == 0.0f) continue;
     const float nrm = std::sqrt(s);
     if (nrm <= thr) {
@@ -329,29 +345,22 @@ EF_INLINE void tree_prox_apply(const TreeView& t, float* v, float tp) noexcept {
   }
 }
 
-// out = sum_k val[k] * G[idx[k], :] - b. Register accumulators, one store per 8 columns.
+// out = sum_k val[k] * G[idx[k], :] - b. Register accumulators, one store per 2 vectors.
+template <class V>
 EF_INLINE void sparse_rows_minus(const float* g, std::size_t na, const std::int32_t* idx, const float* val,
                                  std::size_t nnz, const float* b, float* out) noexcept {
+  constexpr std::size_t W = lanes<V>();
   std::size_t m = 0;
-#if defined(__GNUC__)
-  for (; m + 16 <= na; m += 16) {
-    v8f a0, a1;
-    std::memcpy(&a0, b + m, sizeof a0);
-    std::memcpy(&a1, b + m + 8, sizeof a1);
-    a0 = -a0;
-    a1 = -a1;
+  for (; m + 2 * W <= na; m += 2 * W) {
+    V a0 = -vload<V>(b + m), a1 = -vload<V>(b + m + W);
     for (std::size_t k = 0; k < nnz; ++k) {
       const float* gr = g + static_cast<std::size_t>(idx[k]) * na + m;
-      v8f g0, g1;
-      std::memcpy(&g0, gr, sizeof g0);
-      std::memcpy(&g1, gr + 8, sizeof g1);
-      a0 += val[k] * g0;
-      a1 += val[k] * g1;
+      a0 += val[k] * vload<V>(gr);
+      a1 += val[k] * vload<V>(gr + W);
     }
-    std::memcpy(out + m, &a0, sizeof a0);
-    std::memcpy(out + m + 8, &a1, sizeof a1);
+    vstore(out + m, a0);
+    vstore(out + m + W, a1);
   }
-#endif
   for (; m < na; ++m) {
     float acc = -b[m];
     for (std::size_t k = 0; k < nnz; ++k) acc += val[k] * g[static_cast<std::size_t>(idx[k]) * na + m];
@@ -373,6 +382,7 @@ struct FistaWork {
 };
 
 // FISTA with gradient-based adaptive restart (O'Donoghue & Candes 2015).
+template <class V>
 EF_INLINE std::int32_t fista_core(const FistaWork& w, const float* b, float lam, std::size_t max_iter,
                                   float tol) noexcept {
   const std::size_t na = w.na;
@@ -396,30 +406,20 @@ EF_INLINE std::int32_t fista_core(const FistaWork& w, const float* b, float lam,
       w.nz_val[nnz] = y[i];
       nnz += y[i] != 0.0f;
     }
-    sparse_rows_minus(g, na, w.nz_idx, w.nz_val, nnz, b, grad);
+    sparse_rows_minus<V>(g, na, w.nz_idx, w.nz_val, nnz, b, grad);
     std::swap(a, ap);  // ap = previous iterate
     for (std::size_t j = 0; j < na; ++j) a[j] = y[j] - inv_l * grad[j];
-    tree_prox_apply(w.tree, a, t_prox);
-    float diff2 = 0.0f, norm2 = 0.0f, restart = 0.0f;
+    tree_prox_apply<V>(w.tree, a, t_prox);
+    constexpr std::size_t W = lanes<V>();
+    V dv = vzero<V>(), nv = dv, rv = dv;
     std::size_t j = 0;
-#if defined(__GNUC__)
-    v8f dv = v8f{}, nv = v8f{}, rv = v8f{};
-    for (; j + 8 <= na; j += 8) {
-      v8f av, pv, yv;
-      std::memcpy(&av, a + j, sizeof av);
-      std::memcpy(&pv, ap + j, sizeof pv);
-      std::memcpy(&yv, y + j, sizeof yv);
-      const v8f d = av - pv;
+    for (; j + W <= na; j += W) {
+      const V av = vload<V>(a + j), d = av - vload<V>(ap + j);
       dv += d * d;
       nv += av * av;
-      rv += (yv - av) * d;
+      rv += (vload<V>(y + j) - av) * d;
     }
-    for (int l = 0; l < 8; ++l) {
-      diff2 += dv[l];
-      norm2 += nv[l];
-      restart += rv[l];
-    }
-#endif
+    float diff2 = hsum(dv), norm2 = hsum(nv), restart = hsum(rv);
     for (; j < na; ++j) {
       const float d = a[j] - ap[j];
       diff2 += d * d;
@@ -438,22 +438,36 @@ EF_INLINE std::int32_t fista_core(const FistaWork& w, const float* b, float lam,
 }
 
 std::int32_t fista_generic(const FistaWork& w, const float* b, float lam, std::size_t max_iter, float tol) noexcept {
-  return fista_core(w, b, lam, max_iter, tol);
+  return fista_core<v4f>(w, b, lam, max_iter, tol);
 }
 
 #ifdef EDGEFAULT_SPARSE_AVX2
 __attribute__((target("avx2,fma"))) OmpOut omp_avx2(const OmpWork& w, const float* alpha0, double xnorm2,
                                                      std::size_t k, double tol) noexcept {
-  return omp_core(w, alpha0, xnorm2, k, tol);
+  return omp_core<v8f>(w, alpha0, xnorm2, k, tol);
 }
 __attribute__((target("avx2,fma"))) std::int32_t fista_avx2(const FistaWork& w, const float* b, float lam,
                                                              std::size_t max_iter, float tol) noexcept {
-  return fista_core(w, b, lam, max_iter, tol);
+  return fista_core<v8f>(w, b, lam, max_iter, tol);
 }
 #endif
 }  // namespace
 
 // ---- DictProduct ----------------------------------------------------------------------------
+
+namespace {
+std::atomic<bool> g_allow_simd{true};
+}
+
+void sparse_allow_simd(bool allow) noexcept { g_allow_simd.store(allow); }
+
+bool sparse_simd_active() noexcept {
+#ifdef EDGEFAULT_SPARSE_AVX2
+  return g_allow_simd.load() && cpu_has_avx2_fma();
+#else
+  return false;
+#endif
+}
 
 DictProduct::DictProduct(const float* dictionary, std::size_t n_features, std::size_t n_atoms)
     : nf_(n_features), na_(n_atoms) {
@@ -466,7 +480,7 @@ DictProduct::DictProduct(const float* dictionary, std::size_t n_features, std::s
         packed_[(p * nf_ + f) * kPanel + j] = dictionary[f * na_ + p * kPanel + j];
   mr_ = kGenericRows;
 #ifdef EDGEFAULT_SPARSE_AVX2
-  if (cpu_has_avx2_fma()) {
+  if (sparse_simd_active()) {
     avx2_ = true;
     mr_ = kAvx2Rows;
   }
@@ -487,11 +501,7 @@ void DictProduct::apply(const float* x, std::size_t rows, float* out, float* xpa
     return;
   }
 #endif
-#if defined(__GNUC__)
   product_generic(src, nf_, packed_.data(), npanels, out, nap_);
-#else
-  for (std::size_t i = 0; i < mr_; ++i) product_generic(src + i * nf_, nf_, packed_.data(), npanels, out + i * nap_, nap_);
-#endif
 }
 
 // ---- OMP ------------------------------------------------------------------------------------
@@ -711,7 +721,7 @@ IndexTreeNorm::IndexTreeNorm(const std::int32_t* parent, std::size_t n_nodes, co
 void IndexTreeNorm::prox_internal(float* v, float t) const noexcept {
   const TreeView view{op_begin_.data(), op_end_.data(), op_node_.data(), op_node_.size(), run_weight_.data(),
                       weight_.data()};
-  tree_prox_apply(view, v, t);
+  tree_prox_apply<v4f>(view, v, t);
 }
 
 void IndexTreeNorm::prox(const float* v, float t, float* out, float* scratch) const noexcept {

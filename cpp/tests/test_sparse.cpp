@@ -308,4 +308,14 @@ TEST_CASE("tree lasso: fixed point of the prox-gradient map, lam=0 least squares
   CHECK(contains(what_of([&] { TreeLassoCoder(d.data(), nf * na / 5, 5, tree); }), "covers 6 atoms"));
 }
 
+TEST_CASE("portable kernels: every case above again") {
+  edgefault::sparse_allow_simd(false);
+  CHECK(!edgefault::sparse_simd_active());
+  const auto d = random_dict(8, 4, 1);
+  CHECK(!OmpCoder(d.data(), 8, 4, 2).uses_avx2());
+  for (auto& c : eftest::registry())
+    if (std::string(c.name).rfind("portable", 0) != 0) c.fn();
+  edgefault::sparse_allow_simd(true);
+}
+
 TEST_MAIN()

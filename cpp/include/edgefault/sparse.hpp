@@ -15,6 +15,13 @@
 
 namespace edgefault {
 
+// Kernel selection for coders constructed from now on (process-wide): with `allow` (the default)
+// they use the AVX2+FMA clones when the CPU has them, otherwise the portable kernels. Tests and
+// benchmarks use it to exercise the portable path on an AVX2 machine.
+void sparse_allow_simd(bool allow) noexcept;
+// Whether a coder constructed now would use the AVX2+FMA kernels.
+bool sparse_simd_active() noexcept;
+
 // D^T X for a block of signals, shared by both coders. Packs the dictionary in panels of 16
 // atoms; the micro-kernel is chosen at construction (AVX2+FMA clone on x86-64 CPUs that have it,
 // portable vector code otherwise: no -march flags needed).
@@ -57,6 +64,7 @@ class OmpCoder {
   std::size_t n_atoms() const noexcept { return prod_.n_atoms(); }
   std::size_t max_k() const noexcept { return max_k_; }
   const std::vector<float>& gram() const noexcept { return gram_; }
+  bool uses_avx2() const noexcept { return prod_.uses_avx2(); }
 
   // x: n x n_features. codes: n x n_atoms (fully overwritten). resid_sq: n squared residual norms
   // ||x - D code||^2 (may be null). n_active: n atom counts (may be null). k in [1, max_k];
@@ -133,6 +141,7 @@ class TreeLassoCoder {
   std::size_t n_features() const noexcept { return prod_.n_features(); }
   std::size_t n_atoms() const noexcept { return prod_.n_atoms(); }
   float lipschitz() const noexcept { return lip_; }
+  bool uses_avx2() const noexcept { return prod_.uses_avx2(); }
   const IndexTreeNorm& tree() const noexcept { return tree_; }
 
   // x: n x n_features; init: n x n_atoms warm start or null (zeros); codes: n x n_atoms output
