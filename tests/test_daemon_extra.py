@@ -239,3 +239,44 @@ listen = "127.0.0.1:0"
     finally:
         d1.stop()
     assert Runtime(small_bundle).bundle.bundle_id in (tmp_path / "st" / "m1.state.npz").read_bytes().decode("latin1")
+
+
+def test_restart_with_another_bundle_keeps_seq(tmp_path: Path, small_bundle: Path) -> None:
+    """State saved for one bundle is not applied to another (logged); event numbers go on."""
+    from edgefault.spec import FeatureSpec
+    from edgefault.train.anomaly import pack_gaussian, train_gaussian
+
+    rec = noise_recording(seed=31)
+    other = tmp_path / "other.efb"
+    pack_gaussian(train_gaussian([rec], FeatureSpec.for_anomaly(rec.fs, rec.channels, window=256, hop=128, n_bands=8)),
+                  other, name="other")
+    _npz(tmp_path / "rec.npz", seconds=1.0)
+
+    def run(bundle: Path) -> list[dict[str, Any]]:
+        (tmp_path / "ev.jsonl").unlink(missing_ok=True)
+        cfg = parse_config(f"""
+[daemon]
+state_dir = "{tmp_path / 'st'}"
+[http]
+listen = ""
+[[sensor]]
+id = "m1"
+bundle = "{bundle}"
+[sensor.source]
+type = "file"
+path = "{tmp_path / 'rec.npz'}"
+speed = 0
+[[sink]]
+type = "file"
+path = "{tmp_path / 'ev.jsonl'}"
+""", str(tmp_path / "c.toml"))
+        d = Daemon(cfg)
+        d.start()
+        assert d.run() == 0
+        return read_events(tmp_path / "ev.jsonl")
+
+    a = run(small_bundle)
+    b = run(small_bundle)
+    c = run(other)
+    assert b[0]["seq"] == a[-1]["seq"] + 1 and b[0]["window_seq"] == a[-1]["window_seq"] + 1 and b[0]["boot"] == 1
+    assert c[0]["seq"] == b[-1]["seq"] + 1 and c[0]["window_seq"] == 0 and c[0]["bundle_name"] == "other"

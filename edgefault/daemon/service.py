@@ -112,6 +112,7 @@ class SensorWorker:
         self.daemon = daemon
         self.metrics = daemon.metrics
         self.rt = self._runtime(cfg)
+        self._bundle_mtime = Path(cfg.bundle).stat().st_mtime_ns
         self.n_channels = self.rt.spec.n_channels
         self.fs = self.rt.fs
         self.window = self.rt.spec.window
@@ -233,8 +234,13 @@ class SensorWorker:
         assert new is not None
         old = self.rt
         # carry the partial window over when the framing is the same, so no sample is lost
-        if (new.spec.window, new.spec.hop, new.spec.channels, new.fs) == (old.spec.window, old.spec.hop,
-                                                                            old.spec.channels, old.fs):
+        if new.bundle.bundle_id == old.bundle.bundle_id:  # same model, other settings: keep everything
+            st = old.get_state()
+            st["alarm"]["threshold"] = new.threshold
+            st["alarm"]["clear_threshold"] = float(new._alarm.clear_threshold)
+            new.set_state(st)
+        elif (new.spec.window, new.spec.hop, new.spec.channels, new.fs) == (old.spec.window, old.spec.hop,
+                                                                              old.spec.channels, old.fs):
             st = old.get_state()
             new._pipeline.set_state(np.asarray(st["tail"], dtype=np.float32), st["frames_seen"])
             new._seq = old._seq
@@ -416,7 +422,7 @@ class Daemon:
                     log.warning("sensor %s: source settings changed; they take effect after a restart", w.id)
                 changed = (nc.bundle, nc.input_scale, nc.alarm_k, nc.alarm_n) != (
                     w.cfg.bundle, w.cfg.input_scale, w.cfg.alarm_k, w.cfg.alarm_n)
-                mtime_changed = Path(nc.bundle).stat().st_mtime_ns != getattr(w, "_bundle_mtime", None)
+                mtime_changed = Path(nc.bundle).stat().st_mtime_ns != w._bundle_mtime
                 if changed or mtime_changed:
                     rt = w._runtime(nc)
                     if rt.spec.n_channels != w.n_channels:
@@ -428,7 +434,7 @@ class Daemon:
             for w, nc, rt in swaps:
                 w.cfg.bundle, w.cfg.input_scale, w.cfg.alarm_k, w.cfg.alarm_n = (nc.bundle, nc.input_scale,
                                                                                   nc.alarm_k, nc.alarm_n)
-                w._bundle_mtime = Path(nc.bundle).stat().st_mtime_ns  # type: ignore[attr-defined]
+                w._bundle_mtime = Path(nc.bundle).stat().st_mtime_ns
                 w.pending_rt = rt
             self.metrics.inc("edgefault_reloads_total", result="ok")
             log.info("reloaded %s: %d sensor(s) get a new bundle", self.cfg.path, len(swaps))
