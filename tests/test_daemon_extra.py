@@ -280,3 +280,32 @@ path = "{tmp_path / 'ev.jsonl'}"
     c = run(other)
     assert b[0]["seq"] == a[-1]["seq"] + 1 and b[0]["window_seq"] == a[-1]["window_seq"] + 1 and b[0]["boot"] == 1
     assert c[0]["seq"] == b[-1]["seq"] + 1 and c[0]["window_seq"] == 0 and c[0]["bundle_name"] == "other"
+
+
+def test_dead_network_source_makes_health_fail(tmp_path: Path, small_bundle: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    d = Daemon(parse_config(f"""
+[daemon]
+state_dir = "{tmp_path / 'st'}"
+[http]
+listen = ""
+[[sensor]]
+id = "m1"
+bundle = "{small_bundle}"
+[sensor.source]
+type = "udp"
+listen = "127.0.0.1:0"
+""", str(tmp_path / "c.toml")))
+    d.start()
+    try:
+        assert d.health()[0] is True
+        src = d.workers[0].source
+        assert src is not None
+        src.sock.close()  # type: ignore[attr-defined]  # the receive loop fails
+        wait_for(lambda: not src.thread.is_alive(), 10, "the source thread to end")
+        ok, info = d.health()
+        assert ok is False and info["status"] == "failing" and info["sensors"]["m1"]["source"] is False
+        assert d.metrics.get("edgefault_source_errors_total", sensor="m1") == 1
+        assert "source udp stopped" in caplog.text
+    finally:
+        d.stop()

@@ -320,8 +320,10 @@ class Daemon:
                    for w in self.workers}
         sinks = {s.id: {"ok": s.healthy(), "connected": getattr(s, "connected", True),
                         "spooled": s.spool.pending if hasattr(s, "spool") else 0} for s in self.sinks}
+        # a source that ends by itself (stdin, file) may be done; any other must be running
+        sources_ok = all(w.source is not None and (w.source.finite or w.source.thread.is_alive()) for w in self.workers)
         ok = all(v["scoring"] for v in sensors.values()) and all(v["ok"] for v in sinks.values()) \
-            and not self.fatal.is_set()
+            and sources_ok and not self.fatal.is_set()
         return ok, {"status": "ok" if ok else "failing", "version": __version__, "sensors": sensors, "sinks": sinks}
 
     def emit(self, records: list[Record]) -> None:
