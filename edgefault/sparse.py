@@ -27,8 +27,9 @@ subtrees of an :class:`IndexTree` (nested or disjoint). FISTA with step ``1/L`` 
 eigenvalue of ``G`` by power iteration, times ``1 + 1e-4``), gradient-based adaptive restart,
 the exact prox of the tree norm (group soft-thresholding applied leaves to root, Jenatton et
 al. 2011) and warm starts. Stopping rule: relative change of the iterate,
-``||a_{t+1} - a_t||_2 <= tol * ||a_{t+1}||_2`` (or ``max_iter``); iteration counts are returned
-on request.
+``||a_{t+1} - a_t||_2 <= tol * max(||a_{t+1}||_2, 1e-12)`` (or ``max_iter``); iteration counts
+are returned on request. (A duality gap is not used: the dual norm of a tree norm has no closed
+form, so the gap would need an inner solve per check.)
 
     >>> import numpy as np
     >>> from edgefault import sparse

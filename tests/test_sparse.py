@@ -320,9 +320,10 @@ def test_tree_prox_properties(tree, seed: int, lam: float) -> None:
         assert best <= obj(pu + d) + 1e-5
     # the output is a fixed point of the prox-gradient map of min 0.5||p - u||^2 + lam Omega(p)
     np.testing.assert_allclose(t.prox(pu - (pu - u), lam), pu, atol=1e-5)
-    # no fixed point other than zero when every atom is in a group of positive weight
-    if np.all(w > 0) and np.any(u):
-        assert not np.allclose(pu, u)
+    # no fixed point other than zero when every atom is in a group of positive weight: the norm
+    # shrinks (by at least lam * min w, measurable in float32 for the weights drawn here)
+    if np.all(w >= 1e-3) and np.any(u):
+        assert np.linalg.norm(pu) < np.linalg.norm(u.astype(np.float32))
 
 
 def test_tree_prox_zero_vector_and_known_values() -> None:

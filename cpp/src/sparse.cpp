@@ -426,7 +426,7 @@ EF_INLINE std::int32_t fista_core(const FistaWork& w, const float* b, float lam,
       norm2 += a[j] * a[j];
       restart += (y[j] - a[j]) * d;
     }
-    if (diff2 <= tol2 * std::max(norm2, 1e-30f)) break;
+    if (diff2 <= tol2 * std::max(norm2, 1e-24f)) break;  // ||change|| <= tol * max(||a||, 1e-12)
     double t_next = 0.5 * (1.0 + std::sqrt(1.0 + 4.0 * t * t));
     if (restart > 0.0f) t_next = 1.0, t = 1.0;  // momentum points uphill: restart
     const float beta = static_cast<float>((t - 1.0) / t_next);

@@ -135,8 +135,8 @@ class IndexTreeNorm {
 class TreeLassoCoder {
  public:
   // dictionary: n_features x n_atoms (columns = atoms; need not be unit-norm); tree over n_atoms.
-  // Throws on non-finite entries (naming row and column), an all-zero dictionary, a tree whose
-  // atom count differs from n_atoms.
+  // Throws on non-finite entries (naming row and column), an all-zero dictionary or one whose
+  // Gram matrix over/underflows float32, a tree whose atom count differs from n_atoms.
   TreeLassoCoder(const float* dictionary, std::size_t n_features, std::size_t n_atoms, IndexTreeNorm tree);
   std::size_t n_features() const noexcept { return prod_.n_features(); }
   std::size_t n_atoms() const noexcept { return prod_.n_atoms(); }
