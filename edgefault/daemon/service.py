@@ -398,6 +398,15 @@ class Daemon:
                 w.source.stop()
         for w in self.workers:
             w.stop()  # drains its queue, saves state
+            m = self.metrics
+            inv = {r: int(m.get("edgefault_packets_invalid_total", sensor=w.id, reason=r))
+                   for r in ("malformed", "truncated", "oversized", "channels")}
+            log.info("sensor %s: %d frames, %d windows scored, %d invalid, %d frames dropped, invalid input %s, "
+                     "last event seq %d", w.id, m.get("edgefault_samples_total", sensor=w.id),
+                     m.get("edgefault_windows_scored_total", sensor=w.id),
+                     m.get("edgefault_windows_invalid_total", sensor=w.id),
+                     m.get("edgefault_dropped_frames_total", sensor=w.id, reason="queue_full"),
+                     " ".join(f"{k}={v}" for k, v in inv.items()), w.seq)
         for s in self.sinks:
             s.stop(grace)
         if self.http is not None:
