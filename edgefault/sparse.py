@@ -19,7 +19,9 @@ the Gram matrix ``G = D^T D`` is computed once; per signal only ``D^T x`` is for
 least-squares step is an incrementally updated Cholesky factor. Selection is
 ``argmax |D^T r|`` with ties broken towards the lowest atom index. It stops after
 ``n_nonzero_coefs`` atoms, when ``||r||^2 <= tol``, or early when the next atom is linearly
-dependent on the selected ones (or every correlation is zero). Atoms must be unit-norm.
+dependent on the selected ones (or every correlation is zero). Atoms must be unit-norm. The
+squared residual is tracked as ``||x||^2 - |Q^T x|^2`` from float32 ``D^T x``: it is good to about
+``1e-6 ||x||^2``, so a ``tol`` below that acts like no tolerance.
 
 **Tree-structured group lasso** (:func:`tree_group_lasso`, :class:`TreeLassoCoder`) solves
 ``min_a 0.5 ||x - D a||^2 + alpha * sum_g w_g ||a_g||_2`` where the groups are the atoms of the
