@@ -112,7 +112,7 @@ backups = 1
         env = {**os.environ, "PYTHONPATH": str(Path(edgefault.__file__).resolve().parents[1])}
         err = open(t / "d.stderr", "wb")
         p = subprocess.Popen([sys.executable, "-m", "edgefault", "serve", "--config", str(t / "d.toml")],
-                             stdout=subprocess.DEVNULL, stderr=err, env=env)
+                             stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=tmp)
         deadline = time.monotonic() + 30
         while True:
             try:

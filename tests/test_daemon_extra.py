@@ -162,7 +162,7 @@ listen = "127.0.0.1:{port}"
 """)
     env = {**os.environ, "PYTHONPATH": PKG_PARENT, "NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "400000"}
     p = subprocess.Popen([sys.executable, "-m", "edgefault", "serve", "--config", str(tmp_path / "c.toml")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
     try:
         msgs: list[str] = []
         while not any(m.startswith("READY=1") for m in msgs):
@@ -203,7 +203,7 @@ def test_bundle_error_names_the_sensor(tmp_path: Path) -> None:
                                      '[[sensor]]\nid = "pump"\nbundle = "nope.efb"\n[sensor.source]\ntype = "stdin"\n')
     r = subprocess.run([sys.executable, "-m", "edgefault", "serve", "--config", str(tmp_path / "c.toml")],
                        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": PKG_PARENT},
-                       stdin=subprocess.DEVNULL)
+                       stdin=subprocess.DEVNULL, cwd=tmp_path)
     assert r.returncode == 2 and "sensor pump:" in r.stderr and "nope.efb" in r.stderr
 
 
