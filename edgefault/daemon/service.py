@@ -384,6 +384,8 @@ class Daemon:
             if now >= next_sync:
                 for s in self.sinks:
                     s.sync()
+                for w in self.workers:
+                    w.seqfile.sync()
                 next_sync = now + self.cfg.fsync_interval
             if all(w.source is not None and w.source.finite and w.source.finished.is_set() for w in self.workers):
                 log.info("every source has ended; stopping")
