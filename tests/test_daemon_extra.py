@@ -309,3 +309,61 @@ listen = "127.0.0.1:0"
         assert "source udp stopped" in caplog.text
     finally:
         d.stop()
+
+
+def test_serial_port_reopened_after_it_disappears(tmp_path: Path, small_bundle: Path) -> None:
+    pytest.importorskip("serial", reason="pyserial not installed (pip install edgefault[daemon])")
+    if shutil.which("socat") is None:
+        pytest.skip("socat not installed (Debian package socat)")
+    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
+
+    def pair() -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+                             stderr=subprocess.DEVNULL)
+        wait_for(lambda: a.exists() and b.exists(), 10, "socat ptys")
+        return p
+
+    so = pair()
+    cfg = parse_config(f"""
+[daemon]
+state_dir = "{tmp_path / 'st'}"
+[http]
+listen = ""
+[[sensor]]
+id = "m1"
+bundle = "{small_bundle}"
+[sensor.source]
+type = "serial"
+device = "{a}"
+format = "float32"
+[[sink]]
+type = "file"
+path = "{tmp_path / 'ev.jsonl'}"
+""", str(tmp_path / "c.toml"))
+    d = Daemon(cfg)
+    d.start()
+    th = threading.Thread(target=d.run, daemon=True)
+    th.start()
+    src = d.workers[0].source
+    assert src is not None
+    try:
+        x = noise_recording(seconds=1.0, seed=6).data
+        for k, (lo, hi) in enumerate([(0, 2000), (2000, x.shape[0])]):
+            wait_for(src.ready.is_set, 15, "the serial port to be open")
+            with open(b, "wb", buffering=0) as fh:
+                fh.write(x[lo:hi].astype("<f4").tobytes())
+            wait_for(lambda: d.metrics.get("edgefault_samples_total", sensor="m1") == hi, 15, "the frames")
+            if k == 0:  # the port goes away and comes back
+                so.terminate()
+                so.wait(10)
+                wait_for(lambda: not src.ready.is_set(), 10, "the port to be seen gone")
+                so = pair()
+        d.stopping.set()
+        th.join(30)
+        ev = read_events(tmp_path / "ev.jsonl")
+        assert len(ev) == (x.shape[0] - 256) // 128 + 1  # one continuous stream across the reopen
+        assert [e["score"] for e in ev] == pytest.approx(reference_scores(small_bundle, [x]), rel=1e-6)
+    finally:
+        d.stopping.set()
+        so.terminate()
+        so.wait(10)
