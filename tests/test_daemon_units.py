@@ -20,6 +20,9 @@ from edgefault.daemon.config import ConfigError, parse_config
 from edgefault.daemon.metrics import Metrics
 from edgefault.daemon.spool import Spool
 
+# EDGEFAULT_FUZZ_SCALE=20 multiplies the number of fuzz inputs (default run: 7,350 in all)
+FUZZ = max(1, int(os.environ.get("EDGEFAULT_FUZZ_SCALE", "1")))
+
 GOOD = """
 [daemon]
 state_dir = "st"
@@ -105,7 +108,7 @@ _keys = st.sampled_from(["id", "bundle", "type", "listen", "path", "speed", "for
                          "allow_remote", "tls", "username", "password", "batch", "reorder_window", "bogus"])
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600 * FUZZ, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_fuzz_config_structured(data: st.DataObject) -> None:
     """Mutate one key of each table of a valid config: a clean ConfigError or a valid config."""
@@ -121,7 +124,7 @@ def test_fuzz_config_structured(data: st.DataObject) -> None:
         assert str(e).startswith("c.toml")
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=600 * FUZZ, deadline=None)
 @given(st.lists(st.sampled_from(list('[]=".:,# \n') + ["sensor", "sink", "type", "udp", "1", "true",
                                                       "source", "id", "x", "listen"]), max_size=80).map("".join))
 def test_fuzz_config_text(text: str) -> None:
@@ -155,7 +158,7 @@ def test_packet_errors_have_reasons() -> None:
             assert ei.value.reason == reason, (reason, q[:16])
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=3000 * FUZZ, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_decode_random_bytes(buf: bytes) -> None:
     try:
@@ -166,7 +169,7 @@ def test_fuzz_decode_random_bytes(buf: bytes) -> None:
         assert d.shape == (h.n_frames, h.n_channels)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1500 * FUZZ, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 20), st.binary(max_size=40)), min_size=1, max_size=8),
        st.lists(st.integers(1, 64), min_size=1, max_size=20))
 def test_fuzz_stream_decoder_recovers_every_packet(packets: list[tuple[int, bytes]], cuts: list[int]) -> None:
@@ -194,7 +197,7 @@ def test_fuzz_stream_decoder_recovers_every_packet(packets: list[tuple[int, byte
     assert d.close() is None
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1500 * FUZZ, deadline=None)
 @given(st.binary(max_size=400), st.integers(1, 50))
 def test_fuzz_stream_decoder_random_bytes(buf: bytes, step: int) -> None:
     d = framing.StreamDecoder(512)
@@ -219,7 +222,7 @@ def test_sequence_tracker() -> None:
 
 
 # -- spool ---------------------------------------------------------------------------------------------
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150 * FUZZ, deadline=None)
 @given(st.integers(0, 2**32), st.sampled_from([8, 40, 200]))
 def test_spool_model(seed: int, seg: int) -> None:
     """Random append / peek / commit / rewind / reopen against a list model: records come out in
