@@ -257,8 +257,11 @@ import importlib.util, numpy, edgefault
 assert importlib.util.find_spec("onnxruntime") is None, "onnxruntime must be absent on armv7"
 print("numpy", numpy.__version__, "edgefault", edgefault.__version__, edgefault.__file__, "onnxruntime: absent")
 EOF'
-    step armhf "pytest without onnxruntime (those tests skip; ASan/UBSan C++ build deselected)" \
-      "cd /ci && pytest /src/tests $pytest_args -k 'not asan'"
+    # Not collected on armhf: the scikit-learn estimators of edgefault.train (sfdsc, fisher_dl)
+    # import sklearn.utils.validation.validate_data (scikit-learn >= 1.6); armv7 has Debian's
+    # 1.2.1 and no PyPI wheels. They are training code, not the device path.
+    step armhf "pytest without onnxruntime (those tests skip; ASan/UBSan C++ build and sklearn>=1.6 estimator tests deselected)" \
+      "cd /ci && pytest /src/tests $pytest_args -k 'not asan' --ignore=/src/tests/test_sfdsc.py --ignore=/src/tests/test_estimator_checks.py"
   fi
   mkdir -p "$DIST"
   cp "$WORK/$arch"/out/edgefault-*.whl "$DIST/"
