@@ -76,7 +76,7 @@ def _train_classify(args: argparse.Namespace) -> int:
     spec = sfdsc_spec(float(fs), channels or ["ch0"], window=args.window, hop=args.hop,
                       representation=args.representation)
     res = train_sfdsc(blocks, spec, max_windows_per_class=args.max_windows, random_state=args.seed,
-                      n_atoms_per_class=args.atoms, C=args.svm_c)
+                      n_atoms_per_class=args.atoms, C=args.svm_c, use_extra=not args.no_window_stats)
     bundle = pack_sfdsc(res, args.out, name=args.name)
     print(json.dumps({"bundle": str(args.out), "bundle_id": bundle.bundle_id, "labels": res.labels,
                       "n_train_windows": res.info["n_train_windows"],
@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sfdsc: what the dictionary is learned on (default log_power spectra of windows)")
     t.add_argument("--max-windows", type=int, default=300, help="sfdsc: training windows per class (default 300)")
     t.add_argument("--svm-c", type=float, default=10.0, help="sfdsc: SVM C (default 10)")
+    t.add_argument("--no-window-stats", action="store_true",
+                   help="sfdsc: leave the window's mean and std out of the SVM inputs")
     t.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae: network (default cnn)")
     t.add_argument("--input", default="spectrum", choices=["spectrum", "waveform"],
                    help="vae: model input (default spectrum: per-channel band energies in dB)")

@@ -60,6 +60,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--env-fmax", type=float, default=1000.0, help="envelope representation: top frequency (Hz)")
     c.add_argument("--max-windows", type=int, default=300, help="training windows kept per class (default 300)")
     c.add_argument("--svm-c", type=float, default=10.0, help="SVM C (default 10)")
+    c.add_argument("--no-window-stats", action="store_true",
+                   help="leave the window's mean and std out of the SVM inputs (they track load and fault size)")
 
 
 def _parse_fractions(s: str) -> list[float]:
@@ -371,7 +373,7 @@ def _classify_fold(data: "_Data", train: list[tuple[int, int, int]], test: list[
                       representation=args.representation, env_fmax=args.env_fmax)
     blocks = [(data.signal(i)[s:e], labels[i], f"{data.rows[i].path.name}[{s}:{e}]") for i, s, e in train]
     res = train_sfdsc(blocks, spec, max_windows_per_class=args.max_windows, random_state=seed,
-                      n_atoms_per_class=args.atoms, C=args.svm_c)
+                      n_atoms_per_class=args.atoms, C=args.svm_c, use_extra=not args.no_window_stats)
     with tempfile.TemporaryDirectory() as tmp:
         rt = Runtime(pack_sfdsc(res, Path(tmp) / "eval.efb"))
     y_true: list[str] = []
@@ -490,7 +492,8 @@ def run_classify_eval(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "task": "classify", "method": "sfdsc", "protocol": args.protocol, "group": args.group, "fs": fs,
         "channels": channels, "window": w, "hop": args.hop or w // 2, "representation": args.representation,
-        "atoms_per_class": args.atoms, "seeds": list(range(n_seeds)), "labels": sorted(set(labels)),
+        "atoms_per_class": args.atoms, "window_stats": not args.no_window_stats,
+        "seeds": list(range(n_seeds)), "labels": sorted(set(labels)),
         "n_recordings": len(rows), "folds": {}}
     for name, (train, test) in folds.items():
         runs = [_classify_fold(data, train, test, labels, args, seed) for seed in range(n_seeds)]

@@ -159,14 +159,16 @@ class VAEDeviceModel:
 
 # -- SFDSC: structured Fisher dictionary + tree-structured sparse coding + quadratic SVM ------------
 def sfdsc_tree_codes(X: np.ndarray, dictionary: np.ndarray, tree: tuple[np.ndarray, np.ndarray, np.ndarray],
-                     alpha: float, max_iter: int, tol: float) -> np.ndarray:
+                     alpha: float, max_iter: int, tol: float, coder: object | None = None) -> np.ndarray:
     """Codes (m, n_atoms) of rows of X over ``dictionary`` (n_atoms, d) with the tree norm given
     as (parent, atom_node, weight): tree-structured group lasso (FISTA, exact tree prox) in the
-    C++ core, float32."""
-    from .sparse import TreeLassoCoder
+    C++ core, float32. ``coder``: a :class:`edgefault.sparse.TreeLassoCoder` built for this
+    dictionary and tree, reused across calls (built here when None)."""
+    if coder is None:
+        from .sparse import TreeLassoCoder
 
-    coder = TreeLassoCoder(np.ascontiguousarray(np.asarray(dictionary).T), tuple(tree))
-    return coder.encode(X, alpha, max_iter=max_iter, tol=tol).astype(np.float64)
+        coder = TreeLassoCoder(np.ascontiguousarray(np.asarray(dictionary).T), tuple(tree))
+    return coder.encode(X, alpha, max_iter=max_iter, tol=tol).astype(np.float64)  # type: ignore[attr-defined]
 
 
 def sfdsc_signal_matrix(features: np.ndarray, raw: np.ndarray | None, n_channels: int) -> np.ndarray:
@@ -180,24 +182,36 @@ def sfdsc_signal_matrix(features: np.ndarray, raw: np.ndarray | None, n_channels
     return np.concatenate([extra, rep.reshape(m, -1)], axis=1)
 
 
+def sfdsc_prepare(S: np.ndarray, input_mean: np.ndarray | None = None, input_scale: np.ndarray | None = None,
+                  row_norm: bool = True) -> np.ndarray:
+    """The dictionary's input from signal rows S (m, d): standardised per column when
+    ``input_mean`` / ``input_scale`` are given; then each row centred and scaled to unit norm
+    (``row_norm``), or else the whole divided by sqrt(d) (unit norm on average for standardised
+    columns)."""
+    S = np.asarray(S, dtype=np.float64)
+    if input_mean is not None and input_scale is not None:
+        S = (S - input_mean) / input_scale
+    if not row_norm:
+        return S / np.sqrt(max(S.shape[1], 1))
+    S = S - S.mean(axis=1, keepdims=True)
+    nrm = np.linalg.norm(S, axis=1, keepdims=True)
+    return np.divide(S, nrm, out=np.zeros_like(S), where=nrm > 0)
+
+
 def sfdsc_features(X: np.ndarray, n_passthrough: int, dictionary: np.ndarray, atom_class: np.ndarray,
                    tree: tuple[np.ndarray, np.ndarray, np.ndarray], alpha: float, max_iter: int,
                    tol: float, input_mean: np.ndarray | None = None,
-                   input_scale: np.ndarray | None = None, use_extra: bool = True) -> np.ndarray:
+                   input_scale: np.ndarray | None = None, use_extra: bool = True,
+                   row_norm: bool = True, coder: object | None = None) -> np.ndarray:
     """SVM inputs per row of X = [passthrough (n_passthrough) | signal (d)]: per-class squared
     residuals ||x - a^i D_i||^2 and activations ||a^i||_2 of the tree-sparse code a of the signal
-    (standardised per column with ``input_mean`` / ``input_scale`` when given, then centred and
-    scaled to unit norm), then (``use_extra``) the passthrough columns (the window's mean and
+    (:func:`sfdsc_prepare`), then (``use_extra``) the passthrough columns (the window's mean and
     standard deviation), or with n_passthrough = 0 the signal row's own mean and std."""
     X = np.asarray(X, dtype=np.float64)
     S = X[:, n_passthrough:]
     extra = X[:, :n_passthrough] if n_passthrough else np.stack([S.mean(axis=1), S.std(axis=1)], axis=1)
-    if input_mean is not None and input_scale is not None:
-        S = (S - input_mean) / input_scale
-    S = S - S.mean(axis=1, keepdims=True)
-    nrm = np.linalg.norm(S, axis=1, keepdims=True)
-    S = np.divide(S, nrm, out=np.zeros_like(S), where=nrm > 0)
-    codes = sfdsc_tree_codes(S, dictionary, tree, alpha, max_iter, tol)
+    S = sfdsc_prepare(S, input_mean, input_scale, row_norm)
+    codes = sfdsc_tree_codes(S, dictionary, tree, alpha, max_iter, tol, coder)
     n_cls = int(atom_class.max()) + 1
     res = np.empty((X.shape[0], n_cls))
     act = np.empty((X.shape[0], n_cls))
@@ -271,6 +285,7 @@ class SFDSCDeviceModel:
             self.gamma, self.coef0, self.degree = float(m["gamma"]), float(m["coef0"]), int(m["degree"])
             self.temperature = float(m["temperature"])
             self.use_extra = bool(m.get("use_extra", True))
+            self.row_norm = bool(m.get("row_norm", True))
             normal = m.get("normal_label")
         except (KeyError, TypeError, ValueError) as e:
             raise BundleError(f"{where}: sfdsc model entry is incomplete or malformed ({e!r})") from None
@@ -299,6 +314,9 @@ class SFDSCDeviceModel:
 
         try:
             groups_from_index_tree(*self.tree)
+            from .sparse import TreeLassoCoder
+
+            self.coder = TreeLassoCoder(np.ascontiguousarray(D.T), self.tree)
         except Exception as e:
             raise BundleError(f"{where}: {e}") from None
         self.fmean, self.fscale = a["feature_mean"].astype(np.float64), a["feature_scale"].astype(np.float64)
@@ -315,7 +333,7 @@ class SFDSCDeviceModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         F = sfdsc_features(X, 2 * self.n_ch, self.D, self.atom_class, self.tree, self.alpha, self.max_iter, self.tol,
-                           self.imean, self.iscale, self.use_extra)
+                           self.imean, self.iscale, self.use_extra, self.row_norm, self.coder)
         Z = (F - self.fmean) / self.fscale
         dec = svm_ovo_decision(Z, self.sv, self.dual, self.intercept, self.n_support, self.gamma, self.coef0,
                                self.degree)

@@ -344,6 +344,13 @@ def test_cli_train_classify_and_score(tmp_path: Path, capsys: pytest.CaptureFixt
     lines = [json.loads(s) for s in capsys.readouterr().out.strip().splitlines()]
     assert lines and all(ln["label"] in info["labels"] for ln in lines)
     assert np.mean([ln["label"] == "inner_race@0.007" for ln in lines]) > 0.9
+    out2 = tmp_path / "c2.efb"
+    assert main(["train", "classify", "--method", "sfdsc", "--manifest", str(tmp_path / "m.csv"), "--out", str(out2),
+                 "--atoms", "3", "--max-windows", "40", "--no-window-stats", "--representation", "bands"]) == 0
+    capsys.readouterr()
+    b2 = load_bundle(out2)
+    assert b2.model["use_extra"] is False and b2.labels == ["ball", "inner_race", "normal"]
+    assert b2.spec.blocks[1]["kind"] == "band_energy"
     assert main(["train", "classify", "--method", "vae", "--manifest", str(tmp_path / "m.csv"), "--out",
                  str(out)]) == 2
     assert main(["eval", "--manifest", str(tmp_path / "m.csv"), "--task", "anomaly", "--method", "sfdsc"]) == 2
@@ -368,3 +375,21 @@ def test_cwru_same_load_split_one_seed(shared_data: Path, capsys: pytest.Capture
         s0, e0 = map(int, tr.split("[")[1].rstrip("]").split(":"))
         s1, e1 = map(int, te.split("[")[1].rstrip("]").split(":"))
         assert s0 == 0 and s1 >= e0 + rep["window"]
+
+
+@pytest.mark.parametrize("params", [{"standardize": True}, {"standardize": True, "row_norm": False, "use_extra": False}])
+def test_preprocessing_options_roundtrip_through_bundle(tmp_path: Path, params: dict) -> None:  # type: ignore[type-arg]
+    a = bearing_signal(3.0, FS, seed=6)
+    b = bearing_signal(3.0, FS, fault="outer_race", severity=1.0, seed=7)
+    spec = sfdsc_spec(FS, ["DE"], window=512, representation="bands", n_bands=24)
+    res = train_sfdsc([(a, "normal", "a"), (b, "outer_race", "b")], spec, n_atoms_per_class=3, max_iter=2, **params)
+    bundle = pack_sfdsc(res, tmp_path / "p.efb")
+    assert ("input_mean" in bundle.arrays) == params["standardize"]
+    assert bundle.model["row_norm"] == params.get("row_norm", True)
+    rt = Runtime(bundle)
+    x = np.ascontiguousarray(b[-6000:])
+    ev = rt.push(x)
+    P = np.array([[e.proba[lab] for lab in rt.labels] for e in ev])
+    np.testing.assert_allclose(P, res.classifier.predict_proba(block_matrix(spec, x, use_raw=False)), atol=1e-5)
+    if params.get("row_norm", True):  # without row normalisation this small synthetic case reaches only ~0.7
+        assert np.mean([e.label == "outer_race" for e in ev]) > 0.9

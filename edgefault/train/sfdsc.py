@@ -32,7 +32,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import InputError
 from ..faulttree import HEALTHY
-from ..models import ovr_from_ovo, sfdsc_features, sfdsc_signal_matrix, softmax_rows, svm_ovo_decision
+from ..models import (ovr_from_ovo, sfdsc_features, sfdsc_prepare, sfdsc_signal_matrix, softmax_rows,
+                      svm_ovo_decision)
 from ..spec import FeatureSpec
 from .fisher_dl import FisherDictionaryLearning
 
@@ -52,7 +53,7 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
                  w_class: float = 1.0, w_node: float = 1.0, w_root: float = 0.0,
                  max_iter: int = 8, coding_iter: int = 60, tol: float = 1e-4, C: float = 10.0,
                  temperature: float = 2.0, n_passthrough: int = 0, standardize: bool = False,
-                 use_extra: bool = True, random_state: Any = None) -> None:
+                 use_extra: bool = True, row_norm: bool = True, random_state: Any = None) -> None:
         self.n_atoms_per_class = n_atoms_per_class
         self.alpha = alpha
         self.lambda_fisher = lambda_fisher
@@ -71,6 +72,7 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
         self.n_passthrough = n_passthrough
         self.standardize = standardize
         self.use_extra = use_extra
+        self.row_norm = row_norm
         self.random_state = random_state
 
     def _dl(self) -> FisherDictionaryLearning:
@@ -83,7 +85,7 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
     def _features(self, X: np.ndarray) -> np.ndarray:
         return sfdsc_features(X, int(self.n_passthrough), self.dictionary_, self.atom_class_, self.index_tree_,
                               float(self.alpha), int(self.coding_iter), float(self.tol), self.input_mean_,
-                              self.input_scale_, bool(self.use_extra))
+                              self.input_scale_, bool(self.use_extra), bool(self.row_norm))
 
     def fit(self, X: Any, y: Any) -> "SFDSCClassifier":
         X, y = validate_data(self, X, y, dtype=np.float64)
@@ -104,12 +106,9 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
             mu, sd = S.mean(axis=0), S.std(axis=0)
             sd[~(sd > 1e-12 * max(float(np.max(sd)), 1e-300))] = 1.0
             self.input_mean_, self.input_scale_ = mu, sd
-            S = (S - mu) / sd
         else:
             self.input_mean_ = self.input_scale_ = None
-        S = S - S.mean(axis=1, keepdims=True)
-        nrm = np.linalg.norm(S, axis=1, keepdims=True)
-        S = np.divide(S, nrm, out=np.zeros_like(S), where=nrm > 0)
+        S = sfdsc_prepare(S, self.input_mean_, self.input_scale_, bool(self.row_norm))
         dl = self._dl().fit(S, y)  # the caller's labels: the fault tree is built on them
         self.dictionary_learning_ = dl
         self.dictionary_ = dl.components_
@@ -277,7 +276,7 @@ def pack_sfdsc(result: SFDSCTraining, out: str | Path, *, name: str | None = Non
     model = {"kind": "sfdsc", "task": "classify", "input": "raw" if use_raw else "features",
              "alpha": float(clf.alpha), "max_iter": int(clf.coding_iter), "tol": float(clf.tol),
              "gamma": float(clf.gamma_), "coef0": 1.0, "degree": 2, "temperature": float(clf.temperature),
-             "normal_label": result.normal_label, "use_extra": bool(clf.use_extra),
+             "normal_label": result.normal_label, "use_extra": bool(clf.use_extra), "row_norm": bool(clf.row_norm),
              "fault_tree": clf.fault_tree_.to_dict(),
              "score": "1 - P(normal)" if result.normal_label else "1 - max proba",
              "proba": "softmax(temperature * one-vs-rest shaped OvO decision)"}
