@@ -63,6 +63,22 @@ def parse_metrics(text: str) -> dict[str, float]:
     return out
 
 
+_STARTED: list["Served"] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left_behind():  # type: ignore[no-untyped-def]
+    """A failing test must not leave a daemon running: kill what is still up."""
+    yield
+    while _STARTED:
+        d = _STARTED.pop()
+        if d.p.poll() is None:
+            d.p.kill()
+            d.p.wait(10)
+        d.err.close()
+        d.out.close()
+
+
 class Served:
     """`python -m edgefault serve --config ...` in a subprocess."""
 
@@ -78,6 +94,7 @@ class Served:
                                   stdin=stdin if stdin is not None else subprocess.DEVNULL, stdout=self.out,
                                   stderr=self.err, env=env, cwd=tmp)  # not the source tree: `-m` imports from cwd
         self.tmp, self.name = tmp, name
+        _STARTED.append(self)
 
     def wait_ready(self, http_port: int) -> None:
         def ok() -> bool:
