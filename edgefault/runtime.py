@@ -15,7 +15,6 @@ from .bundle import Bundle, load_bundle
 from .errors import InputError
 from .models import device_model
 
-_ACCEPTED = (np.float32, np.float64, np.int16, np.int32)
 STATE_VERSION = 1
 
 
@@ -127,9 +126,10 @@ class Runtime:
     # -- streaming ----------------------------------------------------------------------------
     def _check_chunk(self, chunk: Any) -> np.ndarray:
         x = chunk if isinstance(chunk, np.ndarray) else np.asarray(chunk)
-        if x.dtype not in _ACCEPTED:
-            if x.dtype.kind in "iu" and x.dtype != np.uint64 or x.dtype == np.float16:
-                x = x.astype(np.float32)
+        kind, size = x.dtype.kind, x.dtype.itemsize
+        if not ((kind == "f" and size in (4, 8)) or (kind == "i" and size in (2, 4))):
+            if kind in "iu" and size <= 8 or (kind == "f" and size == 2):
+                x = x.astype(np.float32)  # other integer widths and float16: exact or widening
             else:
                 raise InputError(f"chunk dtype {x.dtype} is not supported: pass float32, float64, int16 or "
                                  f"int32 samples")
@@ -144,9 +144,9 @@ class Runtime:
     def _scale_for(self, x: np.ndarray) -> float:
         if self.input_scale is not None:
             return float(self.input_scale)
-        if x.dtype == np.int16:
+        if x.dtype.kind == "i" and x.dtype.itemsize == 2:
             return 1.0 / 32768.0
-        if x.dtype == np.int32:
+        if x.dtype.kind == "i" and x.dtype.itemsize == 4:
             return 1.0 / 2147483648.0
         return 1.0
 

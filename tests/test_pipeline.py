@@ -86,6 +86,18 @@ def test_bad_input_is_rejected_and_state_kept() -> None:
     np.testing.assert_array_equal(f_rest, f_ref[-f_rest.shape[0]:])
 
 
+def test_equal_but_distinct_dtypes_are_accepted() -> None:
+    """A pickled or byte-swapped float32 array has a dtype object that is not numpy's singleton."""
+    import pickle
+
+    spec = _spec(channels=2)
+    x = _signal(500, 2)
+    ref, _, _, _ = spec.pipeline().push(x)
+    for y in (pickle.loads(pickle.dumps(x)), x.astype(">f4")):
+        got, _, _, _ = spec.pipeline().push(y)
+        np.testing.assert_array_equal(got, ref)
+
+
 def test_spec_validation_messages() -> None:
     with pytest.raises(InputError, match="hop"):
         FeatureSpec(fs=1000.0, window=64, hop=65, channels=("a",), blocks=BLOCKS)

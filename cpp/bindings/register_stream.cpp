@@ -45,11 +45,15 @@ std::size_t checked_frames(const py::array& a, std::size_t n_channels) {
 // Calls fn(carray<T>) for the chunk's sample type; float32, float64, int16 and int32 only.
 template <class Fn>
 py::object with_samples(const py::array& chunk, Fn&& fn) {
+  // Compare kind and size, not dtype identity: equal dtypes from pickles or other byte orders
+  // are distinct objects (ensure() converts byte order).
   const auto dt = chunk.dtype();
-  if (dt.is(py::dtype::of<float>())) return fn(carray<float>::ensure(chunk));
-  if (dt.is(py::dtype::of<double>())) return fn(carray<double>::ensure(chunk));
-  if (dt.is(py::dtype::of<std::int16_t>())) return fn(carray<std::int16_t>::ensure(chunk));
-  if (dt.is(py::dtype::of<std::int32_t>())) return fn(carray<std::int32_t>::ensure(chunk));
+  const char kind = dt.kind();
+  const auto size = dt.itemsize();
+  if (kind == 'f' && size == 4) return fn(carray<float>::ensure(chunk));
+  if (kind == 'f' && size == 8) return fn(carray<double>::ensure(chunk));
+  if (kind == 'i' && size == 2) return fn(carray<std::int16_t>::ensure(chunk));
+  if (kind == 'i' && size == 4) return fn(carray<std::int32_t>::ensure(chunk));
   throw py::type_error("chunk dtype " + std::string(py::str(dt)) +
                        " is not supported: use float32, float64, int16 or int32");
 }
