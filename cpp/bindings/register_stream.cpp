@@ -165,22 +165,6 @@ void register_stream(py::module_& m) {
   m.attr("FLAG_ANOMALY") = static_cast<int>(edgefault::kAnomaly);
   m.attr("FLAG_ALARM") = static_cast<int>(edgefault::kAlarm);
   m.attr("FLAG_ALARM_CHANGED") = static_cast<int>(edgefault::kAlarmChanged);
-  m.def(
-      "scored_push",
-      [](Pipeline& p, GaussianScorer& s, AlarmState& a, const py::array& chunk, float scale, bool contrib,
-         bool features) {
-        if (s.dim() != p.feature_dim())
-          throw py::value_error("scorer expects " + std::to_string(s.dim()) + " features, pipeline gives " +
-                                std::to_string(p.feature_dim()));
-        return with_samples(chunk, [&](const auto& arr) -> py::object {
-          return scored_push_typed(p, s, a, arr, scale, contrib, features);
-        });
-      },
-      py::arg("pipeline"), py::arg("scorer"), py::arg("alarm"), py::arg("chunk"), py::arg("scale") = 1.0f,
-      py::arg("contrib") = true, py::arg("features") = false,
-      "Fused push for core-scored models: None when no window completes, else "
-      "(end_frame, flags, scores, contrib, features) with FLAG_* bits in flags.");
-
   py::class_<GaussianScorer>(m, "GaussianScorer", "Squared Mahalanobis distance with per-feature contributions.")
       .def(py::init([](const carray<float>& mean, const carray<float>& scale, const carray<float>& precision) {
              if (mean.ndim() != 1 || scale.ndim() != 1 || precision.ndim() != 2)
@@ -248,4 +232,21 @@ void register_stream(py::module_& m) {
            })
       .def("set_state", &AlarmState::restore, py::arg("above"), py::arg("above_clear"), py::arg("n_valid"),
            py::arg("alarm"));
+
+  // After the classes, so the signature names their Python types.
+  m.def(
+      "scored_push",
+      [](Pipeline& p, GaussianScorer& s, AlarmState& a, const py::array& chunk, float scale, bool contrib,
+         bool features) {
+        if (s.dim() != p.feature_dim())
+          throw py::value_error("scorer expects " + std::to_string(s.dim()) + " features, pipeline gives " +
+                                std::to_string(p.feature_dim()));
+        return with_samples(chunk, [&](const auto& arr) -> py::object {
+          return scored_push_typed(p, s, a, arr, scale, contrib, features);
+        });
+      },
+      py::arg("pipeline"), py::arg("scorer"), py::arg("alarm"), py::arg("chunk"), py::arg("scale") = 1.0f,
+      py::arg("contrib") = true, py::arg("features") = false,
+      "Fused push for core-scored models: None when no window completes, else "
+      "(end_frame, flags, scores, contrib, features) with FLAG_* bits in flags.");
 }

@@ -1,0 +1,274 @@
+"""
+edgefault C++ core: framer, FFT, feature kernels, scoring and alarm state
+"""
+from __future__ import annotations
+import numpy
+import numpy.typing
+import typing
+class FeatureExtractor:
+    """
+    Per-window features of one channel from a block spec (docs/features.md).
+    """
+    def __init__(self, fs: typing.SupportsFloat | typing.SupportsIndex, window: typing.SupportsInt | typing.SupportsIndex, blocks: typing.Any, taper: str = 'hann') -> None:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def compute(self, windows: typing.Any) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        (window,) -> (n_features,) or (m, window) -> (m, n_features), float32.
+        """
+    @property
+    def blocks(self) -> list:
+        """
+        The blocks with every default filled in (same schema as the constructor).
+        """
+    @property
+    def feature_names(self) -> list[str]:
+        ...
+    @property
+    def fs(self) -> float:
+        ...
+    @property
+    def n_features(self) -> int:
+        ...
+    @property
+    def taper(self) -> str:
+        ...
+    @property
+    def window(self) -> int:
+        ...
+class Pipeline:
+    """
+    Streaming framer + feature extractor over n_channels interleaved channels.
+    """
+    def __init__(self, n_channels: typing.SupportsInt | typing.SupportsIndex, hop: typing.SupportsInt | typing.SupportsIndex, extractor: FeatureExtractor) -> None:
+        ...
+    def get_state(self) -> tuple[numpy.typing.NDArray[numpy.float32], int]:
+        ...
+    def max_windows_for(self, n_frames: typing.SupportsInt | typing.SupportsIndex) -> int:
+        ...
+    def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, features: bool = True, raw: bool = False) -> typing.Any:
+        """
+        Push samples; returns (features (m, feature_dim), end_frame (m,), finite (m,), raw (m, c, window)).
+        """
+    def reset(self) -> None:
+        ...
+    def set_state(self, tail: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], frames_seen: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def feature_dim(self) -> int:
+        ...
+    @property
+    def frames_seen(self) -> int:
+        ...
+    @property
+    def hop(self) -> int:
+        ...
+    @property
+    def n_channels(self) -> int:
+        ...
+    @property
+    def window(self) -> int:
+        ...
+class GaussianScorer:
+    """
+    Squared Mahalanobis distance with per-feature contributions.
+    """
+    def __init__(self, mean: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], scale: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], precision: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> None:
+        ...
+    def score(self, features: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], contrib: bool = True) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32]]:
+        ...
+    @property
+    def dim(self) -> int:
+        ...
+class AlarmState:
+    """
+    k-of-n debounced alarm with hysteresis.
+    """
+    def __init__(self, threshold: typing.SupportsFloat | typing.SupportsIndex, clear_threshold: typing.SupportsFloat | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, n: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def get_state(self) -> tuple[int, int, int, bool]:
+        ...
+    def reset(self) -> None:
+        ...
+    def set_state(self, above: typing.SupportsInt | typing.SupportsIndex, above_clear: typing.SupportsInt | typing.SupportsIndex, n_valid: typing.SupportsInt | typing.SupportsIndex, alarm: bool) -> None:
+        ...
+    def set_threshold(self, threshold: typing.SupportsFloat | typing.SupportsIndex, clear_threshold: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    def update(self, scores: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], valid: typing.Annotated[numpy.typing.ArrayLike, numpy.bool]) -> tuple[numpy.typing.NDArray[numpy.bool], numpy.typing.NDArray[numpy.bool], numpy.typing.NDArray[numpy.bool]]:
+        ...
+    @property
+    def alarm(self) -> bool:
+        ...
+    @property
+    def clear_threshold(self) -> float:
+        ...
+    @property
+    def k(self) -> int:
+        ...
+    @property
+    def n(self) -> int:
+        ...
+    @property
+    def threshold(self) -> float:
+        ...
+class OmpCoder:
+    """
+    Batch-OMP coder over a fixed unit-norm dictionary (n_features, n_atoms), columns = atoms. See edgefault.sparse.OmpCoder.
+    """
+    def __init__(self, dictionary: typing.Any, max_k: typing.SupportsInt | typing.SupportsIndex, allow_duplicates: bool = False) -> None:
+        ...
+    def encode(self, X: typing.Any, k: typing.SupportsInt | typing.SupportsIndex | None = None, tol: typing.SupportsFloat | typing.SupportsIndex | None = None) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.int32]]:
+        """
+        X (n, n_features) -> (codes (n, n_atoms), squared residual norms (n,), atoms used (n,)). Stops at k atoms (default max_k) or when the squared residual <= tol.
+        """
+    @property
+    def gram(self) -> numpy.typing.NDArray[numpy.float32]:
+        ...
+    @property
+    def kernel(self) -> str:
+        ...
+    @property
+    def max_k(self) -> int:
+        ...
+    @property
+    def n_atoms(self) -> int:
+        ...
+    @property
+    def n_features(self) -> int:
+        ...
+class IndexTreeNorm:
+    """
+    Tree-structured group norm sum_g w_g ||v_g||_2; groups = atoms of each node's subtree.
+    """
+    def __init__(self, parent: typing.Any, atom_node: typing.Any, weights: typing.Any) -> None:
+        ...
+    def prox(self, v: typing.Any, lam: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Row-wise prox of lam * Omega on v (n, n_atoms).
+        """
+    def value(self, v: typing.Any) -> numpy.typing.NDArray[numpy.float64]:
+        """
+        Row-wise Omega(v) for v (n, n_atoms).
+        """
+    @property
+    def n_atoms(self) -> int:
+        ...
+    @property
+    def n_nodes(self) -> int:
+        ...
+    @property
+    def perm(self) -> list[int]:
+        ...
+class TreeLassoCoder:
+    """
+    Tree-structured group-lasso coder (FISTA + exact tree prox). See edgefault.sparse.TreeLassoCoder.
+    """
+    def __init__(self, dictionary: typing.Any, tree: IndexTreeNorm) -> None:
+        ...
+    def encode(self, X: typing.Any, lam: typing.SupportsFloat | typing.SupportsIndex, max_iter: typing.SupportsInt | typing.SupportsIndex, tol: typing.SupportsFloat | typing.SupportsIndex, init: typing.Any = None) -> tuple[numpy.typing.NDArray[numpy.float32], numpy.typing.NDArray[numpy.int32]]:
+        """
+        X (n, n_features) -> (codes (n, n_atoms), iterations (n,)).
+        """
+    @property
+    def kernel(self) -> str:
+        ...
+    @property
+    def lipschitz(self) -> float:
+        ...
+    @property
+    def n_atoms(self) -> int:
+        ...
+    @property
+    def n_features(self) -> int:
+        ...
+def band_edges(fs: typing.SupportsFloat | typing.SupportsIndex, window: typing.SupportsInt | typing.SupportsIndex, n_bands: typing.SupportsInt | typing.SupportsIndex = 16, fmin: typing.SupportsFloat | typing.SupportsIndex = 0.0, fmax: typing.SupportsFloat | typing.SupportsIndex = 0.0, spacing: str = 'log') -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Band edges in Hz (n_bands + 1 values), as used by band_energies.
+    """
+def band_energies(windows: typing.Any, fs: typing.SupportsFloat | typing.SupportsIndex, n_bands: typing.SupportsInt | typing.SupportsIndex = 16, fmin: typing.SupportsFloat | typing.SupportsIndex = 0.0, fmax: typing.SupportsFloat | typing.SupportsIndex = 0.0, spacing: str = 'log', log: bool = True, taper: str = 'hann') -> numpy.typing.NDArray[numpy.float32]:
+    """
+    Sum of one-sided power P_k over each band; 10 log10(E + LOG_EPS) if log.
+    """
+def bearing_frequencies(n_elements: typing.SupportsFloat | typing.SupportsIndex, ball_diameter: typing.SupportsFloat | typing.SupportsIndex, pitch_diameter: typing.SupportsFloat | typing.SupportsIndex, contact_angle_deg: typing.SupportsFloat | typing.SupportsIndex, shaft_hz: typing.SupportsFloat | typing.SupportsIndex) -> dict:
+    """
+    Bearing defect frequencies in Hz: dict with bpfo, bpfi, bsf, ftf.
+    """
+def envelope(windows: typing.Any, fs: typing.SupportsFloat | typing.SupportsIndex, band_lo: typing.SupportsFloat | typing.SupportsIndex = 0.0, band_hi: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    |analytic signal| of each (optionally band-passed) window, (m, n) -> (m, n).
+    """
+def envelope_spectrum(windows: typing.Any, fs: typing.SupportsFloat | typing.SupportsIndex, band_lo: typing.SupportsFloat | typing.SupportsIndex = 0.0, band_hi: typing.SupportsFloat | typing.SupportsIndex = 0.0, taper: str = 'hann') -> numpy.typing.NDArray[numpy.float32]:
+    """
+    |rfft(w (e - mean e))| of the envelope e, (m, n) -> (m, n/2+1).
+    """
+def fft(x: typing.Any) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
+    """
+    Complex FFT over the last axis: complex64 (..., n) -> complex64 (..., n), unnormalised.
+    """
+def fft_size_supported(n: typing.SupportsInt | typing.SupportsIndex) -> bool:
+    """
+    True if n is a supported FFT length (n >= 1 and 2^a 3^b 5^c).
+    """
+def ifft(x: typing.Any) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
+    """
+    Inverse complex FFT over the last axis, scaled by 1/n (numpy.fft.ifft).
+    """
+def irfft(X: typing.Any, n: typing.Any = None) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
+    """
+    Inverse real FFT over the last axis: complex64 (..., n//2+1) -> float32 (..., n), scaled by 1/n (numpy.fft.irfft). n defaults to 2*(X.shape[-1]-1). Imaginary parts of the DC and Nyquist bins are ignored.
+    """
+def log_power_spectrum(windows: typing.Any, taper: str = 'hann') -> numpy.typing.NDArray[numpy.float32]:
+    """
+    10 log10(P_k + LOG_EPS), (m, n) -> (m, n/2+1).
+    """
+def magnitude_spectrum(windows: typing.Any, taper: str = 'hann') -> numpy.typing.NDArray[numpy.float32]:
+    """
+    |rfft(w x)| (unnormalised), (m, n) -> (m, n/2+1).
+    """
+def next_fast_len(n: typing.SupportsInt | typing.SupportsIndex) -> int:
+    """
+    Smallest supported FFT length (2^a 3^b 5^c) >= n.
+    """
+def power_spectrum(windows: typing.Any, taper: str = 'hann') -> numpy.typing.NDArray[numpy.float32]:
+    """
+    One-sided power per bin P_k = c_k |X_k|^2 / (n sum w^2), (m, n) -> (m, n/2+1).
+    """
+def rfft(x: typing.Any) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
+    """
+    Real FFT over the last axis: float32 (..., n) -> complex64 (..., n//2+1), unnormalised (numpy.fft.rfft convention). n must be 2^a 3^b 5^c. Other real dtypes are cast to float32; complex input raises ValueError.
+    """
+def scored_push(pipeline: Pipeline, scorer: GaussianScorer, alarm: AlarmState, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, contrib: bool = True, features: bool = False) -> typing.Any:
+    """
+    Fused push for core-scored models: None when no window completes, else (end_frame, flags, scores, contrib, features) with FLAG_* bits in flags.
+    """
+def sparse_allow_simd(allow: bool) -> None:
+    """
+    Sparse coders constructed from now on use the AVX2+FMA kernels when the CPU has them (True, default) or the portable kernels (False). Process-wide; for tests and benchmarks.
+    """
+def sparse_simd_active() -> bool:
+    """
+    Whether a sparse coder constructed now uses the AVX2+FMA kernels.
+    """
+def spectral_shape(windows: typing.Any, fs: typing.SupportsFloat | typing.SupportsIndex, taper: str = 'hann') -> numpy.typing.NDArray[numpy.float32]:
+    """
+    (m, n) -> (m, 4): centroid (Hz), spread (Hz), flatness, spectral kurtosis.
+    """
+def spectral_shape_names() -> list[str]:
+    """
+    Names of the spectral_shape outputs: centroid, spread, flatness, spectral_kurtosis.
+    """
+def time_stat_names() -> list[str]:
+    """
+    The 16 time-domain statistics in canonical order.
+    """
+def time_stats(windows: typing.Any) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    (m, n) float32 -> (m, 16) time-domain statistics (see time_stat_names()).
+    """
+FLAG_ALARM: int = 4
+FLAG_ALARM_CHANGED: int = 8
+FLAG_ANOMALY: int = 2
+FLAG_FINITE: int = 1
+LOG_EPS: float = 1e-12
+__version__: str = '0.1.0'
