@@ -74,6 +74,26 @@ def _parse_fractions(s: str) -> list[float]:
     return f
 
 
+def _rate_and_channels(args: argparse.Namespace, rows: list[Any], probe: Any) -> tuple[float, list[str]]:
+    """Model rate (--fs, else the manifest's most common rate) and channels (--channels, else DE
+    if the probe recording has it, else its first channel)."""
+    from .readers import available_channels
+
+    fs = args.fs
+    if fs is None:
+        rates = [r.fs for r in rows if r.fs]
+        if not rates:
+            raise InputError("the manifest has no fs column: pass --fs")
+        vals, counts = np.unique(rates, return_counts=True)
+        fs = float(vals[np.argmax(counts)])
+    if args.channels:
+        channels = [c.strip() for c in args.channels.replace("+", ",").split(",") if c.strip()]
+    else:
+        avail = available_channels(probe.path)
+        channels = ["DE"] if "DE" in avail else [avail[0]]
+    return float(fs), channels
+
+
 class _Data:
     """Loads each manifest row once at the model rate."""
 
@@ -256,18 +276,7 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     is_healthy = [r.label.lower() in healthy_set for r in rows]
     if not any(is_healthy):
         raise InputError(f"manifest has no rows labelled {args.healthy_label}: nothing to train an anomaly model on")
-    fs = args.fs
-    if fs is None:
-        rates = [r.fs for r in rows if r.fs]
-        if not rates:
-            raise InputError("the manifest has no fs column: pass --fs")
-        vals, counts = np.unique(rates, return_counts=True)
-        fs = float(vals[np.argmax(counts)])
-    if args.channels:
-        channels = [c.strip() for c in args.channels.replace("+", ",").split(",") if c.strip()]
-    else:
-        avail = available_channels(rows[is_healthy.index(True)].path)
-        channels = ["DE"] if "DE" in avail else [avail[0]]
+    fs, channels = _rate_and_channels(args, rows, rows[is_healthy.index(True)])
     # Rows that lack a requested channel cannot be scored by this model: report, don't hide.
     usable, skipped = [], []
     for i, r in enumerate(rows):
@@ -424,23 +433,11 @@ def run_classify_eval(args: argparse.Namespace) -> dict[str, Any]:
     reported as mean and std over seeds, per fold and averaged over folds.
     """
     from .evaluation import contiguous_blocks
-    from .readers import available_channels
 
     if args.method != "sfdsc":
         raise InputError(f"--task classify: available methods: sfdsc (got {args.method!r})")
     rows, labels = _classify_rows(args)
-    fs = args.fs
-    if fs is None:
-        rates = [r.fs for r in rows if r.fs]
-        if not rates:
-            raise InputError("the manifest has no fs column: pass --fs")
-        vals, counts = np.unique(rates, return_counts=True)
-        fs = float(vals[np.argmax(counts)])
-    if args.channels:
-        channels = [c.strip() for c in args.channels.replace("+", ",").split(",") if c.strip()]
-    else:
-        avail = available_channels(rows[0].path)
-        channels = ["DE"] if "DE" in avail else [avail[0]]
+    fs, channels = _rate_and_channels(args, rows, rows[0])
     data = _Data(rows, fs, channels)
     healthy = {h.lower() for h in args.healthy_label}
     is_h = [lab.lower() in healthy for lab in labels]

@@ -19,6 +19,20 @@ class ScoreBatch:
     proba: np.ndarray | None = None    # (m, n_labels)
 
 
+def onnx_session(onnx_bytes: bytes):  # type: ignore[no-untyped-def]
+    """An onnxruntime session as the device runs it: one thread, no spinning, sequential."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    return ort.InferenceSession(onnx_bytes, sess_options=so, providers=["CPUExecutionProvider"])
+
+
 class GaussianDeviceModel:
     """Mahalanobis distance in the bundle's feature space, scored in the C++ core."""
 
@@ -60,7 +74,7 @@ class VAEDeviceModel:
 
     def __init__(self, bundle: Bundle) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401  (fail early, with a clear message)
         except ImportError:
             raise MissingDependencyError("bundle kind 'vae' runs in onnxruntime, which is not installed: "
                                          "`pip install onnxruntime`") from None
@@ -85,16 +99,8 @@ class VAEDeviceModel:
         if not (np.isfinite(self.recon_weight) and np.isfinite(self.kl_weight)
                 and self.recon_weight >= 0 and self.kl_weight >= 0):
             raise BundleError(f"{where}: recon_weight / kl_weight must be finite and >= 0")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-        so.log_severity_level = 3
         try:
-            self._sess = ort.InferenceSession(bundle.onnx[member], sess_options=so,
-                                              providers=["CPUExecutionProvider"])
+            self._sess = onnx_session(bundle.onnx[member])
         except Exception as e:  # onnxruntime raises its own exception types
             raise BundleError(f"{where}: ONNX member models/{member}.onnx cannot be loaded by onnxruntime "
                               f"({type(e).__name__}: {str(e)[:300]})") from None

@@ -38,17 +38,10 @@ def _deps():  # type: ignore[no-untyped-def]
 
 
 def session(onnx_bytes: bytes):  # type: ignore[no-untyped-def]
-    """An onnxruntime session configured like the device's: one thread, no spinning, sequential."""
-    import onnxruntime as ort
+    """An onnxruntime session configured like the device's (edgefault.models.onnx_session)."""
+    from edgefault.models import onnx_session
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, sess_options=so, providers=["CPUExecutionProvider"])
+    return onnx_session(onnx_bytes)
 
 
 def mflop_per_window(module: Any, example: Any) -> float:
