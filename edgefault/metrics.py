@@ -121,8 +121,8 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
 def _encode(t: np.ndarray, p: np.ndarray, labs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Label -> index in ``labs`` (-1 for labels not listed)."""
     index = {lab: i for i, lab in enumerate(labs)}
-    ti = np.fromiter((index.get(_py(v), -1) for v in t), dtype=np.int64, count=t.shape[0])
-    pi = np.fromiter((index.get(_py(v), -1) for v in p), dtype=np.int64, count=p.shape[0])
+    ti = np.fromiter((index.get(_py(v), -1) for v in t), dtype=np.intp, count=t.shape[0])
+    pi = np.fromiter((index.get(_py(v), -1) for v in p), dtype=np.intp, count=p.shape[0])
     return ti, pi
 
 

@@ -91,14 +91,19 @@ class Runtime:
         except ValueError as e:
             raise InputError(f"alarm settings: {e}") from None
         self.input_scale = input_scale
+        # Scale per accepted sample dtype (the fast path of push); other dtypes go the slow path.
+        self._scales = {np.dtype(t): self._scale_for(np.zeros(0, t))
+                        for t in (np.float32, np.float64, np.int16, np.int32)}
+        scorer = getattr(self.model, "core_scorer", None)
+        self._stream = _core.ScoredStream(self._pipeline, scorer, self._alarm) if scorer is not None else None
         self.start_time = float(start_time)
         self.top_features = int(top_features)
         self._seq = 0
         names = list(getattr(self.model, "contrib_names", ()))
         self._contrib_names = names
         chans = list(self.spec.channels)
-        self._channel_of = np.array([chans.index(n.split(".", 1)[0]) for n in names], dtype=np.int64) \
-            if names else np.zeros(0, dtype=np.int64)
+        self._channel_of = np.array([chans.index(n.split(".", 1)[0]) for n in names], dtype=np.intp) \
+            if names else np.zeros(0, dtype=np.intp)
         self._band_idx = np.array([i for i, n in enumerate(names) if ".band" in n], dtype=np.int64)
         self.labels = self.bundle.labels
 
@@ -157,32 +162,35 @@ class Runtime:
         NaN/Inf samples are accepted: windows containing them come back with ``valid=False`` and
         the flag ``nonfinite_input``, and are not scored.
         """
-        x = self._check_chunk(chunk)
+        x = chunk if type(chunk) is np.ndarray else np.asarray(chunk)
+        scale = self._scales.get(x.dtype)
+        nc = self.spec.n_channels
+        if scale is None or not (x.ndim == 2 and x.shape[1] == nc or x.ndim == 1 and nc == 1):
+            x = self._check_chunk(x)  # slow path: casts what it can, raises InputError otherwise
+            scale = self._scale_for(x)
         if x.shape[0] == 0:
             return []
-        model = self.model
-        scale = self._scale_for(x)
-        scorer = getattr(model, "core_scorer", None)
-        proba = None
-        if scorer is not None:
-            res = _core.scored_push(self._pipeline, scorer, self._alarm, x, scale, True, False)
+        if self._stream is not None:
+            res = self._stream.push(x, scale)
             if res is None:
                 return []
-            ends, flags, scores, contrib, _ = res
-            flags_l = flags.tolist()
-        else:
-            feats, ends, finite, raw = self._pipeline.push(x, scale, model.needs_features, model.needs_raw)
-            if ends.shape[0] == 0:
-                return []
-            batch = model.score(feats, raw if model.needs_raw else None)
-            scores, contrib, proba = batch.scores, batch.contrib, batch.proba
-            anomaly, alarm, changed = self._alarm.update(scores, finite & np.isfinite(scores))
-            flags_l = (finite * _core.FLAG_FINITE + anomaly * _core.FLAG_ANOMALY + alarm * _core.FLAG_ALARM
-                       + changed * _core.FLAG_ALARM_CHANGED).tolist()
-        return self._events(ends.tolist(), flags_l, scores.tolist(), contrib, proba)
+            meta, contrib = res
+            return self._events(meta.tolist(), contrib, None)
+        model = self.model
+        feats, ends, finite, raw = self._pipeline.push(x, scale, model.needs_features, model.needs_raw)
+        if ends.shape[0] == 0:
+            return []
+        batch = model.score(feats, raw if model.needs_raw else None)
+        scores = batch.scores
+        anomaly, alarm, changed = self._alarm.update(scores, finite & np.isfinite(scores))
+        flags = (finite * _core.FLAG_FINITE + anomaly * _core.FLAG_ANOMALY + alarm * _core.FLAG_ALARM
+                 + changed * _core.FLAG_ALARM_CHANGED)
+        rows = np.column_stack([ends.astype(np.float64), flags, scores]).tolist()
+        return self._events(rows, batch.contrib, batch.proba)
 
-    def _events(self, ends: list[int], flags: list[int], scores: list[float], contrib: np.ndarray | None,
+    def _events(self, rows: list[list[float]], contrib: np.ndarray | None,
                 proba: np.ndarray | None) -> list[Event]:
+        """Events from rows of (end_frame, flags (FLAG_* bits), score)."""
         thr = float(self._alarm.threshold)
         fs = self.spec.fs
         t0 = self.start_time
@@ -191,7 +199,8 @@ class Runtime:
         has_contrib = contrib is not None and contrib.shape[0] > 0
         events = []
         seq = self._seq
-        for i, (end, fl, sc) in enumerate(zip(ends, flags, scores)):
+        for i, (end, flf, sc) in enumerate(rows):
+            fl = int(flf)
             finite = bool(fl & 1)
             ok = finite and sc == sc  # NaN score => not valid
             ev = Event.__new__(Event)

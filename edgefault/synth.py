@@ -127,7 +127,7 @@ def _ringdown(x: np.ndarray, times: np.ndarray, amps: np.ndarray, fs: float,
         tau = idx / fs - t0[:, None]
         h = a[:, None] * np.exp(-decay * tau) * np.sin(wd * tau)
         keep = idx < n
-        x += np.bincount(idx[keep], weights=h[keep], minlength=n)[:n]
+        x += np.bincount(idx[keep].astype(np.intp), weights=h[keep], minlength=n)[:n]
 
 
 def _impact_times(rate: float, duration: float, slip: float, rng: np.random.Generator) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("sklearn")
+pytest.importorskip("sklearn", minversion="1.6")  # validate_data
 
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 

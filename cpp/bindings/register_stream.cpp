@@ -42,6 +42,14 @@ std::size_t checked_frames(const py::array& a, std::size_t n_channels) {
                         std::to_string(a.ndim()) + "-D");
 }
 
+// The chunk as a C-contiguous native array: borrowed when it already is one (the common case,
+// and cheaper than ensure()), converted otherwise.
+template <class T>
+carray<T> as_carray(const py::array& chunk) {
+  if (carray<T>::check_(chunk)) return py::reinterpret_borrow<carray<T>>(chunk);
+  return carray<T>::ensure(chunk);
+}
+
 // Calls fn(carray<T>) for the chunk's sample type; float32, float64, int16 and int32 only.
 template <class Fn>
 py::object with_samples(const py::array& chunk, Fn&& fn) {
@@ -50,45 +58,65 @@ py::object with_samples(const py::array& chunk, Fn&& fn) {
   const auto dt = chunk.dtype();
   const char kind = dt.kind();
   const auto size = dt.itemsize();
-  if (kind == 'f' && size == 4) return fn(carray<float>::ensure(chunk));
-  if (kind == 'f' && size == 8) return fn(carray<double>::ensure(chunk));
-  if (kind == 'i' && size == 2) return fn(carray<std::int16_t>::ensure(chunk));
-  if (kind == 'i' && size == 4) return fn(carray<std::int32_t>::ensure(chunk));
+  if (kind == 'f' && size == 4) return fn(as_carray<float>(chunk));
+  if (kind == 'f' && size == 8) return fn(as_carray<double>(chunk));
+  if (kind == 'i' && size == 2) return fn(as_carray<std::int16_t>(chunk));
+  if (kind == 'i' && size == 4) return fn(as_carray<std::int32_t>(chunk));
   throw py::type_error("chunk dtype " + std::string(py::str(dt)) +
                        " is not supported: use float32, float64, int16 or int32");
 }
 
+// Binding-side handle on the three core objects a core-scored model streams through (the
+// Python Runtime keeps them too, for state save / restore).
+struct ScoredStream {
+  Pipeline* pipeline;
+  GaussianScorer* scorer;
+  AlarmState* alarm;
+  // Per-window buffers; grow to the largest chunk seen, then reused (no allocation per call).
+  std::vector<float> scratch;  // feature rows
+  std::vector<std::uint64_t> end;
+  std::vector<std::uint8_t> flags;
+  std::vector<float> scores;
+};
+
+// Returns None when no window completes; else (meta (m, 3) float64 = end_frame, flags, score;
+// contrib (m, feature_dim) float32). Two allocations per call that completes windows.
 template <class T>
-py::object scored_push_typed(Pipeline& p, GaussianScorer& s, AlarmState& a, const carray<T>& arr, float scale,
-                             bool contrib, bool features) {
+py::object scored_push_typed(ScoredStream& st, const carray<T>& arr, float scale) {
+  Pipeline& p = *st.pipeline;
   const std::size_t n = checked_frames(arr, p.n_channels());
   const std::size_t m = p.max_windows_for(n);
   const T* data = arr.data();
-  thread_local std::vector<float> scratch;
   edgefault::ScoredOutput out;
-  if (m == 0) {  // common case for small chunks: buffer and return without allocating
-    py::gil_scoped_release release;
-    edgefault::scored_push(p, s, a, data, n, scale, out, scratch);
+  if (m == 0) {  // just buffering: cheaper to keep the GIL than to release it
+    edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch);
     return py::none();
   }
   const auto d = static_cast<py::ssize_t>(p.feature_dim());
   const auto mm = static_cast<py::ssize_t>(m);
-  py::array_t<std::uint64_t> end(mm);
-  py::array_t<std::uint8_t> flags(mm);
-  py::array_t<float> scores(mm);
-  py::array_t<float> c(std::vector<py::ssize_t>{contrib ? mm : 0, d});
-  py::array_t<float> f(std::vector<py::ssize_t>{features ? mm : 0, d});
-  out.end_frame = end.mutable_data();
-  out.flags = flags.mutable_data();
-  out.scores = scores.mutable_data();
-  out.contrib = contrib ? c.mutable_data() : nullptr;
-  out.features = features ? f.mutable_data() : nullptr;
+  py::array_t<double> meta(std::vector<py::ssize_t>{mm, 3});
+  py::array_t<float> contrib(std::vector<py::ssize_t>{mm, d});
+  if (st.end.size() < m) {
+    st.end.resize(m);
+    st.flags.resize(m);
+    st.scores.resize(m);
+  }
+  out.end_frame = st.end.data();
+  out.flags = st.flags.data();
+  out.scores = st.scores.data();
+  out.contrib = contrib.mutable_data();
   out.max_windows = m;
+  double* mp = meta.mutable_data();
   {
     py::gil_scoped_release release;
-    edgefault::scored_push(p, s, a, data, n, scale, out, scratch);
+    edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch);
+    for (std::size_t i = 0; i < m; ++i) {
+      mp[3 * i] = static_cast<double>(st.end[i]);
+      mp[3 * i + 1] = st.flags[i];
+      mp[3 * i + 2] = st.scores[i];
+    }
   }
-  return py::make_tuple(end, flags, scores, c, f);
+  return py::make_tuple(meta, contrib);
 }
 
 template <class T>
@@ -234,19 +262,23 @@ void register_stream(py::module_& m) {
            py::arg("alarm"));
 
   // After the classes, so the signature names their Python types.
-  m.def(
-      "scored_push",
-      [](Pipeline& p, GaussianScorer& s, AlarmState& a, const py::array& chunk, float scale, bool contrib,
-         bool features) {
-        if (s.dim() != p.feature_dim())
-          throw py::value_error("scorer expects " + std::to_string(s.dim()) + " features, pipeline gives " +
-                                std::to_string(p.feature_dim()));
-        return with_samples(chunk, [&](const auto& arr) -> py::object {
-          return scored_push_typed(p, s, a, arr, scale, contrib, features);
-        });
-      },
-      py::arg("pipeline"), py::arg("scorer"), py::arg("alarm"), py::arg("chunk"), py::arg("scale") = 1.0f,
-      py::arg("contrib") = true, py::arg("features") = false,
-      "Fused push for core-scored models: None when no window completes, else "
-      "(end_frame, flags, scores, contrib, features) with FLAG_* bits in flags.");
+  py::class_<ScoredStream>(m, "ScoredStream",
+                           "Fused push for core-scored models: framing, features, score, contributions and "
+                           "alarm state in one call. Holds references to the three objects.")
+      .def(py::init([](Pipeline& p, GaussianScorer& s, AlarmState& a) {
+             if (s.dim() != p.feature_dim())
+               throw py::value_error("scorer expects " + std::to_string(s.dim()) + " features, pipeline gives " +
+                                     std::to_string(p.feature_dim()));
+             return new ScoredStream{&p, &s, &a, {}, {}, {}, {}};
+           }),
+           py::arg("pipeline"), py::arg("scorer"), py::arg("alarm"), py::keep_alive<1, 2>(), py::keep_alive<1, 3>(),
+           py::keep_alive<1, 4>())
+      .def(
+          "push",
+          [](ScoredStream& st, const py::array& chunk, float scale) {
+            return with_samples(chunk, [&](const auto& arr) -> py::object { return scored_push_typed(st, arr, scale); });
+          },
+          py::arg("chunk"), py::arg("scale") = 1.0f,
+          "None when no window completes, else (meta (m, 3) float64 = end_frame, flags (FLAG_* bits), score; "
+          "contrib (m, feature_dim) float32).");
 }

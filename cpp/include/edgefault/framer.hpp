@@ -5,6 +5,7 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
@@ -34,18 +35,41 @@ class Framer {
   template <class T, class OnWindow>
   std::size_t push(const T* data, std::size_t n_frames, float scale, OnWindow&& on_window) {
     std::size_t produced = 0;
-    for (std::size_t f = 0; f < n_frames; ++f) {
-      const T* frame = data + f * n_channels_;
+    std::size_t f = 0;
+    while (f < n_frames) {
+      // A run of frames that neither wraps the ring nor passes the next window boundary.
+      std::size_t run = std::min(n_frames - f, window_ - pos_);
+      const bool warm = seen_ >= window_;
+      const std::size_t to_boundary = warm ? until_next_ : (window_ - static_cast<std::size_t>(seen_)) + 0;
+      run = std::min(run, to_boundary);
+      const T* src = data + f * n_channels_;
       for (std::size_t c = 0; c < n_channels_; ++c) {
-        const float v = static_cast<float>(frame[c]) * scale;
         float* ring = &ring_[c * 2 * window_];
-        ring[pos_] = v;
-        ring[pos_ + window_] = v;
-        if (!std::isfinite(v)) last_bad_ = seen_;
+        float* dst = ring + pos_;
+        bool bad = false;
+        for (std::size_t k = 0; k < run; ++k) {
+          const float v = static_cast<float>(src[k * n_channels_ + c]) * scale;
+          dst[k] = v;
+          bad |= !(std::fabs(v) <= std::numeric_limits<float>::max());  // NaN or inf
+        }
+        std::copy(dst, dst + run, dst + window_);  // the mirror half
+        if (bad) {  // rare: find the last non-finite frame of the run
+          for (std::size_t k = run; k-- > 0;)
+            if (!std::isfinite(dst[k])) {
+              const std::uint64_t idx = seen_ + k;
+              if (last_bad_ == kNone || idx > last_bad_) last_bad_ = idx;
+              break;
+            }
+        }
       }
-      ++seen_;
-      pos_ = (pos_ + 1 == window_) ? 0 : pos_ + 1;
-      if (seen_ >= window_ && --until_next_ == 0) {
+      seen_ += run;
+      pos_ += run;
+      if (pos_ == window_) pos_ = 0;
+      f += run;
+      if (warm) {
+        until_next_ -= run;
+      }
+      if ((warm && until_next_ == 0) || (!warm && seen_ == window_)) {
         until_next_ = hop_;
         for (std::size_t c = 0; c < n_channels_; ++c) ptrs_[c] = &ring_[c * 2 * window_ + pos_];
         const bool finite = !(last_bad_ != kNone && last_bad_ + window_ >= seen_);
