@@ -112,6 +112,16 @@ class AlarmState:
     @property
     def threshold(self) -> float:
         ...
+class ScoredStream:
+    """
+    Fused push for core-scored models: framing, features, score, contributions and alarm state in one call. Holds references to the three objects.
+    """
+    def __init__(self, pipeline: Pipeline, scorer: GaussianScorer, alarm: AlarmState) -> None:
+        ...
+    def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> typing.Any:
+        """
+        None when no window completes, else (meta (m, 3) float64 = end_frame, flags (FLAG_* bits), score; contrib (m, feature_dim) float32).
+        """
 class OmpCoder:
     """
     Batch-OMP coder over a fixed unit-norm dictionary (n_features, n_atoms), columns = atoms. See edgefault.sparse.OmpCoder.
@@ -237,10 +247,6 @@ def power_spectrum(windows: typing.Any, taper: str = 'hann') -> numpy.typing.NDA
 def rfft(x: typing.Any) -> numpy.ndarray[typing.Any, numpy.dtype[typing.Any]]:
     """
     Real FFT over the last axis: float32 (..., n) -> complex64 (..., n//2+1), unnormalised (numpy.fft.rfft convention). n must be 2^a 3^b 5^c. Other real dtypes are cast to float32; complex input raises ValueError.
-    """
-def scored_push(pipeline: Pipeline, scorer: GaussianScorer, alarm: AlarmState, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, contrib: bool = True, features: bool = False) -> typing.Any:
-    """
-    Fused push for core-scored models: None when no window completes, else (end_frame, flags, scores, contrib, features) with FLAG_* bits in flags.
     """
 def sparse_allow_simd(allow: bool) -> None:
     """
