@@ -28,19 +28,44 @@ class Event:
     ``flags``, ``label`` / ``proba`` (classifiers), ``contrib`` (per channel / band / feature).
     """
 
-    __slots__ = ("seq", "t", "t_start", "score", "threshold", "anomaly", "alarm", "alarm_changed",
-                 "valid", "flags", "label", "proba", "_contrib_row", "_rt")
+    __slots__ = ("seq", "t", "score", "threshold", "label", "proba", "_bits", "_contrib", "_i", "_rt")
 
-    def __init__(self, **kw: Any) -> None:
+    def __init__(self, **kw: Any) -> None:  # for tests and tools; the runtime builds events directly
         for k in self.__slots__:
             setattr(self, k, kw.get(k))
 
+    # Derived from the window's flag bits (FLAG_* in the core), so building an event stays cheap.
+    @property
+    def anomaly(self) -> bool:
+        return bool(self._bits & 2)
+
+    @property
+    def alarm(self) -> bool:
+        return bool(self._bits & 4)
+
+    @property
+    def alarm_changed(self) -> bool:
+        return bool(self._bits & 8)
+
+    @property
+    def valid(self) -> bool:
+        return self.score is not None
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        if self.score is not None:
+            return ()
+        return ("nonfinite_input",) if not self._bits & 1 else ("nonfinite_score",)
+
+    @property
+    def t_start(self) -> float:
+        return self.t - self._rt.spec.window / self._rt.spec.fs
+
     @property
     def contrib(self) -> dict[str, dict[str, float]]:
-        row = self._contrib_row
-        if row is None or not self.valid:
+        if self._contrib is None or self.score is None:
             return {}
-        return self._rt._contrib_dict(row)
+        return self._rt._contrib_dict(self._contrib[self._i])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -194,26 +219,20 @@ class Runtime:
         thr = float(self._alarm.threshold)
         fs = self.spec.fs
         t0 = self.start_time
-        win_s = self.spec.window / fs
         labels = self.labels
-        has_contrib = contrib is not None and contrib.shape[0] > 0
+        contrib_arr = contrib if contrib is not None and contrib.shape[0] > 0 else None
+        new = Event.__new__
         events = []
         seq = self._seq
         for i, (end, flf, sc) in enumerate(rows):
             fl = int(flf)
-            finite = bool(fl & 1)
-            ok = finite and sc == sc  # NaN score => not valid
-            ev = Event.__new__(Event)
+            ok = fl & 1 and sc == sc  # finite input and a finite (non-NaN) score
+            ev = new(Event)
             ev.seq = seq + i
             ev.t = t0 + end / fs
-            ev.t_start = ev.t - win_s
             ev.score = sc if ok else None
             ev.threshold = thr
-            ev.anomaly = bool(fl & 2)
-            ev.alarm = bool(fl & 4)
-            ev.alarm_changed = bool(fl & 8)
-            ev.valid = ok
-            ev.flags = () if ok else (("nonfinite_input",) if not finite else ("nonfinite_score",))
+            ev._bits = fl
             if proba is not None and ok:
                 p = proba[i]
                 ev.proba = {lab: float(v) for lab, v in zip(labels or (), p)}
@@ -221,7 +240,8 @@ class Runtime:
             else:
                 ev.proba = None
                 ev.label = None
-            ev._contrib_row = contrib[i] if has_contrib else None
+            ev._contrib = contrib_arr
+            ev._i = i
             ev._rt = self
             events.append(ev)
         self._seq = seq + len(events)
