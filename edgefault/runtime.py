@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import _core
+from ._fileio import write_atomic
 from .bundle import Bundle, load_bundle
 from .errors import InputError
 from .models import device_model
@@ -304,17 +303,7 @@ class Runtime:
         meta = {k: v for k, v in st.items() if k != "tail"}
         buf = io.BytesIO()
         np.savez(buf, tail=st["tail"], meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-        p = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent or ".")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(buf.getvalue())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, buf.getvalue())
 
     def load_state(self, path: str | Path) -> None:
         try:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -13,6 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from edgefault import __version__
+from edgefault._fileio import write_atomic
 from edgefault.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, Bundle, bundle_id_of, load_bundle, manifest_digest, sha256_bytes
 from edgefault.spec import FeatureSpec
 
@@ -64,18 +63,11 @@ def pack_bundle(path: str | Path, *, spec: FeatureSpec, model: Mapping[str, Any]
     manifest["digest"] = manifest_digest(manifest)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr(zipfile.ZipInfo(MANIFEST, _ZIP_TIME),
-                            json.dumps(manifest, indent=2, sort_keys=True), zipfile.ZIP_DEFLATED)
-                for member in sorted(members):
-                    zf.writestr(zipfile.ZipInfo(member, _ZIP_TIME), members[member], zipfile.ZIP_DEFLATED)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo(MANIFEST, _ZIP_TIME), json.dumps(manifest, indent=2, sort_keys=True),
+                    zipfile.ZIP_DEFLATED)
+        for member in sorted(members):
+            zf.writestr(zipfile.ZipInfo(member, _ZIP_TIME), members[member], zipfile.ZIP_DEFLATED)
+    write_atomic(out, buf.getvalue())
     return load_bundle(out)

@@ -13,7 +13,6 @@ import os
 import queue
 import signal
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from .. import __version__
+from .._fileio import write_atomic
 from ..errors import EdgefaultError, InputError
 from ..runtime import Runtime
 from .config import DaemonConfig, SensorConfig, load_config
@@ -63,24 +63,6 @@ def watchdog_interval() -> float | None:
 
 
 # -- state files ------------------------------------------------------------------------------------
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class SeqFile:
     """The last event sequence number handed to the sinks, rewritten in place (pwrite) before each
     batch is emitted, so a killed daemon never reuses a number."""
