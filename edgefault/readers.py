@@ -67,7 +67,7 @@ import numpy as np
 
 from ._matv5 import MatFile
 from .errors import InputError, MissingDependencyError
-from .resample import resample
+from .resample import check_rate, resample
 
 __all__ = ["Recording", "read_recording", "available_channels", "FORMATS"]
 
@@ -204,15 +204,7 @@ def _check_path(path: object, format: str | None) -> tuple[str, str]:
 
 
 def _rate_arg(value: object, name: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        f = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive finite number (Hz), got {value!r}") from None
-    if not math.isfinite(f) or f <= 0:
-        raise InputError(f"{name} must be a positive finite number (Hz), got {value!r}")
-    return f
+    return None if value is None else check_rate(value, name)
 
 
 def _file_rate(value: object, path: str, where: str) -> float:

@@ -51,7 +51,8 @@ MAX_FACTOR = 1000
 RATIO_TOLERANCE = 1e-6
 
 
-def _check_rate(value: object, name: str) -> float:
+def check_rate(value: object, name: str) -> float:
+    """value as a positive finite rate in Hz, or InputError naming the argument."""
     try:
         f = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -67,8 +68,8 @@ def rational_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
     Raises :class:`~edgefault.errors.InputError` for a non-positive or non-finite rate, for a
     ratio that no fraction with ``up, down <= 1000`` approximates that well.
     """
-    fs_in = _check_rate(fs_in, "fs_in")
-    fs_out = _check_rate(fs_out, "fs_out")
+    fs_in = check_rate(fs_in, "fs_in")
+    fs_out = check_rate(fs_out, "fs_out")
     ratio = fs_out / fs_in
     frac = Fraction(ratio).limit_denominator(MAX_FACTOR)
     up, down = frac.numerator, frac.denominator
