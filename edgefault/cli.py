@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from . import __version__
 from .errors import EdgefaultError, InputError
@@ -59,8 +58,6 @@ def _train_classify(args: argparse.Namespace) -> int:
     from .readers import read_recording
     from .train.sfdsc import pack_sfdsc, sfdsc_spec, train_sfdsc
 
-    for k in ("include_labels", "where"):
-        setattr(args, k, getattr(args, k, None))
     rows, labels = _classify_rows(args)
     channels = _channels_arg(args.channels)
     fs = args.fs or next((r.fs for r in rows if r.fs), None)
@@ -74,7 +71,7 @@ def _train_classify(args: argparse.Namespace) -> int:
             channels = list(rec.channels)
         blocks.append((rec.data, lab, r.path.name))
     spec = sfdsc_spec(float(fs), channels or ["ch0"], window=args.window, hop=args.hop,
-                      representation=args.representation)
+                      representation=args.representation, env_fmax=args.env_fmax)
     res = train_sfdsc(blocks, spec, max_windows_per_class=args.max_windows, random_state=args.seed,
                       n_atoms_per_class=args.atoms, C=args.svm_c, use_extra=not args.no_window_stats)
     bundle = pack_sfdsc(res, args.out, name=args.name)
@@ -242,16 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("files", nargs="*", help="healthy recordings (instead of --manifest)")
     t.add_argument("--method", default="gaussian", help="anomaly: gaussian (default) or vae (needs torch); "
                                                         "classify: sfdsc")
-    t.add_argument("--label-columns", help="classify: manifest columns joined with '@' into the label of "
-                                           "non-healthy rows, e.g. fault,diameter_in (default: the label column)")
-    t.add_argument("--atoms", type=int, default=12, help="sfdsc: atoms per class (default 12)")
-    t.add_argument("--representation", default="log_power",
-                   choices=["log_power", "bands", "envelope", "magnitude", "raw"],
-                   help="sfdsc: what the dictionary is learned on (default log_power spectra of windows)")
-    t.add_argument("--max-windows", type=int, default=300, help="sfdsc: training windows per class (default 300)")
-    t.add_argument("--svm-c", type=float, default=10.0, help="sfdsc: SVM C (default 10)")
-    t.add_argument("--no-window-stats", action="store_true",
-                   help="sfdsc: leave the window's mean and std out of the SVM inputs")
+    from .experiments import add_classify_arguments
+
+    add_classify_arguments(t.add_argument_group("classify (train classify --method sfdsc)"))
     t.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae: network (default cnn)")
     t.add_argument("--input", default="spectrum", choices=["spectrum", "waveform"],
                    help="vae: model input (default spectrum: per-channel band energies in dB)")

@@ -47,21 +47,26 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--out", help="also write the JSON report here")
     c = p.add_argument_group("classify (--task classify --method sfdsc)")
-    c.add_argument("--label-columns", help="manifest columns joined with '@' into the class label of non-healthy "
-                                           "rows, e.g. fault,diameter_in (default: the label column)")
-    c.add_argument("--include-labels", help="keep only rows with these labels (comma-separated)")
-    c.add_argument("--where", action="append", help="keep only rows with COLUMN in values: COLUMN=V1,V2 (repeatable)")
+    add_classify_arguments(c)
     c.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 of the dictionary initialisation (default 5)")
     c.add_argument("--per-group", action="store_true", help="split protocol: one model per value of --group")
-    c.add_argument("--atoms", type=int, default=12, help="atoms per class (default 12)")
-    c.add_argument("--representation", default="log_power",
+
+
+def add_classify_arguments(p: Any) -> None:
+    """Row selection and SFDSC options, shared by `train classify` and `eval --task classify`."""
+    p.add_argument("--label-columns", help="manifest columns joined with '@' into the class label of non-healthy "
+                                           "rows, e.g. fault,diameter_in (default: the label column)")
+    p.add_argument("--include-labels", help="keep only rows with these labels (comma-separated)")
+    p.add_argument("--where", action="append", help="keep only rows with COLUMN in values: COLUMN=V1,V2 (repeatable)")
+    p.add_argument("--atoms", type=int, default=12, help="sfdsc: atoms per class (default 12)")
+    p.add_argument("--representation", default="log_power",
                    choices=["log_power", "bands", "envelope", "magnitude", "raw"],
-                   help="what the dictionary is learned on (default log_power spectra of windows)")
-    c.add_argument("--env-fmax", type=float, default=1000.0, help="envelope representation: top frequency (Hz)")
-    c.add_argument("--max-windows", type=int, default=300, help="training windows kept per class (default 300)")
-    c.add_argument("--svm-c", type=float, default=10.0, help="SVM C (default 10)")
-    c.add_argument("--no-window-stats", action="store_true",
-                   help="leave the window's mean and std out of the SVM inputs (they track load and fault size)")
+                   help="sfdsc: what the dictionary is learned on (default log_power spectra of windows)")
+    p.add_argument("--env-fmax", type=float, default=1000.0, help="envelope representation: top frequency (Hz)")
+    p.add_argument("--max-windows", type=int, default=300, help="sfdsc: training windows kept per class (default 300)")
+    p.add_argument("--svm-c", type=float, default=10.0, help="sfdsc: SVM C (default 10)")
+    p.add_argument("--no-window-stats", action="store_true",
+                   help="sfdsc: leave the window's mean and std out of the SVM inputs (they track load and fault size)")
 
 
 def _parse_fractions(s: str) -> list[float]:
