@@ -17,6 +17,7 @@ class ScoreBatch:
     scores: np.ndarray                 # (m,) float32, NaN for invalid windows
     contrib: np.ndarray | None = None  # (m, n_contrib) terms that sum to the score
     proba: np.ndarray | None = None    # (m, n_labels)
+    latent: np.ndarray | None = None   # (m, n_latent) model's latent mean (drift monitors), if any
 
 
 def onnx_session(onnx_bytes: bytes):  # type: ignore[no-untyped-def]
@@ -160,7 +161,8 @@ class VAEDeviceModel:
             contrib = np.add.reduceat(err.astype(np.float64), self._edges[:-1], axis=2).reshape(m, -1) * w
         scores = contrib.sum(axis=1) + self.kl_weight * kl / self._n_elem
         scores[~ok] = np.nan
-        return ScoreBatch(scores=scores.astype(np.float32), contrib=contrib.astype(np.float32))
+        return ScoreBatch(scores=scores.astype(np.float32), contrib=contrib.astype(np.float32),
+                          latent=np.where(ok[:, None], mu, np.float32(np.nan)).astype(np.float32))
 
 
 # -- SFDSC: structured Fisher dictionary + tree-structured sparse coding + quadratic SVM ------------
