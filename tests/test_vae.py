@@ -20,7 +20,7 @@ from edgefault.bundle import load_bundle  # noqa: E402
 from edgefault.errors import BundleError, InputError, MissingDependencyError  # noqa: E402
 from edgefault.export import pack_bundle  # noqa: E402
 from edgefault.runtime import Runtime  # noqa: E402
-from edgefault.train.vae import band_edges_bins, pack_vae, train_vae, vae_spec  # noqa: E402
+from edgefault.train.vae import band_edges_bins, load_scoring_graph, pack_vae, train_vae, vae_spec  # noqa: E402
 
 
 def _faulty(rec, gain: float = 3.0):  # type: ignore[no-untyped-def]
@@ -84,6 +84,45 @@ def test_onnx_matches_torch_on_healthy_and_fault_inputs(trained) -> None:  # typ
     np.testing.assert_allclose(got["score"], err.mean(axis=(1, 2)) + res.graph.kl_weight * kl / 64, rtol=1e-4)
 
 
+def _check_rebuilt_graph_matches_onnx(bundle, x: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    graph = load_scoring_graph(bundle)
+    assert not graph.training
+    got = _session_outputs(load_bundle(bundle).onnx["vae"] if isinstance(bundle, Path) else bundle.onnx["vae"], x)
+    with torch.no_grad():
+        ref = dict(zip(graph.output_names, (t.numpy() for t in graph(torch.from_numpy(x)))))
+    assert set(ref) <= set(got)
+    rel = np.max(np.abs(got["score"] - ref["score"]) / np.abs(ref["score"]))
+    assert rel <= 1e-4
+    for k in ("err", "recon", "mu", "logvar"):
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-4, atol=1e-4, err_msg=k)
+    # differentiable: a gradient of the score with respect to the input exists and is finite
+    xt = torch.from_numpy(x[:3].copy()).requires_grad_(True)
+    graph(xt)[0].sum().backward()
+    assert xt.grad is not None and torch.isfinite(xt.grad).all() and float(xt.grad.abs().sum()) > 0
+
+
+def test_load_scoring_graph_rebuilds_the_onnx_model(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    res, bundle, path, spec = trained
+    m = bundle.model["torch"]
+    assert m["config"]["arch"] == "cnn" and m["config"]["n_channels"] == 2 and m["config"]["n_bins"] == 32
+    assert all(k.startswith("torch.") and k in bundle.arrays for k in m["state_dict"])
+    rec = noise_recording(seconds=3.0, seed=9)
+    x = np.concatenate([spec.transform(rec.data)[0], spec.transform(_faulty(rec))[0]]).reshape(-1, 2, 32)
+    x = x.astype(np.float32)
+    _check_rebuilt_graph_matches_onnx(path, x)  # from the path, re-read from disk
+    # same weights as the trained module, bit for bit
+    g = load_scoring_graph(bundle)
+    for k, v in res.graph.state_dict().items():
+        assert torch.equal(v, g.state_dict()[k]), k
+    # bundles without weights / other kinds: clear errors
+    model = {k: v for k, v in bundle.model.items() if k != "torch"}
+    with pytest.raises(BundleError, match="no PyTorch weights"):
+        load_scoring_graph(_repack(bundle, tmp_path, model=model))
+    arrays = {k: v for k, v in bundle.arrays.items() if k != "torch.net.to_stats.weight"}
+    with pytest.raises(BundleError, match="do not rebuild"):
+        load_scoring_graph(_repack(bundle, tmp_path, arrays=arrays))
+
+
 def test_runtime_scores_contrib_and_root_cause(trained) -> None:  # type: ignore[no-untyped-def]
     res, bundle, path, spec = trained
     rt = Runtime(path)
@@ -139,6 +178,8 @@ def test_transformer_variant_exports_with_parity(tmp_path: Path) -> None:
     assert res.parity["score_max_rel_diff"] <= 1e-4
     b = pack_vae(res, tmp_path / "t.efb")
     assert b.model["arch"] == "transformer"
+    x = spec.transform(rec.data[:8192])[0].reshape(-1, 2, 32).astype(np.float32)
+    _check_rebuilt_graph_matches_onnx(b, x)
     ev = Runtime(b).push(rec.data[:2048])
     assert ev and all(e.valid for e in ev)
 

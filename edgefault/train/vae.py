@@ -42,6 +42,7 @@ except ImportError as _e:  # pragma: no cover - exercised only without torch
     raise MissingDependencyError(f"{TORCH_HINT} ({_e})") from None
 
 ARCHS = ("cnn", "transformer")
+TORCH_PREFIX = "torch."  # bundle arrays holding the PyTorch state_dict
 
 
 SPECTRUM_KINDS = ("band_energy", "log_power_spectrum")
@@ -133,6 +134,8 @@ class CNNVAE(nn.Module):
         dec.append(nn.Conv1d(width, n_channels, 5, padding=2))
         self.decoder = nn.Sequential(*dec)
         self.latent = latent
+        self.config = {"arch": "cnn", "n_channels": int(n_channels), "n_bins": int(n_bins), "latent": int(latent),
+                       "width": int(width), "depth": int(depth)}
 
     def encode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(z).flatten(1)
@@ -190,6 +193,9 @@ class TransformerVAE(nn.Module):
         self.out = nn.Linear(d, n_channels * patch)
         nn.init.normal_(self.pos, std=0.02)
         nn.init.normal_(self.pos_dec, std=0.02)
+        self.config = {"arch": "transformer", "n_channels": int(n_channels), "n_bins": int(n_bins),
+                       "latent": int(latent), "d": int(d), "heads": int(heads), "patch": int(patch),
+                       "layers": int(layers)}
 
     def encode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b = z.shape[0]
@@ -232,11 +238,13 @@ class ScoringGraph(nn.Module):
         return score, err, recon, mu, logvar
 
 
-def build_net(arch: str, n_channels: int, n_bins: int, latent: int) -> nn.Module:
+def build_net(arch: str, n_channels: int, n_bins: int, latent: int, **kw: Any) -> nn.Module:
+    """A network by name; ``kw`` = the architecture's own options (cnn: width, depth; transformer:
+    d, heads, patch, layers), as recorded in ``net.config``."""
     if arch == "cnn":
-        return CNNVAE(n_channels, n_bins, latent=latent)
+        return CNNVAE(n_channels, n_bins, latent=latent, **kw)
     if arch == "transformer":
-        return TransformerVAE(n_channels, n_bins, latent=latent)
+        return TransformerVAE(n_channels, n_bins, latent=latent, **kw)
     raise InputError(f"unknown VAE architecture {arch!r}; use one of {list(ARCHS)}")
 
 
@@ -420,10 +428,61 @@ def pack_vae(result: VAETraining, out: str | Path, *, k: int = 3, n: int = 5, na
         "onnx": "vae", "input_shape": ["batch", n_ch, n_bins], "outputs": list(ScoringGraph.output_names),
         "mflop_per_window": round(result.mflop, 4), "parity": result.parity,
     }
+    # The PyTorch weights, so offline tools (gradient attribution) can rebuild the differentiable
+    # graph with load_scoring_graph: every state_dict tensor as array "torch.<name>" (float32 .npy,
+    # no pickle), the architecture in model["torch"].
+    state = {f"{TORCH_PREFIX}{k}": v.detach().cpu().numpy().astype(np.float32)
+             for k, v in g.state_dict().items()}
+    model["torch"] = {"config": dict(g.net.config), "input": "spectrum", "state_dict": sorted(state),
+                      "recon_weight": g.recon_weight, "kl_weight": g.kl_weight,
+                      "standardisation": ["torch.norm.mean", "torch.norm.inv_scale"]}
     training = {k2: v for k2, v in result.info.items()}
-    return pack_bundle(out, spec=spec, model=model, arrays={"band_edges": edges},
+    return pack_bundle(out, spec=spec, model=model, arrays={"band_edges": edges, **state},
                        onnx={"vae": result.onnx_bytes},
                        thresholds={"threshold": cal.threshold, "clear_threshold": cal.clear_threshold, "k": k,
                                    "n": n, "method": cal.method, "target_far": cal.target_far,
                                    "calibration": cal.to_dict()},
                        training=training, name=name)
+
+
+def load_scoring_graph(bundle: Any) -> ScoringGraph:
+    """Rebuild the differentiable PyTorch :class:`ScoringGraph` of a VAE bundle (a
+    :class:`edgefault.bundle.Bundle` or a path), in eval mode, float32, on the CPU.
+
+    Stable API for offline tools (``edgefault explain``, gradient attribution): the returned
+    module maps raw inputs ``x`` of shape ``(batch, *model["input_shape"][1:])`` (the device's
+    feature rows reshaped per channel, before standardisation) to the tuple
+    ``ScoringGraph.output_names`` = (score, err, recon, mu, logvar) and equals the bundle's ONNX
+    graph on the same inputs (within the export parity tolerance). ``graph.norm`` holds the
+    standardisation, ``graph.net`` the encoder/decoder (``encode(z)``, ``decode(code)`` on
+    standardised inputs).
+
+    Raises BundleError if the bundle is not a VAE bundle or lacks the stored weights (bundles
+    packed before the weights were stored: retrain).
+    """
+    from ..bundle import Bundle, load_bundle
+    from ..errors import BundleError
+
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    where = f"bundle {b.path or b.bundle_id}"
+    if b.kind != "vae":
+        raise BundleError(f"{where}: model kind {b.kind!r}, load_scoring_graph needs a 'vae' bundle")
+    tm = b.model.get("torch")
+    if not isinstance(tm, dict) or not isinstance(tm.get("config"), dict):
+        raise BundleError(f"{where}: no PyTorch weights stored (model.torch missing); retrain the model "
+                          f"with this edgefault to get a bundle that load_scoring_graph can rebuild")
+    cfg = dict(tm["config"])
+    try:
+        arch = str(cfg.pop("arch"))
+        n_ch, n_bins, latent = int(cfg.pop("n_channels")), int(cfg.pop("n_bins")), int(cfg.pop("latent"))
+        state = {k[len(TORCH_PREFIX):]: torch.from_numpy(np.array(b.arrays[k], dtype=np.float32))
+                 for k in tm["state_dict"]}
+        net = build_net(arch, n_ch, n_bins, latent, **cfg)
+        graph = ScoringGraph(net, state["norm.mean"].numpy(), 1.0 / state["norm.inv_scale"].numpy(),
+                             recon_weight=float(tm["recon_weight"]), kl_weight=float(tm["kl_weight"]))
+        graph.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError, InputError) as e:
+        raise BundleError(f"{where}: the stored PyTorch weights do not rebuild the model "
+                          f"({type(e).__name__}: {str(e)[:300]})") from None
+    graph.eval()
+    return graph
