@@ -78,7 +78,7 @@ def test_onnx_matches_torch_on_healthy_and_fault_inputs(trained) -> None:  # typ
     np.testing.assert_allclose(got["mu"], ref[3], rtol=1e-4, atol=1e-4)
     # independent recomputation of the score from the graph's outputs
     z = (x - res.graph.norm.mean.numpy()) * res.graph.norm.inv_scale.numpy()
-    err = (got["recon"] - z) ** 2
+    err = (got["recon"] - z) ** 2 * res.graph.inv_err_ref.numpy()
     np.testing.assert_allclose(got["err"], err, rtol=1e-4, atol=1e-5)
     kl = 0.5 * np.sum(got["mu"] ** 2 + np.exp(got["logvar"]) - 1 - got["logvar"], axis=1)
     np.testing.assert_allclose(got["score"], err.mean(axis=(1, 2)) + res.graph.kl_weight * kl / 64, rtol=1e-4)

@@ -215,24 +215,45 @@ class TransformerVAE(nn.Module):
 
 
 class ScoringGraph(nn.Module):
-    """Raw log-power spectra in, (score, err, recon, mu, logvar) out; deterministic (latent mean)."""
+    """Raw inputs in, (score, err, recon, mu, logvar) out; deterministic (latent mean).
+
+    ``err`` is the squared standardised reconstruction error divided by ``err_ref``, the mean
+    squared error of each (channel, input) on healthy validation windows (ones when not
+    calibrated): every element's error in units of its own healthy error level, so
+    contributions of channels and bands are comparable (a diagonal Mahalanobis distance of the
+    residual). ``shape`` is the input shape without the batch axis (defaults to ``mean.shape``).
+    """
 
     output_names = ("score", "err", "recon", "mu", "logvar")
 
     def __init__(self, net: nn.Module, mean: np.ndarray, scale: np.ndarray, recon_weight: float,
-                 kl_weight: float) -> None:
+                 kl_weight: float, err_ref: np.ndarray | None = None,
+                 shape: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.norm = _Standardise(mean, scale)
         self.net = net
         self.recon_weight = float(recon_weight)
         self.kl_weight = float(kl_weight)
-        self.n_elem = float(mean.size)
+        shape = tuple(shape or np.shape(mean))
+        ref = np.ones(shape, np.float32) if err_ref is None else np.asarray(err_ref, np.float32)
+        if ref.shape != shape:
+            raise InputError(f"err_ref has shape {ref.shape}, expected {shape}")
+        self.register_buffer("inv_err_ref", torch.as_tensor(1.0 / ref, dtype=torch.float32))
+        self.n_elem = float(ref.size)
+
+    def set_err_ref(self, err_ref: np.ndarray) -> None:
+        self.inv_err_ref.copy_(torch.as_tensor(1.0 / np.asarray(err_ref, np.float32)))
+
+    def raw_err(self, x: torch.Tensor) -> torch.Tensor:
+        """Squared standardised reconstruction error before the healthy-level normalisation."""
+        z = self.norm(x)
+        return (self.net.decode(self.net.encode(z)[0]) - z) ** 2
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         z = self.norm(x)
         mu, logvar = self.net.encode(z)
         recon = self.net.decode(mu)
-        err = (recon - z) ** 2
+        err = (recon - z) ** 2 * self.inv_err_ref
         kl = 0.5 * (mu * mu + torch.exp(logvar) - 1.0 - logvar).sum(dim=1)
         score = self.recon_weight * err.mean(dim=(1, 2)) + self.kl_weight * kl / self.n_elem
         return score, err, recon, mu, logvar
@@ -282,13 +303,17 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
               patience: int = 15, target_far: float = 0.01, calibration: str = "auto",
               calib_fraction: float = 0.3, val_fraction: float = 0.2, train_hop: int | None = None,
               hysteresis: float = 0.9, min_scale_db: float = 1.0, n_bands: int = 16,
-              max_seconds: float | None = None, progress: bool = False, export: bool = True) -> VAETraining:
+              max_seconds: float | None = None, progress: bool = False, export: bool = True,
+              err_norm: bool = True) -> VAETraining:
     """Train a VAE on healthy recordings, export it to ONNX, check parity and calibrate a threshold.
 
     Each recording is cut in time order into fit | validation | calibration blocks (fractions
     ``1 - val - calib``, ``val``, ``calib``; gap of one window), *then* windowed with ``train_hop``
     (default window/16: dense windows inside each block; no window crosses a block boundary).
     ``export=False`` skips the ONNX export (calibration scores then come from PyTorch): for tests.
+    ``err_norm`` (default on): divide each (channel, input)'s squared error by its mean on the
+    validation block (see :class:`ScoringGraph`), so per-channel / per-band contributions are in
+    units of the healthy error level and comparable across channels.
     """
     from edgefault.export.onnx_vae import export_scoring_graph
 
@@ -377,6 +402,17 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
     train_seconds = time.monotonic() - t0
     net.load_state_dict(best_state)
     net.eval()
+    err_ref_info: dict[str, Any] = {"err_norm": bool(err_norm)}
+    if err_norm:
+        # healthy error level of every (channel, input), on the validation block (held out from
+        # the fit, earlier than the calibration block); floored at 5 % of its median so an input
+        # the model happens to reconstruct almost perfectly cannot dominate every score
+        with torch.no_grad():
+            ref = graph.raw_err(xv).mean(dim=0).numpy().astype(np.float64)
+        floor = 0.05 * float(np.median(ref))
+        err_ref_info.update({"err_ref_floor": floor, "err_ref_n_floored": int(np.sum(ref < floor)),
+                             "err_ref_mean_by_channel": ref.mean(axis=tuple(range(1, ref.ndim))).tolist()})
+        graph.set_err_ref(np.maximum(ref, floor))
     torch.use_deterministic_algorithms(False)
     torch.set_num_threads(threads)
 
@@ -401,7 +437,7 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
         "files": [Path(r.path).name for r in recordings],
         "n_parameters": int(sum(p.numel() for p in net.parameters())),
         "fit_far_at_threshold": float(np.mean(fit_scores > cal.threshold)),
-        "history": history[-5:],
+        "history": history[-5:], **err_ref_info,
     }
     from .anomaly import fingerprint
 
@@ -423,7 +459,9 @@ def pack_vae(result: VAETraining, out: str | Path, *, k: int = 3, n: int = 5, na
     model = {
         "kind": "vae", "task": "anomaly", "arch": result.arch, "input": "spectrum",
         "representation": spec.blocks[0]["kind"],
-        "score": "recon_weight * mean squared standardised reconstruction error + kl_weight * KL / n_inputs",
+        "score": "recon_weight * mean(squared standardised reconstruction error / healthy error level) "
+                 "+ kl_weight * KL / n_inputs",
+        "err_normalised": bool(result.info.get("err_norm", False)),
         "recon_weight": g.recon_weight, "kl_weight": g.kl_weight, "latent": int(result.info["latent"]),
         "onnx": "vae", "input_shape": ["batch", n_ch, n_bins], "outputs": list(ScoringGraph.output_names),
         "mflop_per_window": round(result.mflop, 4), "parity": result.parity,
@@ -480,6 +518,7 @@ def load_scoring_graph(bundle: Any) -> ScoringGraph:
         net = build_net(arch, n_ch, n_bins, latent, **cfg)
         graph = ScoringGraph(net, state["norm.mean"].numpy(), 1.0 / state["norm.inv_scale"].numpy(),
                              recon_weight=float(tm["recon_weight"]), kl_weight=float(tm["kl_weight"]))
+        state.setdefault("inv_err_ref", torch.ones(n_ch, n_bins))
         graph.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, InputError) as e:
         raise BundleError(f"{where}: the stored PyTorch weights do not rebuild the model "
