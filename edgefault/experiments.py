@@ -20,7 +20,11 @@ HEALTHY = ("normal", "healthy")
 
 
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--manifest", required=True, help="CSV with path,label[,fs,channels,group columns]")
+    p.add_argument("--dataset", default="manifest", choices=["manifest", "cmapss"],
+                   help="manifest: recordings listed in --manifest (default); cmapss: NASA C-MAPSS engines in --data "
+                        "(see edgefault/experiments_cmapss.py)")
+    p.add_argument("--manifest",
+                   help="CSV with path,label[,fs,channels,group columns] (required with --dataset manifest)")
     p.add_argument("--root", help="folder that relative manifest paths are relative to")
     p.add_argument("--task", default="anomaly", choices=["anomaly", "classify"], help="what to evaluate")
     p.add_argument("--method", default="gaussian", choices=["gaussian", "vae", "sfdsc"],
@@ -39,13 +43,16 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
                    help="train,calib,test fractions of each healthy recording, in time order (default 0.5,0.2,0.3)")
     p.add_argument("--fs", type=float, help="model sample rate (default: the most common rate in the manifest)")
     p.add_argument("--channels", default=None, help="channels, e.g. DE or DE,FE (default: DE if present)")
-    p.add_argument("--window", type=int, default=1024)
+    p.add_argument("--window", type=int, default=None, help="samples per window (default 1024; cmapss: 30 cycles)")
     p.add_argument("--hop", type=int, help="default window/2")
     p.add_argument("--bands", type=int, default=16)
     p.add_argument("--target-far", type=float, default=0.01)
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--out", help="also write the JSON report here")
+    from .experiments_cmapss import add_cmapss_arguments
+
+    add_cmapss_arguments(p.add_argument_group("C-MAPSS (--dataset cmapss)"))
     c = p.add_argument_group("classify (--task classify --method sfdsc)")
     add_classify_arguments(c)
     c.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 of the dictionary initialisation (default 5)")
@@ -267,6 +274,14 @@ def _run_fold(data: _Data, train_idx: list[int], test_healthy_full: list[int], t
 
 
 def run_eval(args: argparse.Namespace) -> dict[str, Any]:
+    if getattr(args, "dataset", "manifest") == "cmapss":
+        from .experiments_cmapss import run_cmapss_eval
+
+        return run_cmapss_eval(args)
+    if not args.manifest:
+        raise InputError("edgefault eval: --manifest is required (or --dataset cmapss --data DIR)")
+    if args.window is None:
+        args.window = 1024
     if args.task == "classify" or args.method == "sfdsc":
         if args.task != "classify" or args.method != "sfdsc":
             raise InputError(f"--task {args.task} --method {args.method}: sfdsc is the classify method "
