@@ -190,6 +190,22 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- report ----------------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    data, size = write_report(args.events, args.out, strict=args.strict, bundle=args.bundle,
+                              title=args.title, scale=args.scale,
+                              max_plots=args.max_plots, max_spans=args.max_spans)
+    if data.n_bad:
+        where = "; ".join(f"{src} line {ln}: {why}" for src, ln, why in data.bad[:5])
+        print(f"edgefault report: warning: skipped {data.n_bad} bad line(s) of {data.n_lines} ({where}"
+              f"{'; ...' if data.n_bad > 5 else ''}); --strict makes them an error", file=sys.stderr)
+    print(f"wrote {args.out} ({size / 1024:.0f} KiB): {data.n_events} windows, {len(data.spans)} alarm span(s)",
+          file=sys.stderr)
+    return 0
+
+
 # -- info ------------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
     from .bundle import load_bundle
@@ -303,6 +319,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                    help="override [daemon] log_level")
     v.set_defaults(func=cmd_serve)
+
+    r = sub.add_parser("report", help="self-contained HTML report (score, threshold, alarms, top "
+                                      "channels/bands) from scored events (JSON lines)")
+    r.add_argument("events", nargs="+", help="JSON-lines files from `edgefault score` / the daemon ('-' = stdin)")
+    r.add_argument("--out", required=True, help="HTML file to write")
+    r.add_argument("--bundle", help="the bundle that scored the events (its id, kind and name go in the summary)")
+    r.add_argument("--title", help="page title")
+    r.add_argument("--scale", default="auto", choices=["auto", "log", "linear"],
+                   help="score axis (default auto: log when positive scores span > 30x)")
+    r.add_argument("--strict", action="store_true", help="stop at the first bad line (default: skip and count)")
+    r.add_argument("--max-plots", type=int, default=20, help="recordings plotted, those with alarms first (default 20)")
+    r.add_argument("--max-spans", type=int, default=100, help="alarm spans listed in the table (default 100)")
+    r.set_defaults(func=cmd_report)
     return p
 
 
