@@ -116,8 +116,10 @@ class ScoredStream:
     """
     Fused push for core-scored models: framing, features, score, contributions and alarm state in one call. Holds references to the three objects.
     """
-    def __init__(self, pipeline: Pipeline, scorer: GaussianScorer, alarm: AlarmState) -> None:
-        ...
+    def __init__(self, pipeline: Pipeline, scorer: GaussianScorer, alarm: AlarmState, drift: typing.Any = None) -> None:
+        """
+        drift: an optional DriftMonitor; push then returns meta (m, 7) = end_frame, flags, score, threshold, score drift stat, latent drift stat, signalling monitors
+        """
     def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> typing.Any:
         """
         None when no window completes, else (meta (m, 3) float64 = end_frame, flags (FLAG_* bits), score; contrib (m, feature_dim) float32).
@@ -191,6 +193,63 @@ class TreeLassoCoder:
         ...
     @property
     def n_features(self) -> int:
+        ...
+class DriftMonitor:
+    """
+    Score-level CUSUM (on the winsorised robust-standardised log-score), latent MEWMA and adaptive threshold, stepped per window together with an AlarmState. Each part is enabled by its parameters: score_h (score CUSUM), latent_mean + latent_projection + latent_limit (MEWMA), adaptive_alpha (+ threshold, clear_threshold; its log-score centre is adaptive_center, default log_center) (adaptive threshold).
+    """
+    def __init__(self, *, log_center: typing.SupportsFloat | typing.SupportsIndex = 0.0, log_scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, clip: typing.SupportsFloat | typing.SupportsIndex = 4.0, floor: typing.SupportsFloat | typing.SupportsIndex = 1.0000000031710769e-30, score_k: typing.SupportsFloat | typing.SupportsIndex = 0.5, score_h: typing.SupportsFloat | typing.SupportsIndex | None = None, latent_mean: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, latent_projection: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None, latent_lambda: typing.SupportsFloat | typing.SupportsIndex = 0.05000000074505806, latent_limit: typing.SupportsFloat | typing.SupportsIndex | None = None, threshold: typing.SupportsFloat | typing.SupportsIndex | None = None, clear_threshold: typing.SupportsFloat | typing.SupportsIndex | None = None, adaptive_alpha: typing.SupportsFloat | typing.SupportsIndex | None = None, adaptive_lo: typing.SupportsFloat | typing.SupportsIndex = 0.5, adaptive_hi: typing.SupportsFloat | typing.SupportsIndex = 2.0, adaptive_center: typing.SupportsFloat | typing.SupportsIndex | None = None, retrain_after: typing.SupportsInt | typing.SupportsIndex = 100, clear_ratio: typing.SupportsFloat | typing.SupportsIndex = 0.5) -> None:
+        ...
+    def get_state(self) -> tuple[int, int, float, numpy.typing.NDArray[numpy.float64], float]:
+        """
+        (monitors, persist, score CUSUM, MEWMA vector (q,), adaptive level)
+        """
+    def reset(self) -> None:
+        ...
+    def set_state(self, monitors: typing.SupportsInt | typing.SupportsIndex, persist: typing.SupportsInt | typing.SupportsIndex, cusum: typing.SupportsFloat | typing.SupportsIndex, ewma: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], level: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    def step(self, alarm: AlarmState, scores: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], valid: typing.Annotated[numpy.typing.ArrayLike, numpy.bool], latent: typing.Annotated[numpy.typing.ArrayLike, numpy.float32] | None = None) -> tuple[numpy.typing.NDArray[numpy.uint8], numpy.typing.NDArray[numpy.float64]]:
+        """
+        Step alarm + monitors over a batch of windows. Returns (flags (m,) uint8: anomaly / alarm / alarm-changed / drift / drift-changed / retrain bits, stats (m, 4) float64: threshold used, score CUSUM, latent MEWMA, signalling monitors (DRIFT_SCORE | DRIFT_LATENT)).
+        """
+    @property
+    def adaptive_threshold(self) -> float | None:
+        ...
+    @property
+    def drift(self) -> bool:
+        ...
+    @property
+    def has_adaptive(self) -> bool:
+        ...
+    @property
+    def has_latent(self) -> bool:
+        ...
+    @property
+    def has_score(self) -> bool:
+        ...
+    @property
+    def latent_dim(self) -> int:
+        ...
+    @property
+    def latent_limit(self) -> float | None:
+        ...
+    @property
+    def latent_q(self) -> int:
+        ...
+    @property
+    def latent_stat(self) -> float:
+        ...
+    @property
+    def monitors(self) -> int:
+        ...
+    @property
+    def retrain_after(self) -> int:
+        ...
+    @property
+    def score_limit(self) -> float | None:
+        ...
+    @property
+    def score_stat(self) -> float:
         ...
 def band_edges(fs: typing.SupportsFloat | typing.SupportsIndex, window: typing.SupportsInt | typing.SupportsIndex, n_bands: typing.SupportsInt | typing.SupportsIndex = 16, fmin: typing.SupportsFloat | typing.SupportsIndex = 0.0, fmax: typing.SupportsFloat | typing.SupportsIndex = 0.0, spacing: str = 'log') -> numpy.typing.NDArray[numpy.float64]:
     """
@@ -272,9 +331,14 @@ def time_stats(windows: typing.Any) -> numpy.typing.NDArray[numpy.float32]:
     """
     (m, n) float32 -> (m, 16) time-domain statistics (see time_stat_names()).
     """
+DRIFT_LATENT: int = 2
+DRIFT_SCORE: int = 1
 FLAG_ALARM: int = 4
 FLAG_ALARM_CHANGED: int = 8
 FLAG_ANOMALY: int = 2
+FLAG_DRIFT: int = 16
+FLAG_DRIFT_CHANGED: int = 32
 FLAG_FINITE: int = 1
+FLAG_RETRAIN: int = 64
 LOG_EPS: float = 1e-12
 __version__: str = '0.1.0'

@@ -7,6 +7,7 @@ void register_fft(py::module_& m);
 void register_features(py::module_& m);
 void register_stream(py::module_& m);
 void register_sparse(py::module_& m);
+void register_drift(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "edgefault C++ core: framer, FFT, feature kernels, scoring and alarm state";
@@ -15,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   register_features(m);
   register_stream(m);
   register_sparse(m);
+  register_drift(m);
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "edgefault/drift.hpp"
 #include "edgefault/pipeline.hpp"
 #include "edgefault/scoring.hpp"
 #include "edgefault/stream.hpp"
@@ -77,7 +78,43 @@ struct ScoredStream {
   std::vector<std::uint64_t> end;
   std::vector<std::uint8_t> flags;
   std::vector<float> scores;
+  edgefault::DriftMonitor* drift = nullptr;  // optional: drift monitors + adaptive threshold
+  std::vector<float> drift_rows;
 };
+
+// With drift monitors: meta (m, 7) float64 = end_frame, flags, score, threshold, score drift stat,
+// latent drift stat, signalling monitors (bits).
+template <class T>
+py::object scored_push_drift(ScoredStream& st, const T* data, std::size_t n, float scale, std::size_t m,
+                             edgefault::ScoredOutput& out) {
+  Pipeline& p = *st.pipeline;
+  const auto mm = static_cast<py::ssize_t>(m);
+  py::array_t<double> meta(std::vector<py::ssize_t>{mm, 7});
+  py::array_t<float> contrib(std::vector<py::ssize_t>{mm, static_cast<py::ssize_t>(p.feature_dim())});
+  out.end_frame = st.end.data();
+  out.flags = st.flags.data();
+  out.scores = st.scores.data();
+  out.drift = st.drift_rows.data();
+  out.contrib = contrib.mutable_data();
+  out.max_windows = m;
+  double* mp = meta.mutable_data();
+  {
+    py::gil_scoped_release release;
+    edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch, st.drift);
+    for (std::size_t i = 0; i < m; ++i) {
+      double* r = mp + 7 * i;
+      const float* dr = &st.drift_rows[4 * i];
+      r[0] = static_cast<double>(st.end[i]);
+      r[1] = st.flags[i];
+      r[2] = st.scores[i];
+      r[3] = dr[0];
+      r[4] = dr[1];
+      r[5] = dr[2];
+      r[6] = dr[3];
+    }
+  }
+  return py::make_tuple(meta, contrib);
+}
 
 // Returns None when no window completes; else (meta (m, 3) float64 = end_frame, flags, score;
 // contrib (m, feature_dim) float32). Two allocations per call that completes windows.
@@ -89,7 +126,7 @@ py::object scored_push_typed(ScoredStream& st, const carray<T>& arr, float scale
   const T* data = arr.data();
   edgefault::ScoredOutput out;
   if (m == 0) {  // just buffering: cheaper to keep the GIL than to release it
-    edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch);
+    edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch, st.drift);
     return py::none();
   }
   const auto d = static_cast<py::ssize_t>(p.feature_dim());
@@ -100,7 +137,9 @@ py::object scored_push_typed(ScoredStream& st, const carray<T>& arr, float scale
     st.end.resize(m);
     st.flags.resize(m);
     st.scores.resize(m);
+    if (st.drift != nullptr) st.drift_rows.resize(4 * m);
   }
+  if (st.drift != nullptr) return scored_push_drift(st, data, n, scale, m, out);
   out.end_frame = st.end.data();
   out.flags = st.flags.data();
   out.scores = st.scores.data();
@@ -265,14 +304,20 @@ void register_stream(py::module_& m) {
   py::class_<ScoredStream>(m, "ScoredStream",
                            "Fused push for core-scored models: framing, features, score, contributions and "
                            "alarm state in one call. Holds references to the three objects.")
-      .def(py::init([](Pipeline& p, GaussianScorer& s, AlarmState& a) {
+      .def(py::init([](Pipeline& p, GaussianScorer& s, AlarmState& a, const py::object& drift) {
              if (s.dim() != p.feature_dim())
                throw py::value_error("scorer expects " + std::to_string(s.dim()) + " features, pipeline gives " +
                                      std::to_string(p.feature_dim()));
-             return new ScoredStream{&p, &s, &a, {}, {}, {}, {}};
+             edgefault::DriftMonitor* dm = drift.is_none() ? nullptr : drift.cast<edgefault::DriftMonitor*>();
+             if (dm != nullptr && dm->latent_dim() != 0 && dm->latent_dim() != p.feature_dim())
+               throw py::value_error("drift: latent monitor expects " + std::to_string(dm->latent_dim()) +
+                                     " values, the pipeline gives " + std::to_string(p.feature_dim()) + " features");
+             return new ScoredStream{&p, &s, &a, {}, {}, {}, {}, dm, {}};
            }),
-           py::arg("pipeline"), py::arg("scorer"), py::arg("alarm"), py::keep_alive<1, 2>(), py::keep_alive<1, 3>(),
-           py::keep_alive<1, 4>())
+           py::arg("pipeline"), py::arg("scorer"), py::arg("alarm"), py::arg("drift") = py::none(),
+           py::keep_alive<1, 2>(), py::keep_alive<1, 3>(), py::keep_alive<1, 4>(), py::keep_alive<1, 5>(),
+           "drift: an optional DriftMonitor; push then returns meta (m, 7) = end_frame, flags, score, "
+           "threshold, score drift stat, latent drift stat, signalling monitors")
       .def(
           "push",
           [](ScoredStream& st, const py::array& chunk, float scale) {
