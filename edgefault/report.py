@@ -46,6 +46,7 @@ _ANOM, _ALARM, _INVALID, _DRIFT = 1, 2, 4, 8
 _MAX_BAD_LISTED = 20
 _MAX_SPANS_DRAWN = 5000  # per plot; beyond it, spans closer than one pixel are drawn merged
 _GROUP_ORDER = ("channel", "band", "time", "feature")
+_NOT_TERMS = ("latent",)  # views that are not shares of the score (VAE latent sensitivity): no bars
 
 
 def _drift_on(v: Any) -> bool:
@@ -544,7 +545,7 @@ def _bars(values: dict[str, float], group: str, k: int = 8) -> str:
 
 def _groups(contrib: dict[str, dict[str, float]]) -> list[str]:
     gs = [g for g in _GROUP_ORDER if contrib.get(g)]
-    gs += sorted(g for g in contrib if g not in _GROUP_ORDER and contrib[g])
+    gs += sorted(g for g in contrib if g not in _GROUP_ORDER and g not in _NOT_TERMS and contrib[g])
     if "band" in gs and "feature" in gs:  # the feature list repeats the bands for spectrum models
         gs.remove("feature")
     return gs[:3]
@@ -723,17 +724,25 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
 
 
 def _explain_section(ex: dict[str, Any]) -> str:
-    """Gradient attributions from `edgefault explain` (its JSON)."""
+    """Gradient attributions from `edgefault explain` (its JSON): averaged over the windows above
+    the threshold when there are any, else over all explained windows."""
     out = ['<h2 class="explain">Gradient attribution (edgefault explain)</h2>']
-    meta = {k: ex.get(k) for k in ("bundle_id", "method", "baseline", "steps", "n_windows", "recording")
-            if ex.get(k) is not None}
+    agg = ex.get("aggregate_above_threshold") or ex.get("aggregate") or {}
+    which = "windows above threshold" if ex.get("aggregate_above_threshold") else "all explained windows"
+    meta = {k: ex.get(k) for k in ("recording", "bundle_id", "method", "baseline", "time_range", "n_windows",
+                                   "n_above_threshold") if ex.get(k) is not None}
+    comp = ex.get("completeness")
+    if isinstance(comp, dict) and comp.get("max_rel_error") is not None:
+        meta["completeness (max rel. error)"] = f"{comp['max_rel_error']:.2g}"
     if meta:
         out.append("<p>" + ", ".join(f"{_e(k)}: {_e(v)}" for k, v in meta.items()) + "</p>")
-    agg = ex.get("aggregate") or {}
-    groups = [g for g in ("channel", "band", "channel_band", "time") if isinstance(agg.get(g), dict) and agg[g]]
+    out.append(f"<p><small>Mean attribution over {agg.get('n_windows', '?')} {which}: the share of "
+               f"score(window) - score(baseline) each input group accounts for.</small></p>")
+    groups = [g for g in ("channel", "band", "time", "time_all_channels")
+              if isinstance(agg.get(g), dict) and agg[g]]
     if groups:
         out.append('<div class="overall">' + "".join(
-            f"<div><b>{_e(g)}</b><br>{_bars({k: float(v) for k, v in agg[g].items()}, g)}</div>"
+            f"<div><b>{_e(g)}</b><br>{_bars({k: float(v) for k, v in agg[g].items()}, 'explain-' + g)}</div>"
             for g in groups) + "</div>")
     return "".join(out)
 
