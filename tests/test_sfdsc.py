@@ -228,6 +228,35 @@ def test_classifier_proba_and_predict_consistent() -> None:
         SFDSCClassifier(2, n_passthrough=X.shape[1]).fit(X, y)
 
 
+def test_svm_cv_selects_on_contiguous_training_folds() -> None:
+    X, y = _synthetic_classes(n_per=30)
+    clf = SFDSCClassifier(4, max_iter=3, C=10.0, svm_cv=3, random_state=0).fit(X, y)
+    assert len(clf.cv_scores_) == 9 and all(0.0 <= v <= 1.0 for v in clf.cv_scores_.values())
+    assert clf.C_ in (1.0, 10.0, 100.0)
+    nf = clf.feature_mean_.size
+    assert any(np.isclose(clf.gamma_, m / nf) for m in (0.25, 1.0, 4.0))
+    key = f"C={clf.C_:g},gamma={clf.gamma_ * nf:g}/n_features"
+    assert clf.cv_scores_[key] == max(clf.cv_scores_.values())
+    # independent check of one grid point: scikit-learn's SVC on the same contiguous folds
+    Z = (clf._features(X) - clf.feature_mean_) / clf.feature_scale_
+    yi = np.searchsorted(clf.classes_, y)
+    fold = np.empty(y.size, dtype=int)
+    for c in range(clf.classes_.size):
+        idx = np.flatnonzero(yi == c)
+        fold[idx] = np.arange(idx.size) * 3 // idx.size
+    acc = [np.mean(SVC(kernel="poly", degree=2, coef0=1.0, gamma=1.0 / nf, C=10.0).fit(Z[fold != f], yi[fold != f])
+                   .predict(Z[fold == f]) == yi[fold == f]) for f in range(3)]
+    assert clf.cv_scores_["C=10,gamma=1/n_features"] == pytest.approx(np.mean(acc))
+    # the chosen SVM is the one stored for the device
+    assert clf.svm_.C == clf.C_ and clf.svm_.gamma == clf.gamma_
+    # too few rows per class for the folds: the given C and 1/n_features, no scores
+    small = SFDSCClassifier(2, max_iter=2, C=3.0, svm_cv=20, random_state=0).fit(X, y)
+    assert (small.C_, small.gamma_, small.cv_scores_) == (3.0, 1.0 / nf, {})
+    for bad in (1, -1, True, 2.5):
+        with pytest.raises(ValueError, match="svm_cv"):
+            SFDSCClassifier(2, max_iter=2, svm_cv=bad).fit(X, y)
+
+
 # -- product path: train -> bundle -> Runtime ---------------------------------------------------------
 FS = 12000.0
 

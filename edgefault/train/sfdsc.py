@@ -45,7 +45,10 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
 
     Dictionary parameters are those of :class:`FisherDictionaryLearning`; ``C`` is the SVM's
     regularisation, ``temperature`` scales the decision before the softmax of
-    ``predict_proba``, ``n_passthrough`` leading columns of X go to the SVM unchanged.
+    ``predict_proba``, ``n_passthrough`` leading columns of X go to the SVM unchanged;
+    ``svm_cv`` >= 2 chooses C and the kernel's gamma by cross-validation over contiguous folds
+    of the training rows (see :meth:`_select_svm`; attributes ``C_``, ``gamma_``,
+    ``cv_scores_``).
     """
 
     def __init__(self, n_atoms_per_class: int = 12, *, alpha: float = 0.02, lambda_fisher: float = 0.01,
@@ -53,7 +56,8 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
                  w_class: float = 1.0, w_node: float = 1.0, w_root: float = 0.0,
                  max_iter: int = 8, coding_iter: int = 60, tol: float = 1e-4, C: float = 10.0,
                  temperature: float = 2.0, n_passthrough: int = 0, standardize: bool = False,
-                 use_extra: bool = True, row_norm: bool = True, random_state: Any = None) -> None:
+                 use_extra: bool = True, row_norm: bool = True, svm_cv: int = 0,
+                 random_state: Any = None) -> None:
         self.n_atoms_per_class = n_atoms_per_class
         self.alpha = alpha
         self.lambda_fisher = lambda_fisher
@@ -73,6 +77,7 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
         self.standardize = standardize
         self.use_extra = use_extra
         self.row_norm = row_norm
+        self.svm_cv = svm_cv
         self.random_state = random_state
 
     def _dl(self) -> FisherDictionaryLearning:
@@ -122,8 +127,8 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
         sd[~(sd > 1e-12)] = 1.0
         self.feature_mean_, self.feature_scale_ = mu, sd
         Z = (F - mu) / sd
-        self.gamma_ = 1.0 / Z.shape[1]
-        svm = SVC(kernel="poly", degree=2, coef0=1.0, gamma=self.gamma_, C=float(self.C))
+        self.gamma_, self.C_, self.cv_scores_ = self._select_svm(Z, yi)
+        svm = SVC(kernel="poly", degree=2, coef0=1.0, gamma=self.gamma_, C=self.C_)
         svm.fit(Z, yi)
         self.svm_ = svm
         if svm.classes_.size != classes.size:  # pragma: no cover - SVC sees every class we do
@@ -136,6 +141,41 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
         self.intercept_ = np.asarray(icpt, dtype=np.float64)
         self.n_support_ = np.asarray(svm.n_support_, dtype=np.int64)
         return self
+
+    def _select_svm(self, Z: np.ndarray, yi: np.ndarray) -> tuple[float, float, dict[str, float]]:
+        """(gamma, C, cv scores): with ``svm_cv`` = k >= 2, the pair of C in C x {0.1, 1, 10} and
+        gamma in {1/4, 1, 4} / n_features with the best mean accuracy over k contiguous folds of
+        each class's rows (rows in time order, so a fold is a block of signal, not scattered
+        neighbours of training windows), on the training rows only; else (1/n_features, C).
+        The SVM inputs come from the dictionary learned on all training rows, so the scores are
+        optimistic; they only rank the settings."""
+        cv = self.svm_cv
+        if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 0 or cv == 1:
+            raise ValueError(f"svm_cv must be 0 (off) or an integer >= 2, got {cv!r}")
+        g0, c0 = 1.0 / Z.shape[1], float(self.C)
+        counts = np.bincount(yi)
+        if cv == 0 or counts.min() < 2 * cv:
+            return g0, c0, {}
+        fold = np.empty(yi.size, dtype=np.int64)
+        for c in range(counts.size):
+            idx = np.flatnonzero(yi == c)
+            fold[idx] = np.arange(idx.size) * cv // idx.size
+        scores: dict[str, float] = {}
+        best = (-1.0, g0, c0)
+        for cm in (1.0, 0.1, 10.0):
+            for gm in (1.0, 0.25, 4.0):
+                acc = []
+                for f in range(cv):
+                    tr, te = fold != f, fold == f
+                    if np.unique(yi[tr]).size < counts.size:
+                        continue
+                    m = SVC(kernel="poly", degree=2, coef0=1.0, gamma=gm * g0, C=cm * c0).fit(Z[tr], yi[tr])
+                    acc.append(float(np.mean(m.predict(Z[te]) == yi[te])))
+                a = float(np.mean(acc)) if acc else 0.0
+                scores[f"C={cm * c0:g},gamma={gm:g}/n_features"] = a
+                if a > best[0] + 1e-12:  # ties keep the earlier (default-first) setting
+                    best = (a, gm * g0, cm * c0)
+        return best[1], best[2], scores
 
     def ovo_decision(self, X: Any) -> np.ndarray:
         """One-vs-one decisions (n, c(c-1)/2), pairs (i, j), i < j, positive = classes_[i]."""
@@ -175,7 +215,7 @@ class SFDSCClassifier(ClassifierMixin, BaseEstimator):
 # -- product path --------------------------------------------------------------------------------
 def sfdsc_spec(fs: float, channels: Sequence[str], *, window: int = 1024, hop: int | None = None,
                representation: str = "bands", env_fmax: float = 1000.0,
-               env_band: Sequence[float] | None = None, n_bands: int = 64, band_spacing: str = "linear",
+               env_band: Sequence[float] | None = None, n_bands: int = 128, band_spacing: str = "linear",
                band_fmin: float = 0.0, band_fmax: float = 0.0) -> FeatureSpec:
     """Feature spec of an SFDSC model: per channel the window's mean and std, then the
     representation the dictionary is learned on: ``bands`` (log band energies in dB, n_bands
@@ -226,7 +266,8 @@ def train_sfdsc(blocks: Sequence[tuple[np.ndarray, str, str]], spec: FeatureSpec
     """Train on labelled contiguous blocks ``(data (n, n_channels), label, source name)``.
 
     ``max_windows_per_class`` keeps an evenly spaced subset of each class's windows (training
-    cost); ``params`` go to :class:`SFDSCClassifier`.
+    cost); ``params`` go to :class:`SFDSCClassifier` (``svm_cv`` defaults to 3 here: C and
+    gamma chosen by 3-fold contiguous cross-validation inside the training windows).
     """
     if not blocks:
         raise InputError("sfdsc: no training recordings")
@@ -256,13 +297,15 @@ def train_sfdsc(blocks: Sequence[tuple[np.ndarray, str, str]], spec: FeatureSpec
             keep.append(idx)
         sel = np.sort(np.concatenate(keep))
         X, y = X[sel], y[sel]
+    params.setdefault("svm_cv", 3)
     clf = SFDSCClassifier(n_passthrough=2 * spec.n_channels, random_state=random_state, **params).fit(X, y)
     normal = next((lab for lab in labels if lab.lower() in HEALTHY), None)
     counts = {lab: int(np.sum(y == lab)) for lab in labels}
     info = {"method": "sfdsc", "n_train_windows": int(X.shape[0]), "windows_per_label": counts,
             "blocks": desc, "fingerprint": h.hexdigest()[:16], "params": clf.get_params(deep=False),
             "fault_tree": clf.fault_tree_.to_dict(), "n_support_vectors": int(clf.n_support_.sum()),
-            "dl_objective": [float(v) for v in clf.dictionary_learning_.objective_]}
+            "dl_objective": [float(v) for v in clf.dictionary_learning_.objective_],
+            "svm": {"C": float(clf.C_), "gamma": float(clf.gamma_), "cv_accuracy": clf.cv_scores_}}
     info["params"]["tree"] = None if clf.tree is None else clf.fault_tree_.to_dict()
     return SFDSCTraining(classifier=clf, spec=spec, labels=[str(c) for c in clf.classes_], normal_label=normal,
                          info=info)
