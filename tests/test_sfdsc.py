@@ -296,6 +296,35 @@ def test_bundle_roundtrip_runtime_matches_estimator(synth_bundle) -> None:  # ty
         assert all(e.anomaly == (e.score > 0.5) for e in ev)
 
 
+def test_two_channel_log_power_bundle_through_runtime(tmp_path: Path) -> None:
+    """The configuration of the CWRU figures (DE + FE log-power spectra, no window statistics in
+    the SVM): Runtime.push on (n, 2) chunks gives the estimator's probabilities and labels."""
+    def rec(fault: str | None, seed: int) -> np.ndarray:
+        a = bearing_signal(4.0, FS, fault=fault, severity=1.0, seed=seed)
+        b = 0.5 * bearing_signal(4.0, FS, fault=fault, severity=0.5, seed=seed + 100)
+        return np.stack([a, b], axis=1).astype(np.float32)
+
+    recs = {"normal": rec(None, 11), "inner_race": rec("inner_race", 12), "outer_race": rec("outer_race", 13)}
+    spec = sfdsc_spec(FS, ["DE", "FE"], window=1024, representation="log_power")
+    assert spec.feature_dim == 2 * (2 + 513)
+    half = {k: v.shape[0] // 2 for k, v in recs.items()}
+    res = train_sfdsc([(v[:half[k]], k, k) for k, v in recs.items()], spec, n_atoms_per_class=3, max_iter=2,
+                      use_extra=False)
+    assert res.classifier.dictionary_.shape == (9, 2 * 513)
+    assert res.info["svm"]["cv_accuracy"]                      # C / gamma chosen inside the training data
+    rt = Runtime(pack_sfdsc(res, tmp_path / "two.efb"))
+    for label, x in recs.items():
+        x = np.ascontiguousarray(x[half[label] + 1024:])
+        rt.reset()
+        ev = rt.push(x[:5000]) + rt.push(x[5000:])
+        X = block_matrix(spec, x, use_raw=False)
+        assert len(ev) == X.shape[0] > 0
+        P = np.array([[e.proba[lab] for lab in rt.labels] for e in ev])
+        np.testing.assert_allclose(P, res.classifier.predict_proba(X), atol=1e-5)
+        assert [e.label for e in ev] == list(res.classifier.predict(X))
+        assert np.mean([e.label == label for e in ev]) > 0.9
+
+
 def test_runtime_marks_nonfinite_windows_invalid(synth_bundle) -> None:  # type: ignore[no-untyped-def]
     _, _, path, test = synth_bundle
     x = np.array(test["normal"][:4096], dtype=np.float32)
