@@ -10,11 +10,13 @@ import numpy as np
 
 from . import _core
 from ._fileio import write_atomic
+from .drift import monitor_from_settings
 from .bundle import Bundle, load_bundle
 from .errors import InputError
 from .models import device_model
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: + drift monitors / adaptive threshold; version 1 states still load (drift restarts)
+_DRIFT_BITS = _core.FLAG_DRIFT | _core.FLAG_DRIFT_CHANGED | _core.FLAG_RETRAIN
 
 
 class Event:
@@ -25,9 +27,13 @@ class Event:
     threshold), ``alarm`` (debounced k-of-n state), ``alarm_changed``, ``valid`` (False when the
     window held NaN/Inf samples: score is None and nothing was folded into any state),
     ``flags``, ``label`` / ``proba`` (classifiers), ``contrib`` (per channel / band / feature).
+    With drift monitoring (bundles calibrated for it, see docs/drift.md): ``drift`` (a monitor is
+    signalling), ``drift_changed``, ``drift_stats`` ({"score": CUSUM, "latent": MEWMA, "active":
+    bool, "monitors": [...]}), ``retrain`` (drift persisted: retraining recommended) and
+    ``retrain_reason``; without it ``drift`` / ``drift_stats`` are None and ``retrain`` False.
     """
 
-    __slots__ = ("seq", "t", "score", "threshold", "label", "proba", "_bits", "_contrib", "_i", "_rt")
+    __slots__ = ("seq", "t", "score", "threshold", "label", "proba", "_bits", "_contrib", "_i", "_rt", "_drift")
 
     def __init__(self, **kw: Any) -> None:  # for tests and tools; the runtime builds events directly
         for k in self.__slots__:
@@ -45,6 +51,38 @@ class Event:
     @property
     def alarm_changed(self) -> bool:
         return bool(self._bits & 8)
+
+    @property
+    def drift(self) -> bool | None:
+        return bool(self._bits & 16) if self._drift is not None and self._rt._drift_on else None
+
+    @property
+    def drift_changed(self) -> bool:
+        return bool(self._bits & 32)
+
+    @property
+    def retrain(self) -> bool:
+        return bool(self._bits & 64)
+
+    @property
+    def drift_stats(self) -> dict[str, Any] | None:
+        d = self._drift
+        if d is None or not self._rt._drift_on:
+            return None
+        mon = int(d[2])
+        return {"score": d[0], "latent": d[1], "active": bool(self._bits & 16),
+                "monitors": [n for b, n in ((1, "score"), (2, "latent")) if mon & b]}
+
+    @property
+    def retrain_reason(self) -> str | None:
+        if not self._bits & 64:
+            return None
+        rt = self._rt
+        names = self.drift_stats["monitors"]  # type: ignore[index]
+        what = " and ".join({"score": "the anomaly-score level", "latent": "the latent distribution"}[n]
+                            for n in names) or "the monitored distribution"
+        return (f"{what} has drifted from the healthy calibration for at least "
+                f"{rt._drift.retrain_after} valid windows: retrain or recalibrate on recent healthy data")
 
     @property
     def valid(self) -> bool:
@@ -72,6 +110,8 @@ class Event:
             "threshold": self.threshold, "anomaly": self.anomaly, "alarm": self.alarm,
             "alarm_changed": self.alarm_changed, "valid": self.valid, "flags": list(self.flags),
             "label": self.label, "proba": self.proba, "contrib": self.contrib,
+            "drift": self.drift_stats, "drift_changed": self.drift_changed, "retrain": self.retrain,
+            "retrain_reason": self.retrain_reason,
         }
 
     def __repr__(self) -> str:
@@ -94,11 +134,18 @@ class Runtime:
     start_time : seconds added to every event's ``t``.
     alarm_k, alarm_n : override the bundle's k-of-n debouncing.
     top_features : how many features to list in ``contrib['feature']``.
+    drift : None (default) = drift monitors as the bundle was calibrated (on for bundles trained
+        with drift settings, off for older ones), False = off, True = required (InputError when
+        the bundle has no drift calibration).
+    adaptive_threshold : None (default) = the bundle's choice (off unless training enabled it),
+        True / False: per-machine adaptive threshold on / off (needs the bundle's drift settings).
+    retrain_after : override how many valid windows of persistent drift raise ``retrain``.
     """
 
     def __init__(self, bundle: str | Path | bytes | Bundle, *, input_scale: float | None = None,
                  start_time: float = 0.0, alarm_k: int | None = None, alarm_n: int | None = None,
-                 top_features: int = 5) -> None:
+                 top_features: int = 5, drift: bool | None = None, adaptive_threshold: bool | None = None,
+                 retrain_after: int | None = None) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.spec = self.bundle.spec
         self.model = device_model(self.bundle)
@@ -118,8 +165,24 @@ class Runtime:
         # Scale per accepted sample dtype (the fast path of push); other dtypes go the slow path.
         self._scales = {np.dtype(t): self._scale_for(np.zeros(0, t))
                         for t in (np.float32, np.float64, np.int16, np.int32)}
+        self._base_threshold = (float(self._alarm.threshold), float(self._alarm.clear_threshold))
         scorer = getattr(self.model, "core_scorer", None)
-        self._stream = _core.ScoredStream(self._pipeline, scorer, self._alarm) if scorer is not None else None
+        dset = th.get("drift")
+        self._drift_source = (dset.get("latent") or {}).get("source") if isinstance(dset, dict) else None
+        try:
+            self._drift = monitor_from_settings(
+                dset, threshold=threshold, clear_threshold=float(self._alarm.clear_threshold), drift=drift,
+                adaptive_threshold=adaptive_threshold, retrain_after=retrain_after,
+                latent_dim=self.spec.feature_dim if self._drift_source == "features" else None,
+                where=f"bundle {self.bundle.path or self.bundle.bundle_id}")
+        except ValueError as e:
+            raise InputError(f"drift settings: {e}") from None
+        self._drift_on = self._drift is not None and (self._drift.has_score or self._drift.has_latent)
+        if self._drift is not None and self._drift.has_latent and self._drift_source not in ("features", "latent"):
+            raise InputError(f"bundle drift settings: latent source {self._drift_source!r} is not 'features' or "
+                             f"'latent'")
+        self._stream = _core.ScoredStream(self._pipeline, scorer, self._alarm, self._drift) \
+            if scorer is not None else None
         self.start_time = float(start_time)
         self.top_features = int(top_features)
         self._seq = 0
@@ -147,6 +210,11 @@ class Runtime:
     @property
     def alarm(self) -> bool:
         return bool(self._alarm.alarm)
+
+    @property
+    def drift(self) -> bool | None:
+        """Drift state after the last window (None when drift monitoring is off)."""
+        return bool(self._drift.drift) if self._drift_on else None
 
     @property
     def samples_seen(self) -> int:
@@ -201,11 +269,21 @@ class Runtime:
             meta, contrib = res
             return self._events(meta.tolist(), contrib, None)
         model = self.model
-        feats, ends, finite, raw = self._pipeline.push(x, scale, model.needs_features, model.needs_raw)
+        dm = self._drift
+        need_feats = model.needs_features or (dm is not None and self._drift_source == "features")
+        feats, ends, finite, raw = self._pipeline.push(x, scale, need_feats, model.needs_raw)
         if ends.shape[0] == 0:
             return []
         batch = model.score(feats, raw if model.needs_raw else None)
         scores = batch.scores
+        if dm is not None:
+            vec = feats if self._drift_source == "features" else batch.latent
+            if dm.has_latent and vec is None:
+                raise InputError("drift: the bundle's latent monitor needs the model's latent output, which "
+                                 "this model does not give")
+            bits, stats = dm.step(self._alarm, scores, finite & np.isfinite(scores), vec)
+            rows = np.column_stack([ends.astype(np.float64), bits | finite, scores, stats]).tolist()
+            return self._events(rows, batch.contrib, batch.proba)
         anomaly, alarm, changed = self._alarm.update(scores, finite & np.isfinite(scores))
         flags = (finite * _core.FLAG_FINITE + anomaly * _core.FLAG_ANOMALY + alarm * _core.FLAG_ALARM
                  + changed * _core.FLAG_ALARM_CHANGED)
@@ -214,7 +292,10 @@ class Runtime:
 
     def _events(self, rows: list[list[float]], contrib: np.ndarray | None,
                 proba: np.ndarray | None) -> list[Event]:
-        """Events from rows of (end_frame, flags (FLAG_* bits), score)."""
+        """Events from rows of (end_frame, flags (FLAG_* bits), score) or, with drift monitors,
+        (end_frame, flags, score, threshold, score stat, latent stat, monitors)."""
+        if rows and len(rows[0]) == 7:
+            return self._drift_events(rows, contrib, proba)
         thr = float(self._alarm.threshold)
         fs = self.spec.fs
         t0 = self.start_time
@@ -242,8 +323,17 @@ class Runtime:
             ev._contrib = contrib_arr
             ev._i = i
             ev._rt = self
+            ev._drift = None
             events.append(ev)
         self._seq = seq + len(events)
+        return events
+
+    def _drift_events(self, rows: list[list[float]], contrib: np.ndarray | None,
+                      proba: np.ndarray | None) -> list[Event]:
+        events = self._events([r[:3] for r in rows], contrib, proba)
+        for ev, r in zip(events, rows):
+            ev.threshold = r[3]
+            ev._drift = (r[4], r[5], r[6])
         return events
 
     def _contrib_dict(self, row: np.ndarray) -> dict[str, dict[str, float]]:
@@ -265,6 +355,9 @@ class Runtime:
         """Forget buffered samples, alarm history and the window counter."""
         self._pipeline.reset()
         self._alarm.reset()
+        if self._drift is not None:
+            self._drift.reset()
+            self._alarm.set_threshold(*self._base_threshold)
         self._seq = 0
 
     def get_state(self) -> dict[str, Any]:
@@ -276,18 +369,36 @@ class Runtime:
             "alarm": {"above": int(above), "above_clear": int(above_clear), "n_valid": int(n_valid),
                       "alarm": bool(alarm), "threshold": self.threshold,
                       "clear_threshold": float(self._alarm.clear_threshold)},
+            "drift": self._drift_state(),
         }
+
+    def _drift_state(self) -> dict[str, Any] | None:
+        if self._drift is None:
+            return None
+        mon, persist, cusum, ewma, level = self._drift.get_state()
+        return {"monitors": int(mon), "persist": int(persist), "cusum": float(cusum),
+                "ewma": [float(v) for v in ewma], "level": float(level)}
 
     def set_state(self, state: dict[str, Any]) -> None:
         try:
-            if state.get("version") != STATE_VERSION:
+            if state.get("version") not in (1, STATE_VERSION):
                 raise InputError(f"runtime state version {state.get('version')!r} is not supported "
-                                 f"(expected {STATE_VERSION})")
+                                 f"(expected 1 or {STATE_VERSION})")
             if state.get("bundle_id") != self.bundle.bundle_id:
                 raise InputError(f"runtime state belongs to bundle {state.get('bundle_id')}, "
                                  f"this runtime runs {self.bundle.bundle_id}")
             tail = np.asarray(state["tail"], dtype=np.float32)
             a = state["alarm"]
+            d = state.get("drift")  # absent in version 1 states and when drift was off: monitors restart
+            if d is not None and not isinstance(d, dict):
+                raise InputError("runtime state is malformed: 'drift' must be an object or null")
+            if self._drift is not None:
+                if d is not None:
+                    ewma = np.asarray(d["ewma"], dtype=np.float64).reshape(-1)
+                    self._drift.set_state(int(d["monitors"]), int(d["persist"]), float(d["cusum"]), ewma,
+                                          float(d["level"]))
+                else:
+                    self._drift.reset()
             self._pipeline.set_state(tail, int(state["frames_seen"]))
             self._alarm.set_threshold(float(a["threshold"]), float(a["clear_threshold"]))
             self._alarm.set_state(int(a["above"]), int(a["above_clear"]), int(a["n_valid"]), bool(a["alarm"]))

@@ -30,6 +30,7 @@ class AnomalyTraining:
     train_scores: np.ndarray
     calib_scores: np.ndarray
     info: dict[str, Any]
+    drift: dict[str, Any] | None = None  # thresholds["drift"] (edgefault.drift.calibrate_drift)
 
 
 def block_features(spec: FeatureSpec, data: np.ndarray) -> np.ndarray:
@@ -48,7 +49,15 @@ def fingerprint(recordings: Sequence[Recording]) -> str:
 
 def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target_far: float = 0.01,
                    calib_fraction: float = 0.3, calibration: str = "auto",
-                   hysteresis: float = 0.9) -> AnomalyTraining:
+                   hysteresis: float = 0.9, drift_far: float | None = 1e-4,
+                   adaptive_threshold: bool = False) -> AnomalyTraining:
+    """Fit on the earlier block of each healthy recording, calibrate the threshold on the later one.
+
+    drift_far : target false-drift onsets per window of the drift monitors (score CUSUM + MEWMA of
+        the feature vector), calibrated on the calibration block against the training block's
+        feature distribution (:func:`edgefault.drift.calibrate_drift`); None: no drift monitors.
+    adaptive_threshold : the bundle enables the per-machine adaptive threshold by default.
+    """
     if not recordings:
         raise InputError("no healthy recordings to train on")
     if not 0.05 <= calib_fraction <= 0.7:
@@ -73,6 +82,12 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
     train_scores = model.score_samples(X_train)
     calib_scores = model.score_samples(X_calib)
     cal = calibrate_threshold(calib_scores, target_far=target_far, method=calibration, hysteresis=hysteresis)
+    drift = None
+    if drift_far is not None:
+        from ..drift import calibrate_drift
+
+        drift = calibrate_drift(calib_scores, latent=X_calib, latent_ref=X_train, latent_source="features",
+                                target_far=drift_far, adaptive=adaptive_threshold)
     info = {
         "n_train_windows": int(X_train.shape[0]), "n_calib_windows": int(X_calib.shape[0]),
         "shrinkage": model.shrinkage_, "blocks": blocks_info,
@@ -80,7 +95,7 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
         "train_far_at_threshold": float(np.mean(train_scores > cal.threshold)),
     }
     return AnomalyTraining(model=model, calibration=cal, spec=spec, train_scores=train_scores,
-                           calib_scores=calib_scores, info=info)
+                           calib_scores=calib_scores, info=info, drift=drift)
 
 
 def pack_gaussian(result: AnomalyTraining, out: str | Path, *, k: int = 3, n: int = 5, name: str | None = None):  # type: ignore[no-untyped-def]
@@ -93,5 +108,6 @@ def pack_gaussian(result: AnomalyTraining, out: str | Path, *, k: int = 3, n: in
                "shrinkage": result.model.shrinkage_},
         arrays=result.model.bundle_arrays(),
         thresholds={"threshold": cal.threshold, "clear_threshold": cal.clear_threshold, "k": k, "n": n,
-                    "method": cal.method, "target_far": cal.target_far, "calibration": cal.to_dict()},
+                    "method": cal.method, "target_far": cal.target_far, "calibration": cal.to_dict(),
+                    **({"drift": result.drift} if result.drift else {})},
         training=result.info, name=name)

@@ -1,0 +1,338 @@
+"""Drift monitors and the per-machine adaptive threshold: calibration (training side) and the
+bundle settings the runtime builds its :class:`edgefault._core.DriftMonitor` from.
+
+What runs on the device (C++, ``cpp/include/edgefault/drift.hpp``), once per valid window:
+
+* **score level**: one-sided CUSUM ``S = max(0, S + u - k)`` on
+  ``u = clip((log max(score, floor) - center) / scale, -clip, clip)`` with ``center`` / ``scale``
+  the median and 1.4826 * MAD of the healthy calibration log-scores. Log: anomaly scores are
+  positive with a heavy right tail, and a gain / noise change multiplies them, so it is a location
+  shift in log. Robust standardisation: ``k`` (default 0.5) means "tuned to a shift of one robust
+  sigma" for every model kind. Winsorising at ``clip`` (default 4) bounds what one window adds, so
+  isolated anomalies (the alarm's business) do not read as drift.
+* **latent distribution**: MEWMA ``E = (1 - lam) E + lam y``, statistic
+  ``T2 = (2 - lam) / lam * |E|^2`` with ``y = W (x - mean)``: ``x`` is the VAE's latent mean
+  (``ScoreBatch.latent``) or, for Gaussian bundles (no latent), the window's feature vector; ``W``
+  whitens onto the ``q <= 8`` leading principal axes of the reference data (standardised per
+  coordinate first). A first-order test: a small mean shift ``delta`` raises T2 in proportion to
+  ``|delta|^2 / lam``-averaged evidence, where the Mahalanobis score only moves by ``delta^2`` per
+  window. Directions outside the q axes are left to the score monitor.
+* a monitor signals when its statistic exceeds its limit, latches, and clears when the statistic
+  falls to ``clear_ratio`` (0.5) times the limit; it then restarts from zero, so drift onsets on
+  a healthy stream form a renewal process with rate 1 / ARL0.
+* **retraining** is recommended (event flag ``retrain``) once drift has persisted for
+  ``retrain_after`` valid windows.
+* **adaptive threshold** (off unless enabled): threshold = calibrated threshold *
+  ``exp(scale * level)``, ``level`` an EWMA (rate ``alpha``, default 1/2000 windows) of ``u`` on
+  windows with the alarm off and no drift, bounded to [``lo``, ``hi``] (0.5, 2) times the
+  calibrated threshold. Frozen while the alarm or drift is on: a fault that raises the score
+  first trips the alarm or the score CUSUM (which reacts far faster than the EWMA's time
+  constant), and from then on cannot move the threshold. The price: a machine whose healthy
+  level sits well above the training one is reported as drift (retrain) rather than absorbed,
+  while quieter machines get a lower, more sensitive threshold.
+
+Limits are calibrated here, at training time, for a target false-drift rate (``target_far``: drift
+*onsets* per valid window on a healthy stream; ARL0 = 1 / rate; split evenly between the two
+monitors when both run) by simulating the device monitors on long streams resampled from the
+held-out healthy calibration windows with a stationary block bootstrap (mean block length 3x the
+integrated autocorrelation time: overlapping windows make scores serially correlated, and an
+i.i.d. design would give limits that are too low), with the monitor parameters re-estimated on
+each bootstrap replicate so the limit also covers their estimation error (see
+:func:`calibrate_drift`). The simulation steps the same C++ monitors the device runs, so the
+calibrated rate refers to exactly the deployed state machine.
+
+Old bundles without ``thresholds["drift"]`` run with drift monitoring and the adaptive threshold
+off (events carry ``drift = None``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .errors import BundleError, InputError
+
+DRIFT_VERSION = 1
+DEFAULTS: dict[str, Any] = {
+    "target_far": 1e-4, "k": 0.5, "clip": 4.0, "lambda": 0.05, "q_max": 8, "retrain_after": 200,
+    "clear_ratio": 0.5, "adaptive_alpha": 1.0 / 2000.0, "adaptive_lo": 0.5, "adaptive_hi": 2.0,
+}
+
+
+def log_transform(scores: np.ndarray, center: float, scale: float, clip: float, floor: float) -> np.ndarray:
+    """The monitors' score transform (float64 reference of the C++ one)."""
+    s = np.maximum(np.asarray(scores, dtype=np.float64), floor)
+    return np.clip((np.log(s) - center) / scale, -clip, clip)
+
+
+def robust_log_stats(scores: np.ndarray) -> tuple[float, float, float]:
+    """(center, scale, floor) of healthy scores: median and 1.4826 * MAD of log score."""
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    if s.size < 16:
+        raise InputError(f"drift calibration needs at least 16 finite healthy scores, got {s.size}")
+    pos = s[s > 0]
+    med = float(np.median(pos)) if pos.size else 1.0
+    floor = float(max(1e-30, 1e-6 * med))
+    ls = np.log(np.maximum(s, floor))
+    center = float(np.median(ls))
+    scale = 1.4826 * float(np.median(np.abs(ls - center)))
+    if not scale > 1e-6:
+        scale = max(float(np.std(ls)), 1e-3)
+    return center, scale, floor
+
+
+def autocorr_time(u: np.ndarray, max_lag: int = 200) -> float:
+    """Integrated autocorrelation time 1 + 2 sum rho(l), summed until rho first drops below 0.05."""
+    u = np.asarray(u, dtype=np.float64)
+    u = u - u.mean()
+    var = float(u @ u)
+    if var <= 0 or u.size < 8:
+        return 1.0
+    tau = 1.0
+    for lag in range(1, min(max_lag, u.size // 4)):
+        r = float(u[:-lag] @ u[lag:]) / var
+        if r < 0.05:
+            break
+        tau += 2.0 * r
+    return tau
+
+
+def block_bootstrap_indices(n: int, length: int, mean_block: float, rng: np.random.Generator) -> np.ndarray:
+    """Stationary (Politis-Romano) bootstrap: circular blocks with geometric lengths."""
+    n_blocks = int(length / mean_block * 1.5) + 16
+    starts = rng.integers(0, n, n_blocks)
+    lens = rng.geometric(1.0 / mean_block, n_blocks)
+    while lens.sum() < length:  # rare: extend
+        starts = np.concatenate([starts, rng.integers(0, n, n_blocks)])
+        lens = np.concatenate([lens, rng.geometric(1.0 / mean_block, n_blocks)])
+    ends = np.cumsum(lens)
+    keep = int(np.searchsorted(ends, length)) + 1
+    starts, lens = starts[:keep], lens[:keep]
+    offs = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+    return ((np.repeat(starts, lens) + offs) % n)[:length]
+
+
+def whitening(ref: np.ndarray, q_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (d,), W (q, d)): standardise per coordinate, then whiten onto the q leading
+    principal axes (eigenvalues above 1e-6 of the largest)."""
+    X = np.asarray(ref, dtype=np.float64)
+    mean = X.mean(axis=0)
+    sd = X.std(axis=0)
+    sd = np.where(sd > 1e-12 * max(float(sd.max()), 1e-300), sd, np.inf)  # constant coordinates: ignored
+    Z = (X - mean) / sd
+    # einsum, not BLAS: for these small products a threaded BLAS on a busy device costs more than it computes
+    cov = np.einsum("ij,ik->jk", Z, Z) / max(X.shape[0] - 1, 1)
+    ev, V = np.linalg.eigh(cov)
+    order = np.argsort(ev)[::-1]
+    ev, V = ev[order], V[:, order]
+    q = int(min(q_max, int(np.sum(ev > 1e-6 * max(float(ev[0]), 1e-300)))))
+    if q < 1:
+        raise InputError("drift calibration: the latent reference data has no variance")
+    W = (V[:, :q] / np.sqrt(ev[:q])).T / sd
+    return mean, W
+
+
+def _onset_rate(mon: Any, scores: np.ndarray, latent: np.ndarray | None) -> float:
+    alarm = _core.AlarmState(3.0e38, 3.0e38, 1, 1)
+    valid = np.ones(scores.shape[0], dtype=bool)
+    flags, _ = mon.step(alarm, scores, valid, latent)
+    on = (flags & _core.FLAG_DRIFT_CHANGED).astype(bool) & (flags & _core.FLAG_DRIFT).astype(bool)
+    return float(on.sum()) / scores.shape[0]
+
+
+def _solve_limit(make: Any, rate: float, lo: float, hi: float, iters: int = 22) -> tuple[float, float]:
+    """Smallest limit in [lo, hi] (bisection in log) whose simulated onset rate is <= rate."""
+    r_hi = make(hi)
+    while r_hi > rate and hi < 1e7:
+        lo, hi = hi, hi * 4.0
+        r_hi = make(hi)
+    for _ in range(iters):
+        mid = float(np.sqrt(lo * hi))
+        r = make(mid)
+        if r > rate:
+            lo = mid
+        else:
+            hi, r_hi = mid, r
+        if hi / lo < 1.02:
+            break
+    return hi, r_hi
+
+
+def calibrate_drift(calib_scores: np.ndarray, *, latent: np.ndarray | None = None,
+                    latent_ref: np.ndarray | None = None, latent_source: str = "latent",
+                    target_far: float = DEFAULTS["target_far"], k: float = DEFAULTS["k"],
+                    clip: float = DEFAULTS["clip"], lam: float = DEFAULTS["lambda"],
+                    q_max: int = DEFAULTS["q_max"], retrain_after: int = DEFAULTS["retrain_after"],
+                    clear_ratio: float = DEFAULTS["clear_ratio"], adaptive: bool = False,
+                    adaptive_alpha: float = DEFAULTS["adaptive_alpha"], n_events: int = 40,
+                    n_boot: int = 8, max_sim: int = 300_000, seed: int = 0) -> dict[str, Any]:
+    """Drift settings for ``thresholds["drift"]`` from held-out healthy windows in time order.
+
+    calib_scores : (n,) healthy calibration scores, in stream order.
+    latent : (n, p) the vector the latent monitor watches for the same windows (VAE latent mean,
+        or the feature vector with ``latent_source="features"``); None: score monitor only.
+    latent_ref : (n_ref, p) reference data for the mean and whitening (default: ``latent``).
+    target_far : drift onsets per valid window on a healthy stream (ARL0 = 1 / target_far).
+
+    Estimation error matters as much as the distribution: a CUSUM / MEWMA whose centre or
+    whitening was estimated from a few hundred correlated windows has a much shorter in-control
+    run length than nominal (Jensen et al. 2006). So the simulation follows Gandy & Kvaloy (2013):
+    each of ``n_boot`` replicates re-estimates the monitor's parameters (centre / scale; mean /
+    whitening) from a block-bootstrap resample of the healthy data, then runs the monitor with those
+    parameters on an independent bootstrap stream of the original data; the limit is the smallest
+    one whose pooled onset rate is <= the per-monitor target. The stored parameters are the
+    full-data estimates. The simulation runs min(max_sim, n_events / rate) windows in all.
+    """
+    if not 1e-7 <= target_far <= 0.1:
+        raise InputError(f"drift target_far must be in [1e-7, 0.1] onsets per window, got {target_far}")
+    if not (0 < lam <= 1 and k >= 0 and clip > 0 and retrain_after >= 1 and 0 < clear_ratio < 1 and n_boot >= 1):
+        raise InputError("drift settings: need 0 < lambda <= 1, k >= 0, clip > 0, retrain_after >= 1, "
+                         "0 < clear_ratio < 1, n_boot >= 1")
+    s = np.asarray(calib_scores, dtype=np.float64).ravel()
+    ok = np.isfinite(s)
+    if latent is not None:
+        latent = np.asarray(latent, dtype=np.float64)
+        if latent.ndim != 2 or latent.shape[0] != s.size:
+            raise InputError(f"drift calibration: latent must have shape ({s.size}, p), got {latent.shape}")
+        ok &= np.isfinite(latent).all(axis=1)
+        latent = latent[ok]
+    s = s[ok]
+    W = None
+    if latent is not None:
+        ref = latent if latent_ref is None else np.asarray(latent_ref, dtype=np.float64)
+        if ref.ndim != 2 or ref.shape[1] != latent.shape[1]:
+            raise InputError(f"drift calibration: latent_ref must have shape (n, {latent.shape[1]}), got {ref.shape}")
+        ref = ref[np.isfinite(ref).all(axis=1)]
+        if ref.shape[0] < 8:
+            raise InputError(f"drift calibration: {ref.shape[0]} finite reference rows; need at least 8")
+        try:
+            mean, W = whitening(ref, q_max)
+        except InputError:  # e.g. a collapsed latent: nothing to monitor there, the score monitor remains
+            latent = None
+    center, scale, floor = robust_log_stats(s)
+    u = log_transform(s, center, scale, clip, floor)
+    # centre of the adaptive level: where the mean of u is 0 on healthy data (u is median-centred)
+    a_center = center
+    for _ in range(5):
+        a_center += scale * float(np.mean(log_transform(s, a_center, scale, clip, floor)))
+    tau = autocorr_time(u)
+    n = s.size
+    mean_block = float(min(max(3.0 * tau, 5.0), max(n / 8.0, 1.0)))
+    both = latent is not None
+    rate = target_far / (2.0 if both else 1.0)
+    length = int(min(max_sim, max(20_000, n_events / rate)))
+    per = max(length // n_boot, 1000)
+    rng = np.random.default_rng(seed)
+    est_idx = [block_bootstrap_indices(n, n, mean_block, rng) for _ in range(n_boot)]
+    sim_idx = [block_bootstrap_indices(n, per, mean_block, rng) for _ in range(n_boot)]
+    sim_scores = [s[i].astype(np.float32) for i in sim_idx]
+    score_par = [robust_log_stats(s[i]) for i in est_idx]
+    out: dict[str, Any] = {
+        "version": DRIFT_VERSION, "target_far": float(target_far), "log_center": center, "log_scale": scale,
+        "clip": float(clip), "floor": floor, "retrain_after": int(retrain_after), "clear_ratio": float(clear_ratio),
+        "calibration": {"n_windows": int(n), "autocorr_time": round(tau, 3), "mean_block": round(mean_block, 3),
+                        "sim_windows": per * n_boot, "n_boot": int(n_boot), "seed": int(seed),
+                        "method": "stationary block bootstrap with re-estimated parameters (Gandy-Kvaloy) + "
+                                  "simulation of the device monitors"},
+        "adaptive": {"enabled": bool(adaptive), "alpha": float(adaptive_alpha), "lo": DEFAULTS["adaptive_lo"],
+                     "hi": DEFAULTS["adaptive_hi"], "center": a_center},
+    }
+
+    def pooled(make_one: Any) -> float:
+        return float(np.mean([make_one(b) for b in range(n_boot)]))
+
+    def score_rate(h: float) -> float:
+        def one(b: int) -> float:
+            c, sc, fl = score_par[b]
+            mon = _core.DriftMonitor(log_center=c, log_scale=sc, clip=clip, floor=fl, score_k=k, score_h=h,
+                                     retrain_after=retrain_after, clear_ratio=clear_ratio)
+            return _onset_rate(mon, sim_scores[b], None)
+        return pooled(one)
+
+    h, r = _solve_limit(score_rate, rate, 0.5, 50.0)
+    out["score"] = {"k": float(k), "h": float(h), "simulated_far": r}
+    if both:
+        assert latent is not None and W is not None
+        separate = latent_ref is not None
+        q = W.shape[0]
+        lat_par = []
+        for i in est_idx:
+            ri = block_bootstrap_indices(ref.shape[0], ref.shape[0], mean_block, rng) if separate else i
+            try:
+                mb, Wb = whitening(ref[ri], q)
+            except InputError:  # a degenerate resample: the full-data estimate
+                mb, Wb = mean, W
+            if Wb.shape[0] < q:  # fewer axes in the resample: pad with the full-data ones
+                Wb = np.concatenate([Wb, W[Wb.shape[0]:]])
+            lat_par.append((mb, Wb))
+        # project once per replicate (the monitor then runs with W = I: q x q instead of q x dim per window)
+        sim_y = [np.einsum("ij,kj->ik", latent[i] - mb, Wb).astype(np.float32) for i, (mb, Wb) in zip(sim_idx, lat_par)]
+        eye = np.eye(q, dtype=np.float32)
+        zero = np.zeros(q, dtype=np.float32)
+
+        def latent_rate(lim: float) -> float:
+            def one(b: int) -> float:
+                mon = _core.DriftMonitor(latent_mean=zero, latent_projection=eye, latent_lambda=lam, latent_limit=lim,
+                                         retrain_after=retrain_after, clear_ratio=clear_ratio)
+                return _onset_rate(mon, sim_scores[b], sim_y[b])
+            return pooled(one)
+
+        lim, rl = _solve_limit(latent_rate, rate, float(q), 20.0 * q)
+        out["latent"] = {"source": latent_source, "lambda": float(lam), "limit": float(lim), "q": int(q),
+                         "simulated_far": rl, "mean": mean.astype(np.float32).tolist(),
+                         "projection": W.astype(np.float32).tolist()}
+    return out
+
+
+def monitor_from_settings(settings: dict[str, Any] | None, *, threshold: float, clear_threshold: float,
+                          drift: bool | None = None, adaptive_threshold: bool | None = None,
+                          retrain_after: int | None = None, latent_dim: int | None = None,
+                          where: str = "bundle") -> Any:
+    """The runtime's DriftMonitor (or None) from ``thresholds["drift"]`` and Runtime options.
+
+    drift : None = as calibrated (on when the bundle has drift settings), False = off, True =
+        required (error when the bundle has none). adaptive_threshold : None = the bundle's choice
+        (off unless training enabled it), True / False forces it.
+    """
+    if settings is None:
+        if drift or adaptive_threshold:
+            raise InputError(f"{where} has no drift calibration (thresholds['drift']): retrain it with this "
+                             f"edgefault to use drift monitors or the adaptive threshold")
+        return None
+    try:
+        if int(settings.get("version", 0)) != DRIFT_VERSION:
+            raise BundleError(f"{where}: drift settings version {settings.get('version')!r} is not supported "
+                              f"(expected {DRIFT_VERSION})")
+        use_drift = drift is not False
+        ad = settings.get("adaptive") or {}
+        use_adaptive = bool(ad.get("enabled", False)) if adaptive_threshold is None else bool(adaptive_threshold)
+        if not use_drift and not use_adaptive:
+            return None
+        kw: dict[str, Any] = dict(log_center=float(settings["log_center"]), log_scale=float(settings["log_scale"]),
+                                  clip=float(settings["clip"]), floor=float(settings["floor"]),
+                                  retrain_after=int(retrain_after if retrain_after is not None
+                                                    else settings["retrain_after"]),
+                                  clear_ratio=float(settings["clear_ratio"]))
+        if use_drift and settings.get("score"):
+            kw.update(score_k=float(settings["score"]["k"]), score_h=float(settings["score"]["h"]))
+        lat = settings.get("latent")
+        if use_drift and lat:
+            mean = np.asarray(lat["mean"], dtype=np.float32)
+            proj = np.asarray(lat["projection"], dtype=np.float32)
+            if latent_dim is not None and mean.shape != (latent_dim,):
+                raise BundleError(f"{where}: latent drift monitor has {mean.shape[0]} inputs, the model gives "
+                                  f"{latent_dim} ({lat.get('source')})")
+            kw.update(latent_mean=mean, latent_projection=proj, latent_lambda=float(lat["lambda"]),
+                      latent_limit=float(lat["limit"]))
+        if use_adaptive:
+            kw.update(threshold=float(threshold), clear_threshold=float(clear_threshold),
+                      adaptive_alpha=float(ad["alpha"]), adaptive_lo=float(ad["lo"]), adaptive_hi=float(ad["hi"]),
+                      adaptive_center=float(ad.get("center", settings["log_center"])))
+        return _core.DriftMonitor(**kw)
+    except (BundleError, InputError):
+        raise
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(f"{where}: drift settings are malformed or invalid: {e}") from None
+
