@@ -107,7 +107,9 @@ class Segment:
         self.window_s: float | None = None  # t - t_start of the first event that carries t_start
         self.spans: list[Span] = []
         self.open: Span | None = None
-        self.drift_events: list[tuple[float, Any]] = []
+        self.drift_spans: list[list[Any]] = []  # [t_first, t_last, windows, drift value at onset]
+        self.drift_open: list[Any] | None = None
+        self.retrain: tuple[float, Any] | None = None  # first window recommending retraining
 
     def __len__(self) -> int:
         return len(self.bits)
@@ -239,8 +241,16 @@ def _add(ev: dict[str, Any], t: float, sc: float | None, src: str, segments: lis
     d = ev.get("drift")
     if d is not None and _drift_on(d):
         bits |= _DRIFT
-        if len(seg.drift_events) < 200:
-            seg.drift_events.append((t, d))
+        if seg.drift_open is None:
+            seg.drift_open = [t, t, 1, d]
+        else:
+            seg.drift_open[1] = t
+            seg.drift_open[2] += 1
+    elif seg.drift_open is not None:
+        seg.drift_spans.append(seg.drift_open)
+        seg.drift_open = None
+    if ev.get("retrain") is True and seg.retrain is None:
+        seg.retrain = (t, ev.get("retrain_reason"))
     seg.t.append(t)
     seg.score.append(sc if valid else math.nan)  # type: ignore[arg-type]
     seg.thr.append(thr if thr is not None else math.nan)
@@ -287,6 +297,9 @@ def _close(seg: Segment) -> None:
     if seg.open is not None:
         seg.spans.append(seg.open)
         seg.open = None
+    if seg.drift_open is not None:
+        seg.drift_spans.append(seg.drift_open)
+        seg.drift_open = None
 
 
 # -- SVG helpers ---------------------------------------------------------------------------------
@@ -640,7 +653,7 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
         ("windows in alarm", f"{n_alarm_w} ({100 * n_alarm_w / max(n_ev, 1):.3g} %)"),
     ]
     if n_drift:
-        rows.append(("drift-marked windows", str(n_drift)))
+        rows.append(("drift", f"{sum(len(s.drift_spans) for s in segs)} span(s), {n_drift} windows"))
     if data.n_bad:
         rows.append(("bad lines skipped", f"{data.n_bad} of {data.n_lines}"))
     page.append('<h2>Summary</h2><table class="summary">' +
@@ -710,12 +723,21 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
         if len(spans) > max_spans:
             page.append(f'<p class="more-spans">{len(spans) - max_spans} more alarm span(s) not listed '
                         f"(raise --max-spans).</p>")
-    drift = [(s.key, t, d) for s in segs for t, d in s.drift_events]
+    drift = [(s.key, sp) for s in segs for sp in s.drift_spans]
+    retrain = [(s.key, s.retrain) for s in segs if s.retrain is not None]
+    if drift or retrain:
+        page.append("<h2>Drift</h2>")
     if drift:
-        page.append('<h2>Drift</h2><table class="drift"><tr><th>recording</th><th>time</th><th>drift</th></tr>' +
-                    "".join(f"<tr><td>{_e(k)}</td><td>{_e(_fmt_t(t))}</td><td><code>"
-                            f"{_e(json.dumps(d, default=str)[:300])}</code></td></tr>" for k, t, d in drift[:50]) +
-                    "</table>")
+        page.append('<table class="drift"><tr><th>recording</th><th>drift from</th><th>to</th><th>windows</th>'
+                    '<th>at onset</th></tr>' +
+                    "".join(f'<tr class="drift-span"><td>{_e(k)}</td><td>{_e(_fmt_t(a))}</td><td>{_e(_fmt_t(b))}</td>'
+                            f'<td class="num">{n}</td><td><code>{_e(json.dumps(d, default=str)[:300])}</code></td></tr>'
+                            for k, (a, b, n, d) in drift[:max_spans]) + "</table>")
+        if len(drift) > max_spans:
+            page.append(f"<p>{len(drift) - max_spans} more drift span(s) not listed.</p>")
+    for k, (t, why) in retrain:
+        page.append(f'<p class="retrain"><b>Retraining recommended</b> for {_e(k)} from {_e(_fmt_t(t))}'
+                    f'{": " + _e(why) if why else ""}.</p>')
     if explain:
         page.append(_explain_section(explain))
     page.append(f"<p><small>edgefault report, built {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} "

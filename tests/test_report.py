@@ -230,7 +230,27 @@ def test_drift_and_adaptive_threshold_are_drawn(tmp_path: Path) -> None:
     (plot,) = page.having("svg", "plot")
     assert plot["data-scale"] == "linear"
     assert page.having("rect", "drift") and page.having("polyline", "adaptive")
-    assert len(page.having("table", "drift")) == 1
+    assert len(page.having("tr", "drift-span")) == 1  # windows 2500.. form one drift span
+
+
+def test_runtime_drift_events_and_retrain(tmp_path: Path) -> None:
+    """The Runtime's event format: drift = {"active": ...} or None, retrain flag with a reason."""
+    p = tmp_path / "r.jsonl"
+    with p.open("w") as fh:
+        for i in range(400):
+            on = 100 <= i < 150 or 300 <= i < 320
+            fh.write(json.dumps({"t": i * 0.1, "t_start": i * 0.1 - 0.2, "score": 1.0, "threshold": 2.0 + (i > 200),
+                                 "alarm": False, "drift": None if i < 50 else {"score": 9.0 if on else 0.1,
+                                                                              "latent": 0.0, "active": on},
+                                 "retrain": i >= 310, "retrain_reason": "score drift" if i >= 310 else None}) + "\n")
+    out = tmp_path / "r.html"
+    write_report(p, out)
+    page = _parse(out)
+    assert len(page.having("tr", "drift-span")) == 2
+    (plot,) = page.having("svg", "plot")
+    assert page.having("polyline", "threshold")  # the per-window threshold varies: drawn as a line, not a rule
+    (rt,) = page.having("p", "retrain")
+    assert "score drift" in " ".join(page.text) and "31.000 s" in " ".join(page.text)
 
 
 def test_build_report_rejects_bad_scale(scored: dict[str, Path]) -> None:
