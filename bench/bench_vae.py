@@ -6,7 +6,7 @@ of a push is the device's per-window cost. Prints p50 / p99 / max in microsecond
 the Gaussian peer, the model's MFLOP per window and how the time splits (features alone,
 onnxruntime alone).
 
-    python bench/bench_vae.py [--data ../shared/data] [--arch cnn] [--windows 3000]
+    python bench/bench_vae.py [--data ../shared/data] [--arch cnn] [--input spectrum|waveform] [--windows 3000]
 """
 from __future__ import annotations
 
@@ -63,26 +63,29 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     ap.add_argument("--arch", default="cnn", choices=["cnn", "transformer"])
+    ap.add_argument("--input", default="spectrum", choices=["spectrum", "waveform"])
     ap.add_argument("--channels", default="DE,FE")
     ap.add_argument("--windows", type=int, default=3000)
     ap.add_argument("--hop", type=int, default=512)
     args = ap.parse_args()
     from edgefault.spec import FeatureSpec
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
-    from edgefault.train.vae import pack_vae, train_vae, vae_spec
+    from edgefault.train.vae import pack_vae, train_vae, vae_spec, vae_waveform_spec
 
     channels = args.channels.split(",")
     rec, what = _healthy(Path(args.data), channels)
     x = rec.data if rec.data.shape[1] > 1 else rec.data[:, 0]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.monotonic()
-        res = train_vae([rec], vae_spec(rec.fs, rec.channels, 1024, args.hop), arch=args.arch, seed=0)
+        spec = (vae_waveform_spec(rec.fs, rec.channels, 1024, args.hop) if args.input == "waveform"
+                else vae_spec(rec.fs, rec.channels, 1024, args.hop))
+        res = train_vae([rec], spec, arch=args.arch, seed=0, input=args.input)
         t_train = time.monotonic() - t0
         vae = Runtime(pack_vae(res, Path(tmp) / "v.efb"))
         g = train_gaussian([rec], FeatureSpec.for_anomaly(rec.fs, rec.channels, 1024, args.hop))
         gauss = Runtime(pack_gaussian(g, Path(tmp) / "g.efb"))
     print(f"data: {what}, channels {channels}, window 1024, hop {args.hop}, {args.windows} pushes of one window")
-    print(f"VAE ({args.arch}): {res.mflop:.3f} MFLOP/window, {res.info['n_parameters']} parameters, "
+    print(f"VAE ({args.arch}, {args.input} input): {res.mflop:.3f} MFLOP/window, {res.info['n_parameters']} parameters, "
           f"trained in {res.info['train_seconds']:.1f} s ({res.info['epochs_run']} epochs; {t_train:.1f} s with "
           f"export and calibration), ONNX score max rel diff {res.parity['score_max_rel_diff']:.2e}")
     lat_v, cpu_v = _latency(vae, x, args.hop, args.windows)
@@ -108,19 +111,19 @@ def main() -> None:
             pos = 0
         c = np.ascontiguousarray(rec.data[pos:pos + args.hop])
         t0n = time.perf_counter_ns()
-        f, *_ = pipe.push(c)
+        f, _, _, raw = pipe.push(c, 1.0, vae.model.needs_features, vae.model.needs_raw)
         t_feat[i] = (time.perf_counter_ns() - t0n) / 1e3
         pos += args.hop
         if len(feats) < 64:
-            feats.append(f)
+            feats.append((f, raw if vae.model.needs_raw else None))
     t_ort = np.empty(args.windows)
     model = vae.model
     for i in range(args.windows):
-        f = feats[i % len(feats)]
+        f, raw = feats[i % len(feats)]
         t0n = time.perf_counter_ns()
-        model.score(f, None)
+        model.score(f, raw)
         t_ort[i] = (time.perf_counter_ns() - t0n) / 1e3
-    print(_fmt("  of which features (core)", t_feat))
+    print(_fmt("  of which framing + features (core)", t_feat))
     print(_fmt("  of which VAEDeviceModel.score", t_ort))
 
 

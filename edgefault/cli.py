@@ -89,9 +89,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.method not in ("gaussian", "vae"):
         raise InputError(f"train anomaly --method {args.method}: available methods: gaussian, vae")
     if args.method == "vae":
-        if args.input != "spectrum":
-            raise InputError(f"train anomaly --method vae --input {args.input}: only 'spectrum' (per-channel "
-                             f"band energies from the feature pipeline) is implemented in this version")
         import edgefault.train.vae  # noqa: F401  (fails early with MissingDependencyError naming the install)
     from .readers import read_recording
     from .spec import FeatureSpec
@@ -130,10 +127,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_vae(args: argparse.Namespace, recs: list[Any], fs: float, channels: list[str]) -> int:
-    from .train.vae import pack_vae, train_vae, vae_spec
+    from .train.vae import pack_vae, train_vae, vae_spec, vae_waveform_spec
 
-    spec = vae_spec(fs, channels, window=args.window, hop=args.hop or args.window // 2)
-    result = train_vae(recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed,
+    hop = args.hop or args.window // 2
+    spec = (vae_waveform_spec(fs, channels, window=args.window, hop=hop) if args.input == "waveform"
+            else vae_spec(fs, channels, window=args.window, hop=hop))
+    result = train_vae(recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed, input=args.input,
                        target_far=args.target_far, calibration=args.calibration,
                        calib_fraction=args.calib_fraction, progress=sys.stderr.isatty())
     bundle = pack_vae(result, args.out, k=args.k, n=args.n, name=args.name)
@@ -141,8 +140,8 @@ def _train_vae(args: argparse.Namespace, recs: list[Any], fs: float, channels: l
     info = result.info
     summary = {
         "out": str(args.out), "bundle_id": bundle.bundle_id, "method": "vae", "arch": result.arch,
-        "fs": spec.fs, "channels": list(spec.channels), "window": spec.window, "hop": spec.hop,
-        "n_inputs": spec.feature_dim, "n_fit_windows": info["n_fit_windows"],
+        "input": args.input, "fs": spec.fs, "channels": list(spec.channels), "window": spec.window, "hop": spec.hop,
+        "n_inputs": int(bundle.model["input_shape"][1]) * int(bundle.model["input_shape"][2]), "n_fit_windows": info["n_fit_windows"],
         "n_val_windows": info["n_val_windows"], "n_calib_windows": info["n_calib_windows"],
         "epochs_run": info["epochs_run"], "best_epoch": info["best_epoch"], "stopped": info["stopped"],
         "train_seconds": info["train_seconds"], "mflop_per_window": bundle.model["mflop_per_window"],
@@ -260,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_classify_arguments(t.add_argument_group("classify (train classify --method sfdsc)"))
     t.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae: network (default cnn)")
     t.add_argument("--input", default="spectrum", choices=["spectrum", "waveform"],
-                   help="vae: model input (default spectrum: per-channel band energies in dB)")
+                   help="vae: model input (default spectrum: per-channel band energies in dB; waveform: the "
+                        "raw window of every channel, standardised per channel)")
     t.add_argument("--epochs", type=int, default=200, help="vae: maximum epochs, early stopping on a later "
                                                            "validation block (default 200)")
     t.add_argument("--seed", type=int, default=0, help="vae: random seed (default 0)")

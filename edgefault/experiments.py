@@ -30,6 +30,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default="gaussian", choices=["gaussian", "vae", "sfdsc"],
                    help="vae also runs the gaussian on the same blocks, reported under 'gaussian'")
     p.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae architecture")
+    p.add_argument("--input", default="spectrum", choices=["spectrum", "waveform"],
+                   help="vae input: per-channel band spectra (default) or the raw window of every channel")
     p.add_argument("--epochs", type=int, default=200, help="vae: maximum epochs (early stopping)")
     p.add_argument("--seed", type=int, default=0, help="vae: random seed")
     p.add_argument("--protocol", default="split", choices=["split", "cross-group", "logo"],
@@ -139,14 +141,16 @@ def _top_channels(rt: Any, x: np.ndarray) -> list[str]:
 
 def _train_vae_bundle(data: _Data, train_recs: list[Any], calib_frac: float, args: argparse.Namespace,
                       out: Path) -> tuple[Any, float, str, int, int, dict[str, Any]]:
-    from .train.vae import pack_vae, train_vae, vae_spec
+    from .train.vae import pack_vae, train_vae, vae_spec, vae_waveform_spec
 
     hop = args.hop or args.window // 2
-    spec = vae_spec(data.fs, data.channels, window=args.window, hop=hop)
-    res = train_vae(train_recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed,
+    inp = getattr(args, "input", "spectrum")
+    spec = (vae_waveform_spec(data.fs, data.channels, window=args.window, hop=hop) if inp == "waveform"
+            else vae_spec(data.fs, data.channels, window=args.window, hop=hop))
+    res = train_vae(train_recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed, input=inp,
                     target_far=args.target_far, calib_fraction=calib_frac, val_fraction=0.2)
     bundle = pack_vae(res, out, k=args.k, n=args.n)
-    extra = {"vae": {k: res.info[k] for k in ("arch", "epochs_run", "best_epoch", "stopped", "train_seconds",
+    extra = {"vae": {k: res.info[k] for k in ("arch", "input", "epochs_run", "best_epoch", "stopped", "train_seconds",
                                               "n_fit_windows", "n_val_windows", "n_parameters")},
              "mflop_per_window": bundle.model["mflop_per_window"],
              "onnx_score_max_rel_diff": res.parity["score_max_rel_diff"]}

@@ -61,13 +61,20 @@ class GaussianDeviceModel:
 
 
 class VAEDeviceModel:
-    """VAE over per-channel spectra (bundle member ``models/<model.onnx>.onnx``), run in onnxruntime
-    with one thread, no spinning, sequential execution.
+    """VAE over per-channel spectra or raw windows (``model.input`` = spectrum | waveform; bundle
+    member ``models/<model.onnx>.onnx``), run in onnxruntime with one thread, no spinning,
+    sequential execution.
 
     score = recon_weight * mean(err) + kl_weight * KL / n_inputs (weights from the bundle), where
-    ``err`` is the graph's squared standardised reconstruction error per (channel, input) and
-    KL = 0.5 * sum(mu^2 + exp(logvar) - 1 - logvar). ``contrib`` holds the reconstruction part
-    grouped by channel and frequency band (array ``band_edges``); the KL part is not attributed.
+    ``err`` is the graph's reconstruction error per (channel, input) (for current bundles in units
+    of its healthy level) and KL = 0.5 * sum(mu^2 + exp(logvar) - 1 - logvar). ``contrib`` holds
+    the reconstruction part grouped by channel and frequency band (array ``band_edges``; spectrum
+    input) or by channel and time segment of the window (array ``segment_edges``; waveform input);
+    the KL part is not attributed. Extra views after those terms (not terms of the score):
+    ``time.<segment>`` = the error of a time segment summed over channels (waveform input; a
+    spectrum has no time axis inside the window), and ``latent.z<j>`` = |mu_j - mean_j| / std_j,
+    how far each latent dimension sits from its training distribution (arrays ``latent_mean``,
+    ``latent_std``, when the bundle has them).
     """
 
     needs_features = True
@@ -83,10 +90,18 @@ class VAEDeviceModel:
         spec = bundle.spec
         m = bundle.model
         kinds = [b.get("kind") for b in spec.blocks]
-        if len(kinds) != 1 or kinds[0] not in ("band_energy", "log_power_spectrum"):
+        self.input = str(m.get("input", "spectrum"))
+        waveform = self.input == "waveform"
+        if waveform:
+            self.needs_features, self.needs_raw = False, True
+            n_ch, n_in = spec.n_channels, spec.window
+        elif self.input != "spectrum":
+            raise BundleError(f"{where}: vae model input {self.input!r}: expected 'spectrum' or 'waveform'")
+        elif len(kinds) != 1 or kinds[0] not in ("band_energy", "log_power_spectrum"):
             raise BundleError(f"{where}: a vae model needs one band_energy or log_power_spectrum feature "
                               f"block, the spec has {kinds}")
-        n_ch, n_in = spec.n_channels, len(spec.per_channel_names)
+        else:
+            n_ch, n_in = spec.n_channels, len(spec.per_channel_names)
         member = str(m.get("onnx", "vae"))
         if member not in bundle.onnx:
             raise BundleError(f"{where}: model needs ONNX member models/{member}.onnx, bundle has "
@@ -112,20 +127,27 @@ class VAEDeviceModel:
         if len(shape) != 3 or shape[1] != n_ch or shape[2] != n_in or isinstance(shape[0], int) and shape[0] != 1:
             raise BundleError(f"{where}: the ONNX input {inputs[0].name!r} has shape {shape}, the feature spec "
                               f"gives [batch, {n_ch}, {n_in}] (channels {list(spec.channels)}, {n_in} "
-                              f"{kinds[0]} values per channel)")
+                              f"{'samples per window' if waveform else f'{kinds[0]} values per channel'})")
         self._fixed_batch = isinstance(shape[0], int)
         self._input = inputs[0].name
         outs = {o.name for o in self._sess.get_outputs()}
         if not {"err", "mu", "logvar"} <= outs:
             raise BundleError(f"{where}: the ONNX model's outputs {sorted(outs)} lack err / mu / logvar")
-        edges = np.asarray(bundle.array("band_edges")).astype(np.int64).ravel()
+        ename = "segment_edges" if waveform else "band_edges"
+        edges = np.asarray(bundle.array(ename)).astype(np.int64).ravel()
         if edges.size < 2 or edges[0] != 0 or edges[-1] != n_in or np.any(np.diff(edges) <= 0):
-            raise BundleError(f"{where}: band_edges must increase strictly from 0 to {n_in}, got {edges.tolist()[:8]}...")
+            raise BundleError(f"{where}: {ename} must increase strictly from 0 to {n_in}, got {edges.tolist()[:8]}...")
         self._edges = edges
-        self._identity = edges.size == n_in + 1
+        self._identity = edges.size == n_in + 1 and not waveform
         self._shape = (n_ch, n_in)
         self._n_elem = float(n_ch * n_in)
-        if kinds[0] == "band_energy" and self._identity:
+        extra: list[str] = []
+        if waveform:  # channel x time segment (sample offsets within the window)
+            segs = [f"seg{g:02d}_{edges[g]}_{edges[g + 1]}" for g in range(edges.size - 1)]
+            self.contrib_names = [f"{c}.{s}" for c in spec.channels for s in segs]
+            if "time" not in spec.channels:
+                extra += [f"time.{s}" for s in segs]
+        elif kinds[0] == "band_energy" and self._identity:
             self.contrib_names = list(spec.feature_names)
         else:  # groups of inputs: name them by their frequency range
             if kinds[0] == "band_energy":
@@ -138,6 +160,22 @@ class VAEDeviceModel:
                 hz_at = np.arange(n_in + 1) * (spec.fs / spec.window)
             self.contrib_names = [f"{c}.band{g:02d}_{hz_at[edges[g]]:.0f}_{hz_at[edges[g + 1]]:.0f}Hz"
                                   for c in spec.channels for g in range(edges.size - 1)]
+        self._time_view = bool(extra)
+        self._latent_ref: tuple[np.ndarray, np.ndarray] | None = None
+        lm, ls = bundle.arrays.get("latent_mean"), bundle.arrays.get("latent_std")
+        if lm is not None or ls is not None:
+            lm = np.asarray(lm, dtype=np.float64).ravel() if lm is not None else None
+            ls = np.asarray(ls, dtype=np.float64).ravel() if ls is not None else None
+            n_lat = int(m.get("latent", lm.size if lm is not None else 0))
+            if lm is None or ls is None or lm.size != n_lat or ls.size != n_lat or not np.all(ls > 0) \
+                    or not np.all(np.isfinite(lm)):
+                raise BundleError(f"{where}: latent_mean / latent_std must both be present with {n_lat} finite "
+                                  f"values and a positive std")
+            self._latent_ref = (lm, ls)
+            if "latent" not in spec.channels:
+                extra += [f"latent.z{j}" for j in range(n_lat)]
+        self.n_terms = len(self.contrib_names)
+        self.contrib_names = self.contrib_names + extra
         self._outputs = ["err", "mu", "logvar"]
 
     def _run(self, x: np.ndarray) -> list[np.ndarray]:
@@ -146,9 +184,12 @@ class VAEDeviceModel:
         parts = [self._sess.run(self._outputs, {self._input: x[i:i + 1]}) for i in range(x.shape[0])]
         return [np.concatenate([p[j] for p in parts]) for j in range(3)]
 
-    def score(self, features: np.ndarray, raw: np.ndarray | None) -> ScoreBatch:
-        m = features.shape[0]
-        x = np.ascontiguousarray(features, dtype=np.float32).reshape(m, *self._shape)
+    def score(self, features: np.ndarray | None, raw: np.ndarray | None) -> ScoreBatch:
+        src = raw if self.needs_raw else features
+        if src is None:
+            raise ValueError(f"vae ({self.input} input) needs {'raw windows' if self.needs_raw else 'features'}")
+        m = src.shape[0]
+        x = np.ascontiguousarray(src, dtype=np.float32).reshape(m, *self._shape)
         ok = np.isfinite(x).all(axis=(1, 2))
         if not ok.all():
             x = np.where(ok[:, None, None], x, np.float32(0))
@@ -161,6 +202,13 @@ class VAEDeviceModel:
             contrib = np.add.reduceat(err.astype(np.float64), self._edges[:-1], axis=2).reshape(m, -1) * w
         scores = contrib.sum(axis=1) + self.kl_weight * kl / self._n_elem
         scores[~ok] = np.nan
+        if self._time_view or self._latent_ref is not None:
+            views = [contrib]
+            if self._time_view:
+                views.append(contrib.reshape(m, self._shape[0], -1).sum(axis=1))
+            if self._latent_ref is not None:
+                views.append(np.abs(mu.astype(np.float64) - self._latent_ref[0]) / self._latent_ref[1])
+            contrib = np.concatenate(views, axis=1)
         return ScoreBatch(scores=scores.astype(np.float32), contrib=contrib.astype(np.float32),
                           latent=np.where(ok[:, None], mu, np.float32(np.nan)).astype(np.float32))
 

@@ -189,6 +189,20 @@ class Runtime:
         names = list(getattr(self.model, "contrib_names", ()))
         self._contrib_names = names
         chans = list(self.spec.channels)
+        # "<channel>.<term>" names are terms of the score (summed per channel, ranked as features /
+        # bands); "<group>.<key>" with a group that is no channel (VAE: "time", "latent") are extra
+        # views of the same window, reported whole as contrib[group] = {key: value}.
+        terms = [i for i, n in enumerate(names) if n.split(".", 1)[0] in chans]
+        self._extra: dict[str, tuple[np.ndarray, list[str]]] | None = None
+        if len(terms) < len(names):
+            self._extra = {}
+            for i, n in enumerate(names):
+                g, _, key = n.partition(".")
+                if g not in chans:
+                    idx, keys = self._extra.setdefault(g, (np.zeros(0, dtype=np.intp), []))
+                    self._extra[g] = (np.append(idx, i).astype(np.intp), keys + [key])
+            self._term_idx = np.array(terms, dtype=np.intp)
+            self._contrib_names = names = [names[i] for i in terms]
         self._channel_of = np.array([chans.index(n.split(".", 1)[0]) for n in names], dtype=np.intp) \
             if names else np.zeros(0, dtype=np.intp)
         self._band_idx = np.array([i for i, n in enumerate(names) if ".band" in n], dtype=np.int64)
@@ -338,6 +352,9 @@ class Runtime:
 
     def _contrib_dict(self, row: np.ndarray) -> dict[str, dict[str, float]]:
         names = self._contrib_names
+        full = row
+        if self._extra is not None:
+            row = full[self._term_idx]
         per_ch = np.bincount(self._channel_of, weights=row, minlength=self.spec.n_channels)
         out: dict[str, dict[str, float]] = {
             "channel": {c: float(v) for c, v in zip(self.spec.channels, per_ch)},
@@ -348,6 +365,9 @@ class Runtime:
         if self._band_idx.size:
             b = self._band_idx[np.argsort(-row[self._band_idx])[:k]]
             out["band"] = {names[i]: float(row[i]) for i in b}
+        if self._extra is not None:
+            for g, (idx, keys) in self._extra.items():
+                out[g] = {k: float(v) for k, v in zip(keys, full[idx])}
         return out
 
     # -- state --------------------------------------------------------------------------------

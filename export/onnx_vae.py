@@ -54,7 +54,7 @@ def mflop_per_window(module: Any, example: Any) -> float:
     return float(fc.get_total_flops()) / 1e6
 
 
-def export_onnx(module: Any, example: Any, output_names: Sequence[str]) -> bytes:
+def export_onnx(module: Any, example: Any, output_names: Sequence[str], input_name: str = "spectrum") -> bytes:
     """torch.onnx.export (dynamo) with a dynamic batch axis; returns checked ONNX bytes."""
     torch, onnx, _ = _deps()
     module.eval()
@@ -68,7 +68,7 @@ def export_onnx(module: Any, example: Any, output_names: Sequence[str]) -> bytes
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
-            prog = torch.onnx.export(module, (example,), dynamo=True, input_names=["spectrum"],
+            prog = torch.onnx.export(module, (example,), dynamo=True, input_names=[input_name],
                                      output_names=list(output_names), dynamic_shapes=({0: batch},),
                                      opset_version=OPSET, optimize=True, verbose=False)
     finally:
@@ -82,12 +82,13 @@ def export_onnx(module: Any, example: Any, output_names: Sequence[str]) -> bytes
     return data
 
 
-def check_parity(onnx_bytes: bytes, module: Any, inputs: np.ndarray, output_names: Sequence[str]) -> dict[str, Any]:
+def check_parity(onnx_bytes: bytes, module: Any, inputs: np.ndarray, output_names: Sequence[str]
+                 ) -> dict[str, Any]:
     """Run the same inputs through onnxruntime and PyTorch; raise ParityError beyond tolerance."""
     torch, _, _ = _deps()
     sess = session(onnx_bytes)
     x = np.ascontiguousarray(inputs, dtype=np.float32)
-    got = sess.run(list(output_names), {"spectrum": x})
+    got = sess.run(list(output_names), {sess.get_inputs()[0].name: x})
     with torch.no_grad():
         ref = [t.numpy() for t in module(torch.from_numpy(x))]
     report: dict[str, Any] = {"n_windows": int(x.shape[0]), "score_rtol": SCORE_RTOL, "output_atol": OUTPUT_ATOL}
@@ -109,25 +110,29 @@ def check_parity(onnx_bytes: bytes, module: Any, inputs: np.ndarray, output_name
     return report
 
 
-def export_scoring_graph(graph: Any, n_channels: int, n_bins: int, check_inputs: Sequence[np.ndarray]
+def export_scoring_graph(graph: Any, n_channels: int, n_bins: int, check_inputs: Sequence[np.ndarray],
+                         input_name: str = "spectrum"
                          ) -> tuple[bytes, dict[str, Any], float, Callable[[np.ndarray], np.ndarray]]:
     """Export a VAE ScoringGraph: (onnx bytes, parity report, MFLOP per window, score function
-    running the exported model in onnxruntime in batches)."""
+    running the exported model in onnxruntime in batches). ``input_name``: the ONNX input's name
+    (``spectrum`` or ``waveform``)."""
     torch, _, _ = _deps()
     names = list(graph.output_names)
     xs = [np.asarray(a, dtype=np.float32) for a in check_inputs if len(a)]
     example = torch.from_numpy(xs[0][:2].copy() if xs else np.zeros((2, n_channels, n_bins), np.float32))
-    data = export_onnx(graph, example, names)
+    data = export_onnx(graph, example, names, input_name)
     sample = np.concatenate([a[: 256] for a in xs]) if xs else example.numpy()
     # include off-distribution inputs too: scores of faults must match as well as healthy ones
     rng = np.random.default_rng(0)
-    shifted = sample[: 64] + rng.normal(0, 6.0, size=sample[: 64].shape).astype(np.float32)
+    # spectra in dB: 6 dB; waveforms: 3 standard deviations of each channel
+    spread = 6.0 if input_name == "spectrum" else 3.0 * sample.std(axis=(0, 2), keepdims=True) + 1e-6
+    shifted = sample[: 64] + (rng.normal(0, 1.0, size=sample[: 64].shape) * spread).astype(np.float32)
     parity = check_parity(data, graph, np.concatenate([sample, shifted]), names)
     mflop = mflop_per_window(graph, example)
     sess = session(data)
 
     def scores(x: np.ndarray) -> np.ndarray:
-        out = [sess.run(["score"], {"spectrum": np.ascontiguousarray(x[i:i + 4096], dtype=np.float32)})[0]
+        out = [sess.run(["score"], {input_name: np.ascontiguousarray(x[i:i + 4096], dtype=np.float32)})[0]
                for i in range(0, x.shape[0], 4096)]
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 

@@ -20,7 +20,8 @@ from edgefault.bundle import load_bundle  # noqa: E402
 from edgefault.errors import BundleError, InputError, MissingDependencyError  # noqa: E402
 from edgefault.export import pack_bundle  # noqa: E402
 from edgefault.runtime import Runtime  # noqa: E402
-from edgefault.train.vae import band_edges_bins, load_scoring_graph, pack_vae, train_vae, vae_spec  # noqa: E402
+from edgefault.train.vae import (band_edges_bins, load_scoring_graph, pack_vae, train_vae, vae_spec,  # noqa: E402
+                                 vae_waveform_spec)
 
 
 def _faulty(rec, gain: float = 3.0):  # type: ignore[no-untyped-def]
@@ -145,7 +146,20 @@ def test_runtime_scores_contrib_and_root_cause(trained) -> None:  # type: ignore
     batch = rt.model.score(feats, None)
     out = _session_outputs(bundle.onnx["vae"], feats.reshape(-1, 2, 32))
     np.testing.assert_allclose(batch.scores, out["score"], rtol=1e-5)
-    np.testing.assert_allclose(batch.contrib.sum(axis=1), out["err"].mean(axis=(1, 2)), rtol=1e-5)
+    nt = rt.model.n_terms
+    np.testing.assert_allclose(batch.contrib[:, :nt].sum(axis=1), out["err"].mean(axis=(1, 2)), rtol=1e-5)
+    # latent sensitivity view: |mu - mean| / std of the training latent means, per dimension
+    lat = np.abs(out["mu"] - bundle.arrays["latent_mean"]) / bundle.arrays["latent_std"]
+    np.testing.assert_allclose(batch.contrib[:, nt:], lat, rtol=1e-4, atol=1e-5)
+    assert rt.model.contrib_names[nt:] == [f"latent.z{j}" for j in range(8)]
+    e = healthy[0]
+    assert list(e.contrib["latent"]) == [f"z{j}" for j in range(8)]
+    # the channel sums hold only the terms of the score, not the extra views
+    assert sum(e.contrib["channel"].values()) == pytest.approx(float(batch.contrib[0, :nt].sum()), rel=1e-5)
+    # the training latent means sit close to their own distribution, fault windows further out
+    z_h = np.mean([max(e.contrib["latent"].values()) for e in healthy])
+    z_f = np.mean([max(e.contrib["latent"].values()) for e in fault])
+    assert z_h < 4 and z_f > z_h
 
 
 def test_nan_input_gives_invalid_event_not_a_crash(trained) -> None:  # type: ignore[no-untyped-def]
@@ -191,7 +205,7 @@ def test_lps_input_groups_bins_into_bands(tmp_path: Path) -> None:
     assert edges[0] == 0 and edges[-1] == 129 and np.all(np.diff(edges) > 0)
     res = train_vae([rec], spec, epochs=2, seed=0, target_far=0.05)
     rt = Runtime(pack_vae(res, tmp_path / "l.efb"))
-    assert len(rt.model.contrib_names) == 2 * (edges.size - 1)
+    assert rt.model.n_terms == 2 * (edges.size - 1) and len(rt.model.contrib_names) == rt.model.n_terms + 8
     e = rt.push(_faulty(rec)[:4096])[-1]
     assert set(e.contrib["channel"]) == {"a", "b"} and all(".band" in k for k in e.contrib["band"])
 
@@ -264,9 +278,95 @@ def test_cli_train_vae_and_score(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert load_bundle(out).model["kind"] == "vae"
     assert main(["score", str(out), str(f)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert lines and set(lines[0]["contrib"]) == {"channel", "feature", "band"}
-    assert main(["train", "anomaly", "--method", "vae", "--input", "waveform", str(f), "--out", str(out)]) == 2
-    assert "only 'spectrum'" in capsys.readouterr().err
+    assert lines and set(lines[0]["contrib"]) == {"channel", "feature", "band", "latent"}
+    assert main(["train", "anomaly", "--method", "vae", "--input", "waveform", str(f), "--window", "256",
+                 "--epochs", "3", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["input"] == "waveform"
+    assert load_bundle(out).model["input"] == "waveform"
+    assert main(["score", str(out), str(f)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and set(lines[0]["contrib"]) == {"channel", "feature", "time", "latent"}
+
+
+# -- waveform input --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def waveform(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    rec = noise_recording(seconds=12.0, seed=3)
+    spec = vae_waveform_spec(rec.fs, rec.channels, window=256, hop=128)
+    res = train_vae([rec], spec, input="waveform", epochs=12, seed=0, target_far=0.02)
+    return res, pack_vae(res, tmp_path_factory.mktemp("wave") / "w.efb", k=2, n=3), spec
+
+
+def test_waveform_vae_exports_scores_and_attributes_time(waveform) -> None:  # type: ignore[no-untyped-def]
+    res, bundle, spec = waveform
+    m = bundle.model
+    assert m["input"] == "waveform" and m["input_shape"] == ["batch", 2, 256]
+    assert m["parity"]["score_max_rel_diff"] <= 1e-4 and m["mflop_per_window"] > 0
+    onnx.checker.check_model(onnx.load_from_string(bundle.onnx["vae"]), full_check=True)
+    edges = bundle.arrays["segment_edges"]
+    assert edges[0] == 0 and edges[-1] == 256 and edges.size == 9
+    rt = Runtime(bundle)
+    assert rt.model.needs_raw and not rt.model.needs_features
+    later = noise_recording(seconds=4.0, seed=11)
+    healthy = [e for e in rt.push(later.data) if e.valid]
+    rt.reset()
+    x = later.data.copy()
+    x[:, 0] *= 4.0  # channel a four times louder
+    fault = [e for e in rt.push(x) if e.valid]
+    hs, fs_ = np.array([e.score for e in healthy]), np.array([e.score for e in fault])
+    assert np.median(fs_) > np.quantile(hs, 0.95) and np.mean(fs_ > rt.threshold) > 0.9
+    for e in fault:
+        c = e.contrib
+        assert set(c) == {"channel", "feature", "time", "latent"}
+        assert max(c["channel"], key=c["channel"].get) == "a"
+        assert list(c["time"]) == [f"seg{g:02d}_{edges[g]}_{edges[g + 1]}" for g in range(8)]
+        # the time view and the channel view split the same reconstruction error
+        assert sum(c["time"].values()) == pytest.approx(sum(c["channel"].values()), rel=1e-4)
+    # device scores against the ONNX model on the raw windows the runtime saw
+    _, _, finite, raw = spec.pipeline().push(later.data, 1.0, False, True)
+    got = _session_outputs(bundle.onnx["vae"], raw[finite])
+    np.testing.assert_allclose([e.score for e in healthy], got["score"], rtol=1e-5)
+    _check_rebuilt_graph_matches_onnx(bundle, np.ascontiguousarray(raw[finite][:64]))
+
+
+def test_waveform_nan_window_is_flagged(waveform) -> None:  # type: ignore[no-untyped-def]
+    _, bundle, _ = waveform
+    rt = Runtime(bundle)
+    x = noise_recording(seconds=1.0, seed=5).data.copy()
+    x[600, 0] = np.nan
+    ev = rt.push(x)
+    assert any(not e.valid and e.score is None for e in ev) and any(e.valid for e in ev)
+
+
+@pytest.mark.parametrize("arch", ["cnn", "transformer"])
+def test_waveform_short_windows_many_sensors_cmapss_shape(arch: str, tmp_path: Path) -> None:
+    """C-MAPSS-like: 21 sensors sampled once per cycle with very different levels and scales (some
+    constant), windows of 30 cycles, hop 1."""
+    from edgefault.readers import Recording
+
+    rng = np.random.default_rng(0)
+    n, c = 3000, 21
+    level = rng.uniform(-5, 2000, size=c)
+    scale = 10.0 ** rng.uniform(-3, 1, size=c)
+    scale[[0, 4, 9]] = 0.0  # constant sensors
+    drift = np.cumsum(rng.normal(size=(n, 1)), axis=0) * 0.01
+    x = (level + scale * (rng.normal(size=(n, c)) + drift)).astype(np.float32)
+    names = tuple(f"s{i + 1}" for i in range(c))
+    rec = Recording(data=x, fs=1.0, channels=names, path="synthetic_cmapss")
+    spec = vae_waveform_spec(1.0, names, window=30, hop=1)
+    res = train_vae([rec], spec, arch=arch, input="waveform", epochs=4, seed=0, target_far=0.05)
+    assert res.parity["score_max_rel_diff"] <= 1e-4
+    b = pack_vae(res, tmp_path / "c.efb")
+    assert b.model["input_shape"] == ["batch", 21, 30]
+    rt = Runtime(b)
+    ev = rt.push(x[:200])
+    assert len(ev) == 171 and all(e.valid for e in ev)
+    assert len(ev[0].contrib["channel"]) == 21 and len(ev[0].contrib["time"]) == 8
+    y = x[:200].copy()
+    y[:, 7] += 20 * max(scale[7], 1e-3)  # sensor s8 shifts by 20 of its standard deviations
+    rt.reset()
+    ev = rt.push(y)
+    assert all(max(e.contrib["channel"], key=e.contrib["channel"].get) == "s8" for e in ev)
 
 
 @pytest.mark.data
@@ -285,6 +385,8 @@ def test_vae_cwru_eval_against_gaussian(shared_data: Path, tmp_path: Path) -> No
     assert set(r["by_load_hp"]) == {"0", "1", "2", "3"}
     assert r["gaussian"]["auroc"] >= 0.99
     assert r["onnx_score_max_rel_diff"] <= 1e-4
+    # root cause: the drive-end channel carries the most error for drive-end faults
+    assert r["top_channel_is_DE_for_drive_end_faults"] >= 0.9 and r["n_alarmed_drive_end_windows"] > 1000
 
 
 def test_missing_torch_names_the_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

@@ -1,20 +1,33 @@
-"""Variational autoencoder over per-channel log-power spectra (PyTorch; ``pip install edgefault[train]``).
+"""Variational autoencoder over per-channel spectra or raw windows (PyTorch; ``pip install edgefault[train]``).
 
-Input: the core feature pipeline's ``log_power_spectrum`` block, one row of ``n_bins`` values per
-channel, so the model sees ``(batch, n_channels, n_bins)`` with the channels as input channels.
-The graph standardises each (channel, bin) with training statistics, encodes to a latent mean
-and log variance, decodes from the mean (no sampling at scoring time) and returns
+Input (``input=``): ``spectrum`` (default) = the core feature pipeline's band-energy (or full
+log-power spectrum) block, one row of ``n_bins`` values per channel, standardised per (channel,
+bin); or ``waveform`` = the raw window of every channel (the runtime hands it over:
+``needs_raw``), standardised per channel. The model sees ``(batch, n_channels, n)`` with the
+channels as input channels (1D-CNN over the frequency / time axis, or a Transformer over patches).
+The graph encodes to a latent mean and log variance, decodes from the mean (no sampling at
+scoring time) and returns
 
-* ``err``  (batch, n_channels, n_bins): squared reconstruction error in standardised units,
-* ``mu``, ``logvar`` (batch, latent),
-* ``score`` (batch,): ``recon_weight * mean(err) + kl_weight * KL / (n_channels * n_bins)``, with
-  ``KL = 0.5 * sum(mu^2 + exp(logvar) - 1 - logvar)``: the per-element training loss evaluated at
-  the latent mean, so the score is the (deterministic) negative ELBO per input value.
+* ``err``  (batch, n_channels, n): squared standardised reconstruction error divided by its
+  healthy level ``err_ref`` (the mean on the validation block, per (channel, input)), so channel,
+  band and time contributions are in comparable units,
+* ``recon``, ``mu``, ``logvar`` (batch, latent),
+* ``score`` (batch,): ``recon_weight * mean(err) + kl_weight * KL / (n_channels * n)``, with
+  ``KL = 0.5 * sum(mu^2 + exp(logvar) - 1 - logvar)``.
+
+On the device (:class:`edgefault.models.VAEDeviceModel`) the error is grouped by channel and
+frequency band (spectrum) or channel and time segment (waveform; ``n_segments`` equal segments of
+the window, plus a ``time`` view summed over channels). A spectrum has no time axis inside the
+window, so spectrum bundles give no per-segment view: time resolution there is the hop between
+windows (the event stream). Latent sensitivity: ``|mu_j - mean_j| / std_j`` against the latent
+means of the fit windows (arrays ``latent_mean`` / ``latent_std``), the ``latent`` view.
 
 Training is leak-safe: each healthy recording is cut into fit | validation | calibration blocks in
-time order (gap of one window between blocks) before windowing. Early stopping watches the
-validation block (later than the fit block), the threshold is calibrated on the calibration block
-(later still), scored through the exported ONNX graph exactly as on the device.
+time order (gap of one window between blocks) before windowing. Early stopping and ``err_ref``
+use the validation block (later than the fit block), the threshold is calibrated on the
+calibration block (later still), scored through the exported ONNX graph exactly as on the device.
+The bundle also stores the PyTorch weights (arrays ``torch.<name>``) so that
+:func:`load_scoring_graph` rebuilds the differentiable model offline.
 """
 from __future__ import annotations
 
@@ -64,6 +77,34 @@ def vae_spec(fs: float, channels: Sequence[str], window: int = 1024, hop: int | 
     else:
         raise InputError(f"VAE spectrum representation {representation!r}: use bands or lps")
     return FeatureSpec(fs=fs, window=window, hop=hop or window // 2, channels=tuple(channels), blocks=(block,))
+
+
+INPUTS = ("spectrum", "waveform")
+WAVEFORM_BLOCK = {"kind": "time_stats", "stats": ["mean", "std"]}
+
+
+def vae_waveform_spec(fs: float, channels: Sequence[str], window: int = 1024, hop: int | None = None) -> FeatureSpec:
+    """Feature spec of a waveform VAE: the model reads the raw window (channels x window samples)
+    that the runtime hands over; the spec's one cheap block (per-channel mean and std) only
+    satisfies the feature pipeline. Any window length >= 8 works (e.g. fs=1, window=30 cycles)."""
+    return FeatureSpec(fs=fs, window=window, hop=hop or max(1, window // 2), channels=tuple(channels),
+                       blocks=(dict(WAVEFORM_BLOCK),))
+
+
+def input_shape(spec: FeatureSpec, input: str = "spectrum") -> tuple[int, int]:
+    """(n_channels, values per channel) the VAE sees: spectrum bins, or the window's samples."""
+    if input == "waveform":
+        if spec.window < 8:
+            raise InputError(f"waveform VAE: window of {spec.window} samples, need at least 8")
+        return spec.n_channels, spec.window
+    if input != "spectrum":
+        raise InputError(f"VAE input {input!r}: use one of {list(INPUTS)}")
+    return spectrum_shape(spec)
+
+
+def segment_edges(window: int, n_segments: int = 8) -> np.ndarray:
+    """Sample offsets [0, ..., window] cutting a window into about ``n_segments`` equal time segments."""
+    return np.unique(np.round(np.linspace(0, window, min(n_segments, window) + 1)).astype(np.int64))
 
 
 def spectrum_shape(spec: FeatureSpec) -> tuple[int, int]:
@@ -289,12 +330,17 @@ def _set_determinism(seed: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def _spectra(spec: FeatureSpec, data: np.ndarray, hop: int) -> np.ndarray:
-    """(m, n_channels, n_bins) log-power spectra of the finite windows of one block at ``hop``."""
+def _spectra(spec: FeatureSpec, data: np.ndarray, hop: int, input: str = "spectrum") -> np.ndarray:
+    """(m, n_channels, n) model inputs of the finite windows of one block at ``hop``: spectra, or
+    the raw windows exactly as the runtime hands them to the device model (waveform input)."""
     dense = FeatureSpec(fs=spec.fs, window=spec.window, hop=hop, channels=spec.channels, blocks=spec.blocks,
                         taper=spec.taper)
+    c, f = input_shape(spec, input)
+    if input == "waveform":
+        x = np.ascontiguousarray(data, dtype=np.float32)
+        _, _, finite, raw = dense.pipeline().push(x if spec.n_channels > 1 else x[:, 0], 1.0, False, True)
+        return np.asarray(raw)[np.asarray(finite, dtype=bool)].reshape(-1, c, f)
     feats, _, finite = dense.transform(data)
-    c, f = spectrum_shape(spec)
     return feats[finite].reshape(-1, c, f)
 
 
@@ -304,14 +350,16 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
               calib_fraction: float = 0.3, val_fraction: float = 0.2, train_hop: int | None = None,
               hysteresis: float = 0.9, min_scale_db: float = 1.0, n_bands: int = 16,
               max_seconds: float | None = None, progress: bool = False, export: bool = True,
-              err_norm: bool = True) -> VAETraining:
+              err_norm: bool = True, input: str = "spectrum", n_segments: int = 8) -> VAETraining:
     """Train a VAE on healthy recordings, export it to ONNX, check parity and calibrate a threshold.
 
     Each recording is cut in time order into fit | validation | calibration blocks (fractions
     ``1 - val - calib``, ``val``, ``calib``; gap of one window), *then* windowed with ``train_hop``
     (default window/16: dense windows inside each block; no window crosses a block boundary).
     ``export=False`` skips the ONNX export (calibration scores then come from PyTorch): for tests.
-    ``err_norm`` (default on): divide each (channel, input)'s squared error by its mean on the
+    ``input``: ``spectrum`` (default; spec from :func:`vae_spec`) or ``waveform`` (raw windows,
+    standardised per channel; spec from :func:`vae_waveform_spec`; error grouped into
+    ``n_segments`` time segments). ``err_norm`` (default on): divide each (channel, input)'s squared error by its mean on the
     validation block (see :class:`ScoringGraph`), so per-channel / per-band contributions are in
     units of the healthy error level and comparable across channels.
     """
@@ -319,6 +367,8 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
 
     if arch not in ARCHS:
         raise InputError(f"unknown VAE architecture {arch!r}; use one of {list(ARCHS)}")
+    if input not in INPUTS:
+        raise InputError(f"VAE input {input!r}: use one of {list(INPUTS)}")
     if not recordings:
         raise InputError("no healthy recordings to train on")
     if not (0.05 <= calib_fraction <= 0.6 and 0.05 <= val_fraction <= 0.4 and calib_fraction + val_fraction < 0.8):
@@ -326,7 +376,7 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
                          f"0.05-0.6 / 0.05-0.4 with a sum below 0.8")
     if epochs < 1:
         raise InputError(f"epochs must be >= 1, got {epochs}")
-    n_ch, n_bins = spectrum_shape(spec)
+    n_ch, n_bins = input_shape(spec, input)
     hop = int(train_hop or max(1, spec.window // 16))
     parts: dict[str, list[np.ndarray]] = {"fit": [], "val": [], "calib": []}
     blocks_info = []
@@ -339,20 +389,25 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
         blocks = contiguous_blocks(r.data.shape[0], [fit_frac, val_fraction, calib_fraction], gap=spec.window,
                                    names=["fit", "val", "calib"], min_len=spec.window)
         for name, start, stop in blocks:
-            parts[name].append(_spectra(spec, r.data[start:stop], hop if name != "calib" else spec.hop))
+            parts[name].append(_spectra(spec, r.data[start:stop], hop if name != "calib" else spec.hop, input))
             blocks_info.append({"file": Path(r.path).name, "block": name, "start": int(start), "stop": int(stop)})
     X = {k: np.concatenate(v).astype(np.float32) for k, v in parts.items()}
     if X["fit"].shape[0] < 32 or X["val"].shape[0] < 4:
         raise InputError(f"only {X['fit'].shape[0]} fit / {X['val'].shape[0]} validation windows: "
                          f"give more healthy data")
-    mean = X["fit"].mean(axis=0)
-    scale = np.maximum(X["fit"].std(axis=0), float(min_scale_db)).astype(np.float32)
+    if input == "waveform":  # one level and scale per channel (the model must see the absolute level)
+        mean = X["fit"].mean(axis=(0, 2))[:, None].astype(np.float32)
+        sd = X["fit"].std(axis=(0, 2))[:, None]
+        scale = np.maximum(sd, 1e-4 * np.maximum(np.abs(mean), 1.0)).astype(np.float32)
+    else:
+        mean = X["fit"].mean(axis=0)
+        scale = np.maximum(X["fit"].std(axis=0), float(min_scale_db)).astype(np.float32)
 
     _set_determinism(seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small convolutions: one thread is several times faster than two
     net = build_net(arch, n_ch, n_bins, latent)
-    graph = ScoringGraph(net, mean, scale, recon_weight=1.0, kl_weight=beta)
+    graph = ScoringGraph(net, mean, scale, recon_weight=1.0, kl_weight=beta, shape=(n_ch, n_bins))
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     xf = torch.from_numpy(X["fit"])
     xv = torch.from_numpy(X["val"])
@@ -413,12 +468,17 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
         err_ref_info.update({"err_ref_floor": floor, "err_ref_n_floored": int(np.sum(ref < floor)),
                              "err_ref_mean_by_channel": ref.mean(axis=tuple(range(1, ref.ndim))).tolist()})
         graph.set_err_ref(np.maximum(ref, floor))
+    # latent sensitivity reference: distribution of the latent means over the fit windows
+    with torch.no_grad():
+        mu_fit = net.encode(graph.norm(xf))[0].numpy().astype(np.float64)
+    latent_mean = mu_fit.mean(axis=0)
+    latent_std = np.maximum(mu_fit.std(axis=0), 1e-3)
     torch.use_deterministic_algorithms(False)
     torch.set_num_threads(threads)
 
     if export:
         onnx_bytes, parity, mflop, session_scores = export_scoring_graph(
-            graph, n_ch, n_bins, check_inputs=[X["calib"], X["val"]])
+            graph, n_ch, n_bins, check_inputs=[X["calib"], X["val"]], input_name=input)
     else:
         onnx_bytes, parity, mflop = b"", {}, float("nan")
 
@@ -429,7 +489,7 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
     cal = calibrate_threshold(calib_scores, target_far=target_far, method=calibration, hysteresis=hysteresis)
     fit_scores = session_scores(X["fit"])
     info = {
-        "arch": arch, "input": "spectrum", "seed": seed, "latent": latent, "beta": beta, "lr": lr,
+        "arch": arch, "input": input, "seed": seed, "latent": latent, "beta": beta, "lr": lr,
         "batch_size": batch_size, "epochs_run": len(history), "best_epoch": best[1], "stopped": stopped,
         "best_val_score": best[0], "train_seconds": round(train_seconds, 3), "train_hop": hop,
         "n_fit_windows": int(X["fit"].shape[0]), "n_val_windows": int(X["val"].shape[0]),
@@ -443,22 +503,27 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
 
     info["fingerprint"] = fingerprint(recordings)
     info["n_bands"] = int(n_bands)
+    info["n_segments"] = int(n_segments)
+    info["latent_mean"] = latent_mean.tolist()
+    info["latent_std"] = latent_std.tolist()
     return VAETraining(graph=graph, spec=spec, arch=arch, calibration=cal, calib_scores=calib_scores,
                        onnx_bytes=onnx_bytes, parity=parity, mflop=mflop, info=info)
 
 
 def pack_vae(result: VAETraining, out: str | Path, *, k: int = 3, n: int = 5, name: str | None = None):  # type: ignore[no-untyped-def]
-    """Pack the ONNX scoring graph, score weights, band grouping and threshold into a bundle."""
+    """Pack the ONNX scoring graph, score weights, error grouping (frequency bands for spectrum
+    input, time segments for waveform input), latent reference, PyTorch weights and threshold
+    into a bundle."""
     from edgefault.export import pack_bundle
 
     spec = result.spec
-    n_ch, n_bins = spectrum_shape(spec)
-    edges = band_edges_bins(spec, int(result.info.get("n_bands", 16)))
+    inp = str(result.info.get("input", "spectrum"))
+    n_ch, n_bins = input_shape(spec, inp)
     cal = result.calibration
     g = result.graph
     model = {
-        "kind": "vae", "task": "anomaly", "arch": result.arch, "input": "spectrum",
-        "representation": spec.blocks[0]["kind"],
+        "kind": "vae", "task": "anomaly", "arch": result.arch, "input": inp,
+        "representation": spec.blocks[0]["kind"] if inp == "spectrum" else "waveform",
         "score": "recon_weight * mean(squared standardised reconstruction error / healthy error level) "
                  "+ kl_weight * KL / n_inputs",
         "err_normalised": bool(result.info.get("err_norm", False)),
@@ -466,16 +531,25 @@ def pack_vae(result: VAETraining, out: str | Path, *, k: int = 3, n: int = 5, na
         "onnx": "vae", "input_shape": ["batch", n_ch, n_bins], "outputs": list(ScoringGraph.output_names),
         "mflop_per_window": round(result.mflop, 4), "parity": result.parity,
     }
+    arrays: dict[str, np.ndarray] = {}
+    if inp == "waveform":
+        arrays["segment_edges"] = segment_edges(n_bins, int(result.info.get("n_segments", 8)))
+    else:
+        arrays["band_edges"] = band_edges_bins(spec, int(result.info.get("n_bands", 16)))
+    training = {k2: v for k2, v in result.info.items() if k2 not in ("latent_mean", "latent_std")}
+    if "latent_mean" in result.info:  # latent sensitivity on the device: |mu - mean| / std per dimension
+        arrays["latent_mean"] = np.asarray(result.info["latent_mean"], dtype=np.float32)
+        arrays["latent_std"] = np.asarray(result.info["latent_std"], dtype=np.float32)
     # The PyTorch weights, so offline tools (gradient attribution) can rebuild the differentiable
     # graph with load_scoring_graph: every state_dict tensor as array "torch.<name>" (float32 .npy,
     # no pickle), the architecture in model["torch"].
     state = {f"{TORCH_PREFIX}{k}": v.detach().cpu().numpy().astype(np.float32)
              for k, v in g.state_dict().items()}
-    model["torch"] = {"config": dict(g.net.config), "input": "spectrum", "state_dict": sorted(state),
-                      "recon_weight": g.recon_weight, "kl_weight": g.kl_weight,
-                      "standardisation": ["torch.norm.mean", "torch.norm.inv_scale"]}
-    training = {k2: v for k2, v in result.info.items()}
-    return pack_bundle(out, spec=spec, model=model, arrays={"band_edges": edges, **state},
+    model["torch"] = {"config": dict(g.net.config), "input": inp, "shape": [n_ch, n_bins],
+                      "state_dict": sorted(state), "recon_weight": g.recon_weight, "kl_weight": g.kl_weight,
+                      "standardisation": ["torch.norm.mean", "torch.norm.inv_scale"],
+                      "err_reference": "torch.inv_err_ref"}
+    return pack_bundle(out, spec=spec, model=model, arrays={**arrays, **state},
                        onnx={"vae": result.onnx_bytes},
                        thresholds={"threshold": cal.threshold, "clear_threshold": cal.clear_threshold, "k": k,
                                    "n": n, "method": cal.method, "target_far": cal.target_far,
@@ -517,7 +591,8 @@ def load_scoring_graph(bundle: Any) -> ScoringGraph:
                  for k in tm["state_dict"]}
         net = build_net(arch, n_ch, n_bins, latent, **cfg)
         graph = ScoringGraph(net, state["norm.mean"].numpy(), 1.0 / state["norm.inv_scale"].numpy(),
-                             recon_weight=float(tm["recon_weight"]), kl_weight=float(tm["kl_weight"]))
+                             recon_weight=float(tm["recon_weight"]), kl_weight=float(tm["kl_weight"]),
+                             shape=(n_ch, n_bins))
         state.setdefault("inv_err_ref", torch.ones(n_ch, n_bins))
         graph.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, InputError) as e:
