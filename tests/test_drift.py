@@ -404,3 +404,33 @@ def test_cwru_healthy_false_drift_rate(shared_data: Path, tmp_path: Path) -> Non
     assert len(ev) > 500
     rate = sum(e.drift and e.drift_changed for e in ev) / len(ev)
     assert rate <= 3e-2, rate
+
+
+def test_vae_bundle_monitors_its_latent_mean(tmp_path: Path) -> None:
+    """A VAE bundle carries score + latent (mu) drift settings; the generic path steps them and a
+    gain change on the stream is flagged as drift."""
+    pytest.importorskip("torch", reason="VAE training needs torch")
+    pytest.importorskip("onnx", reason="VAE export needs onnx")
+    pytest.importorskip("onnxscript", reason="VAE export needs onnxscript")
+    pytest.importorskip("onnxruntime", reason="the VAE device model needs onnxruntime")
+    from conftest import noise_recording
+
+    from edgefault import Runtime
+    from edgefault.bundle import load_bundle
+    from edgefault.train.vae import pack_vae, train_vae, vae_spec
+
+    rec = noise_recording(seconds=12.0, seed=3)
+    spec = vae_spec(rec.fs, rec.channels, window=256, hop=128, n_bands=32)
+    res = train_vae([rec], spec, epochs=5, seed=1, target_far=0.02)
+    pack_vae(res, tmp_path / "v.efb")
+    d = load_bundle(tmp_path / "v.efb").thresholds["drift"]
+    assert d["score"]["h"] > 0
+    rt = Runtime(tmp_path / "v.efb")
+    healthy = noise_recording(seconds=6.0, seed=4).data
+    ev = rt.push(np.concatenate([healthy, 2.0 * noise_recording(seconds=6.0, seed=5).data]))
+    n0 = sum(e.t <= 6.0 for e in ev)
+    assert all(e.to_dict()["drift"] is not None for e in ev)
+    if d.get("latent"):
+        assert d["latent"]["source"] == "latent" and any(e.drift_stats["latent"] > 0 for e in ev)
+    first = next(i for i, e in enumerate(ev) if e.drift)
+    assert n0 - 5 <= first < n0 + 60, (first, n0)

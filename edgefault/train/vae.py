@@ -503,6 +503,11 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
 
     info["fingerprint"] = fingerprint(recordings)
     info["n_bands"] = int(n_bands)
+    from ..drift import calibrate_drift  # drift monitors: score CUSUM + MEWMA of mu, on held-out blocks
+
+    with torch.no_grad():
+        mu_calib, mu_val = (graph(torch.from_numpy(X[b]))[3].numpy() for b in ("calib", "val"))
+    info["drift"] = calibrate_drift(calib_scores, latent=mu_calib, latent_ref=mu_val)
     info["n_segments"] = int(n_segments)
     info["latent_mean"] = latent_mean.tolist()
     info["latent_std"] = latent_std.tolist()
@@ -553,7 +558,8 @@ def pack_vae(result: VAETraining, out: str | Path, *, k: int = 3, n: int = 5, na
                        onnx={"vae": result.onnx_bytes},
                        thresholds={"threshold": cal.threshold, "clear_threshold": cal.clear_threshold, "k": k,
                                    "n": n, "method": cal.method, "target_far": cal.target_far,
-                                   "calibration": cal.to_dict()},
+                                   "calibration": cal.to_dict(),
+                                   **({"drift": result.info["drift"]} if result.info.get("drift") else {})},
                        training=training, name=name)
 
 
