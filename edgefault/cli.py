@@ -194,7 +194,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     data, size = write_report(args.events, args.out, strict=args.strict, bundle=args.bundle,
-                              title=args.title, scale=args.scale,
+                              explain=args.explain, title=args.title, scale=args.scale,
                               max_plots=args.max_plots, max_spans=args.max_spans)
     if data.n_bad:
         where = "; ".join(f"{src} line {ln}: {why}" for src, ln, why in data.bad[:5])
@@ -202,6 +202,32 @@ def cmd_report(args: argparse.Namespace) -> int:
               f"{'; ...' if data.n_bad > 5 else ''}); --strict makes them an error", file=sys.stderr)
     print(f"wrote {args.out} ({size / 1024:.0f} KiB): {data.n_events} windows, {len(data.spans)} alarm span(s)",
           file=sys.stderr)
+    return 0
+
+
+# -- explain -------------------------------------------------------------------------------------
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain_recording
+
+    rep = explain_recording(args.bundle, args.recording, start=args.start, end=args.end,
+                            channels=_channels_arg(args.channels), fs=args.fs, baseline=args.baseline,
+                            method=args.method, steps=args.steps, tol=args.tol, max_windows=args.max_windows,
+                            per_window=not args.no_windows)
+    text = json.dumps(rep, allow_nan=False)
+    if args.out and args.out != "-":
+        Path(args.out).write_text(text + "\n")
+    else:
+        print(text)
+    c = rep["completeness"]
+    agg = rep.get("aggregate_above_threshold") or rep["aggregate"]
+    top = max(agg["channel"], key=agg["channel"].get)
+    print(f"explained {rep['n_windows']} windows ({rep['n_above_threshold']} above threshold) in {rep['seconds']} s; "
+          f"top channel {top}" + (f"; completeness max rel. error {c['max_rel_error']:.2g}" if c["ok"] is not None
+                                  else "") + (f"; wrote {args.out}" if args.out and args.out != "-" else ""),
+          file=sys.stderr)
+    if c["ok"] is False:
+        print(f"edgefault explain: warning: completeness error above --tol {args.tol} for some windows even at "
+              f"{rep['max_steps_used']} steps", file=sys.stderr)
     return 0
 
 
@@ -325,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("events", nargs="+", help="JSON-lines files from `edgefault score` / the daemon ('-' = stdin)")
     r.add_argument("--out", required=True, help="HTML file to write")
     r.add_argument("--bundle", help="the bundle that scored the events (its id, kind and name go in the summary)")
+    r.add_argument("--explain", help="JSON from `edgefault explain` to include")
     r.add_argument("--title", help="page title")
     r.add_argument("--scale", default="auto", choices=["auto", "log", "linear"],
                    help="score axis (default auto: log when positive scores span > 30x)")
@@ -332,6 +359,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-plots", type=int, default=20, help="recordings plotted, those with alarms first (default 20)")
     r.add_argument("--max-spans", type=int, default=100, help="alarm spans listed in the table (default 100)")
     r.set_defaults(func=cmd_report)
+
+    x = sub.add_parser("explain", help="gradient attribution (integrated gradients) of a VAE bundle's score "
+                                       "per channel and band / time segment; needs the [train] extra")
+    x.add_argument("bundle")
+    x.add_argument("recording")
+    x.add_argument("--out", help="JSON file to write (default stdout)")
+    x.add_argument("--start", type=float, help="first second of the recording to explain (default 0)")
+    x.add_argument("--end", type=float, help="last second (default: the end)")
+    x.add_argument("--channels", help="file channels to feed the bundle's channels, in order")
+    x.add_argument("--fs", type=float, help="sample rate of files that carry none (default: the bundle's)")
+    x.add_argument("--method", default="ig", choices=["ig", "gradxinput"],
+                   help="ig = integrated gradients (default), gradxinput = (x - baseline) * gradient")
+    x.add_argument("--baseline", default="mean", choices=["mean", "zero"],
+                   help="reference input: the training mean of every input (default) or zeros")
+    x.add_argument("--steps", type=int, default=32, help="Gauss-Legendre nodes, doubled per window until "
+                                                         "completeness holds within --tol (default 32)")
+    x.add_argument("--tol", type=float, default=1e-3,
+                   help="completeness tolerance relative to |score(x) - score(baseline)| (default 1e-3)")
+    x.add_argument("--max-windows", type=int, default=5000, help="refuse larger ranges (default 5000)")
+    x.add_argument("--no-windows", action="store_true", help="aggregates only, no per-window rows")
+    x.set_defaults(func=cmd_explain)
     return p
 
 
