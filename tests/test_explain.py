@@ -20,7 +20,7 @@ from edgefault.cli import main  # noqa: E402
 from edgefault.errors import InputError, MissingDependencyError  # noqa: E402
 from edgefault.explain import explain_recording, explain_windows, window_inputs  # noqa: E402
 from edgefault.runtime import Runtime  # noqa: E402
-from edgefault.train.vae import load_scoring_graph, pack_vae, train_vae, vae_spec  # noqa: E402
+from edgefault.train.vae import load_scoring_graph, pack_vae, train_vae, vae_spec, vae_waveform_spec  # noqa: E402
 
 
 def _npz(path: Path, data: np.ndarray, fs: float, channels: tuple[str, ...]) -> Path:
@@ -44,6 +44,16 @@ def spectrum_vae(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = vae_spec(rec.fs, rec.channels, window=256, hop=128, n_bands=32)
     res = train_vae([rec], spec, epochs=15, seed=1, target_far=0.02)
     path = tmp_path_factory.mktemp("explain") / "vae.efb"
+    pack_vae(res, path, k=2, n=3)
+    return path
+
+
+@pytest.fixture(scope="module")
+def waveform_vae(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rec = noise_recording(seconds=12.0, seed=3)
+    spec = vae_waveform_spec(rec.fs, rec.channels, window=256, hop=128)
+    res = train_vae([rec], spec, input="waveform", epochs=8, seed=0, target_far=0.02)
+    path = tmp_path_factory.mktemp("explain") / "w.efb"
     pack_vae(res, path, k=2, n=3)
     return path
 
@@ -102,6 +112,19 @@ def test_time_range_selects_windows(spectrum_vae: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose([w["t"] for w in rep["windows"]], rt_t)
     with pytest.raises(InputError, match="holds no full window"):
         explain_recording(spectrum_vae, f, start=3.99)
+
+
+def test_waveform_bundle_attributes_channel_and_time(waveform_vae: Path, tmp_path: Path) -> None:
+    rec = noise_recording(seconds=4.0, seed=11)
+    x = rec.data.copy()
+    x[:, 0] *= 4.0
+    f = _npz(tmp_path / "loud.npz", x, rec.fs, rec.channels)
+    rep = explain_recording(waveform_vae, f)
+    assert rep["group"] == "time" and rep["completeness"]["ok"]
+    agg = rep["aggregate"]
+    assert max(agg["channel"], key=agg["channel"].get) == "a"
+    assert set(agg["time_all_channels"]) == {f"seg{g:02d}_{32 * g}_{32 * (g + 1)}" for g in range(8)}
+    assert sum(agg["time"].values()) == pytest.approx(sum(agg["channel"].values()), rel=1e-9)
 
 
 def test_cli_explain_and_report_section(spectrum_vae: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
