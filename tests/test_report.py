@@ -256,3 +256,35 @@ def test_runtime_drift_events_and_retrain(tmp_path: Path) -> None:
 def test_build_report_rejects_bad_scale(scored: dict[str, Path]) -> None:
     with pytest.raises(InputError, match="scale"):
         build_report(read_events(scored["events"]), scale="cubic")
+
+
+def test_drift_spans_from_a_real_runtime(tmp_path: Path) -> None:
+    """A bundle with drift monitors scores a healthy stretch then a gain change: the page's drift
+    spans are the runs of drift-active windows in the events, and retraining is recommended."""
+    from edgefault.readers import Recording
+    from edgefault.spec import FeatureSpec
+    from edgefault.synth import bearing_signal
+    from edgefault.train.anomaly import pack_gaussian, train_gaussian
+
+    fs = 12000.0
+    spec = FeatureSpec(fs=fs, window=1024, hop=512, channels=("x",), blocks=(
+        {"kind": "time_stats", "stats": ["rms", "kurtosis", "crest_factor"]},
+        {"kind": "band_energy", "n_bands": 12, "spacing": "log", "fmin": 50.0, "fmax": 5000.0, "log": True}))
+    x = bearing_signal(60.0, fs, seed=1)[:, None]
+    res = train_gaussian([Recording(data=x, fs=fs, channels=("x",), path="healthy")], spec, target_far=0.01,
+                         drift_far=1e-3)
+    bundle = tmp_path / "m.efb"
+    pack_gaussian(res, bundle)
+    run = np.concatenate([bearing_signal(20.0, fs, seed=21), 1.5 * bearing_signal(30.0, fs, seed=22)])
+    f = _npz(tmp_path / "run.npz", run[:, None].astype(np.float32), fs, ("x",))
+    events_path = tmp_path / "ev.jsonl"
+    assert main(["score", str(bundle), str(f), "--out", str(events_path)]) == 0
+    events = _load(events_path)
+    active = [bool(e["drift"] and e["drift"]["active"]) for e in events]
+    runs = sum(1 for i, a in enumerate(active) if a and (i == 0 or not active[i - 1]))
+    assert runs >= 1 and any(e["retrain"] for e in events)
+    out = tmp_path / "r.html"
+    write_report(events_path, out)
+    page = _parse(out)
+    assert len(page.having("tr", "drift-span")) == runs
+    assert page.having("rect", "drift") and len(page.having("p", "retrain")) == 1
