@@ -132,8 +132,9 @@ def _train_vae(args: argparse.Namespace, recs: list[Any], fs: float, channels: l
     hop = args.hop or args.window // 2
     spec = (vae_waveform_spec(fs, channels, window=args.window, hop=hop) if args.input == "waveform"
             else vae_spec(fs, channels, window=args.window, hop=hop))
+    forecast = (args.forecast_horizon or max(1, args.window // 8)) if args.forecast else 0
     result = train_vae(recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed, input=args.input,
-                       target_far=args.target_far, calibration=args.calibration,
+                       forecast=forecast, target_far=args.target_far, calibration=args.calibration,
                        calib_fraction=args.calib_fraction, progress=sys.stderr.isatty())
     bundle = pack_vae(result, args.out, k=args.k, n=args.n, name=args.name)
     cal = result.calibration
@@ -287,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--input", default="spectrum", choices=["spectrum", "waveform"],
                    help="vae: model input (default spectrum: per-channel band energies in dB; waveform: the "
                         "raw window of every channel, standardised per channel)")
+    t.add_argument("--forecast", action="store_true",
+                   help="vae --input waveform: add a forecasting head predicting the window's last samples "
+                        "from the rest; its error joins the score (default off)")
+    t.add_argument("--forecast-horizon", type=int, help="samples the forecasting head predicts (default window/8)")
     t.add_argument("--epochs", type=int, default=200, help="vae: maximum epochs, early stopping on a later "
                                                            "validation block (default 200)")
     t.add_argument("--seed", type=int, default=0, help="vae: random seed (default 0)")

@@ -32,6 +32,9 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae architecture")
     p.add_argument("--input", default="spectrum", choices=["spectrum", "waveform"],
                    help="vae input: per-channel band spectra (default) or the raw window of every channel")
+    p.add_argument("--forecast", action="store_true",
+                   help="vae --input waveform: forecasting head over the window's last samples (default off)")
+    p.add_argument("--forecast-horizon", type=int, help="samples the forecasting head predicts (default window/8)")
     p.add_argument("--epochs", type=int, default=200, help="vae: maximum epochs (early stopping)")
     p.add_argument("--seed", type=int, default=0, help="vae: random seed")
     p.add_argument("--protocol", default="split", choices=["split", "cross-group", "logo"],
@@ -147,7 +150,9 @@ def _train_vae_bundle(data: _Data, train_recs: list[Any], calib_frac: float, arg
     inp = getattr(args, "input", "spectrum")
     spec = (vae_waveform_spec(data.fs, data.channels, window=args.window, hop=hop) if inp == "waveform"
             else vae_spec(data.fs, data.channels, window=args.window, hop=hop))
-    res = train_vae(train_recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed, input=inp,
+    fc = getattr(args, "forecast_horizon", None) or max(1, args.window // 8)
+    fc = fc if getattr(args, "forecast", False) else 0
+    res = train_vae(train_recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed, input=inp, forecast=fc,
                     target_far=args.target_far, calib_fraction=calib_frac, val_fraction=0.2)
     bundle = pack_vae(res, out, k=args.k, n=args.n)
     extra = {"vae": {k: res.info[k] for k in ("arch", "input", "epochs_run", "best_epoch", "stopped", "train_seconds",

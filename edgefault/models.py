@@ -174,15 +174,29 @@ class VAEDeviceModel:
             self._latent_ref = (lm, ls)
             if "latent" not in spec.channels:
                 extra += [f"latent.z{j}" for j in range(n_lat)]
+        self._outputs = ["err", "mu", "logvar"]
+        # optional forecasting head: its normalised error ``ferr`` (batch, channels, horizon) joins the
+        # score with forecast_weight and the channel terms as "<channel>.forecast"
+        try:
+            self.forecast_weight = float(m.get("forecast_weight", 0.0))
+        except (TypeError, ValueError):
+            raise BundleError(f"{where}: forecast_weight must be a number, got {m.get('forecast_weight')!r}") from None
+        if not (np.isfinite(self.forecast_weight) and self.forecast_weight >= 0):
+            raise BundleError(f"{where}: forecast_weight must be finite and >= 0")
+        if self.forecast_weight > 0:
+            if "ferr" not in outs:
+                raise BundleError(f"{where}: the model has forecast_weight {self.forecast_weight} but the ONNX "
+                                  f"model has no 'ferr' output (outputs {sorted(outs)})")
+            self._outputs.append("ferr")
+            self.contrib_names = self.contrib_names + [f"{c}.forecast" for c in spec.channels]
         self.n_terms = len(self.contrib_names)
         self.contrib_names = self.contrib_names + extra
-        self._outputs = ["err", "mu", "logvar"]
 
     def _run(self, x: np.ndarray) -> list[np.ndarray]:
         if not self._fixed_batch:
             return self._sess.run(self._outputs, {self._input: x})  # type: ignore[no-any-return]
         parts = [self._sess.run(self._outputs, {self._input: x[i:i + 1]}) for i in range(x.shape[0])]
-        return [np.concatenate([p[j] for p in parts]) for j in range(3)]
+        return [np.concatenate([p[j] for p in parts]) for j in range(len(self._outputs))]
 
     def score(self, features: np.ndarray | None, raw: np.ndarray | None) -> ScoreBatch:
         src = raw if self.needs_raw else features
@@ -193,19 +207,25 @@ class VAEDeviceModel:
         ok = np.isfinite(x).all(axis=(1, 2))
         if not ok.all():
             x = np.where(ok[:, None, None], x, np.float32(0))
-        err, mu, logvar = self._run(x)
+        outs = self._run(x)
+        err, mu, logvar = outs[:3]
         kl = 0.5 * (mu.astype(np.float64) ** 2 + np.exp(logvar.astype(np.float64)) - 1.0 - logvar).sum(axis=1)
         w = self.recon_weight / self._n_elem
         if self._identity:
             contrib = err.reshape(m, -1).astype(np.float64) * w
         else:
             contrib = np.add.reduceat(err.astype(np.float64), self._edges[:-1], axis=2).reshape(m, -1) * w
+        grouped = contrib
+        if self.forecast_weight > 0:
+            ferr = outs[3].astype(np.float64)
+            wf = self.forecast_weight / max(ferr.shape[1] * ferr.shape[2], 1)
+            contrib = np.concatenate([contrib, ferr.sum(axis=2) * wf], axis=1)
         scores = contrib.sum(axis=1) + self.kl_weight * kl / self._n_elem
         scores[~ok] = np.nan
         if self._time_view or self._latent_ref is not None:
             views = [contrib]
             if self._time_view:
-                views.append(contrib.reshape(m, self._shape[0], -1).sum(axis=1))
+                views.append(grouped.reshape(m, self._shape[0], -1).sum(axis=1))
             if self._latent_ref is not None:
                 views.append(np.abs(mu.astype(np.float64) - self._latent_ref[0]) / self._latent_ref[1])
             contrib = np.concatenate(views, axis=1)

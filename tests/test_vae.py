@@ -286,6 +286,12 @@ def test_cli_train_vae_and_score(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["score", str(out), str(f)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines and set(lines[0]["contrib"]) == {"channel", "feature", "time", "latent"}
+    assert main(["train", "anomaly", "--method", "vae", "--input", "waveform", "--forecast", str(f), "--window",
+                 "256", "--epochs", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert load_bundle(out).model["forecast"]["horizon"] == 32  # default: window / 8
+    assert main(["train", "anomaly", "--method", "vae", "--forecast", "--forecast-horizon", "8", str(f), "--out", str(out)]) == 2
+    assert "waveform" in capsys.readouterr().err
 
 
 # -- waveform input --------------------------------------------------------------------------------
@@ -336,6 +342,44 @@ def test_waveform_nan_window_is_flagged(waveform) -> None:  # type: ignore[no-un
     x[600, 0] = np.nan
     ev = rt.push(x)
     assert any(not e.valid and e.score is None for e in ev) and any(e.valid for e in ev)
+
+
+def test_forecast_head_exports_and_joins_the_score(tmp_path: Path) -> None:
+    """Waveform VAE with the forecasting head: ONNX outputs forecast / ferr, the device score adds
+    forecast_weight * mean(ferr) (checked against the ONNX score), forecast terms per channel."""
+    rec = noise_recording(seconds=8.0, seed=3)
+    spec = vae_waveform_spec(rec.fs, rec.channels, window=128, hop=64)
+    res = train_vae([rec], spec, input="waveform", epochs=4, seed=0, target_far=0.05, forecast=16,
+                    forecast_weight=0.5)
+    assert res.graph.output_names[-2:] == ("forecast", "ferr") and res.parity["score_max_rel_diff"] <= 1e-4
+    b = pack_vae(res, tmp_path / "f.efb")
+    assert b.model["forecast"]["horizon"] == 16 and b.model["forecast_weight"] == 0.5
+    model = onnx.load_from_string(b.onnx["vae"])
+    onnx.checker.check_model(model, full_check=True)
+    assert [o.name for o in model.graph.output][-2:] == ["forecast", "ferr"]
+    rt = Runtime(b)
+    _, _, finite, raw = spec.pipeline().push(rec.data[:4096], 1.0, False, True)
+    x = np.ascontiguousarray(raw[finite])
+    got = _session_outputs(b.onnx["vae"], x)
+    assert got["forecast"].shape == (x.shape[0], 2, 16)
+    batch = rt.model.score(None, x)
+    np.testing.assert_allclose(batch.scores, got["score"], rtol=1e-5)
+    nt = rt.model.n_terms
+    assert rt.model.contrib_names[nt - 2:nt] == ["a.forecast", "b.forecast"]
+    np.testing.assert_allclose(batch.contrib[:, nt - 2:nt].sum(axis=1), 0.5 * got["ferr"].mean(axis=(1, 2)), rtol=1e-5)
+    _check_rebuilt_graph_matches_onnx(b, x[:32])
+    g = load_scoring_graph(b)
+    assert g.forecast is not None and g.forecast_weight == 0.5
+    with pytest.raises(InputError, match="waveform"):
+        train_vae([rec], vae_spec(rec.fs, rec.channels, window=256, hop=128, n_bands=32), forecast=8, epochs=1)
+    with pytest.raises(BundleError, match="forecast_weight must be a number"):
+        Runtime(_repack(b, tmp_path, model={**b.model, "forecast_weight": "x"}))
+
+
+def test_forecast_weight_without_ferr_output_is_a_bundle_error(waveform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, bundle, _ = waveform
+    with pytest.raises(BundleError, match="no 'ferr' output"):
+        Runtime(_repack(bundle, tmp_path, model={**bundle.model, "forecast_weight": 1.0}))
 
 
 @pytest.mark.parametrize("arch", ["cnn", "transformer"])

@@ -255,6 +255,27 @@ class TransformerVAE(nn.Module):
         return y[:, :, : self.n_bins]
 
 
+class ForecastHead(nn.Module):
+    """Short-term forecast (waveform input): the last ``horizon`` samples of every channel from the
+    samples before them in the same window (standardised units), an MLP over the flattened past.
+    Its error measures how far the window's recent course departs from the healthy dynamics, the
+    slow-degradation signal of the issue's forecasting head, without state across windows."""
+
+    def __init__(self, n_channels: int, n_in: int, horizon: int, hidden: int = 64) -> None:
+        super().__init__()
+        if not 1 <= horizon <= n_in // 2:
+            raise InputError(f"forecast horizon {horizon}: expected 1..{n_in // 2} (half the window of {n_in})")
+        self.n_channels, self.horizon, self.past = n_channels, horizon, n_in - horizon
+        self.mlp = nn.Sequential(nn.Linear(n_channels * self.past, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, n_channels * horizon))
+        self.config = {"n_channels": int(n_channels), "n_in": int(n_in), "horizon": int(horizon),
+                       "hidden": int(hidden)}
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        b = z.shape[0]
+        return self.mlp(z[:, :, : self.past].reshape(b, -1)).reshape(b, self.n_channels, self.horizon)
+
+
 class ScoringGraph(nn.Module):
     """Raw inputs in, (score, err, recon, mu, logvar) out; deterministic (latent mean).
 
@@ -263,13 +284,19 @@ class ScoringGraph(nn.Module):
     calibrated): every element's error in units of its own healthy error level, so
     contributions of channels and bands are comparable (a diagonal Mahalanobis distance of the
     residual). ``shape`` is the input shape without the batch axis (defaults to ``mean.shape``).
+
+    With a ``forecast`` head (:class:`ForecastHead`) the graph also outputs ``forecast`` (batch,
+    n_channels, horizon; standardised units) and ``ferr``, its squared error against the window's
+    last ``horizon`` samples divided by its healthy level ``ferr_ref``, and the score gains
+    ``forecast_weight * mean(ferr)``.
     """
 
-    output_names = ("score", "err", "recon", "mu", "logvar")
+    output_names: tuple[str, ...] = ("score", "err", "recon", "mu", "logvar")
 
     def __init__(self, net: nn.Module, mean: np.ndarray, scale: np.ndarray, recon_weight: float,
                  kl_weight: float, err_ref: np.ndarray | None = None,
-                 shape: tuple[int, ...] | None = None) -> None:
+                 shape: tuple[int, ...] | None = None, forecast: ForecastHead | None = None,
+                 forecast_weight: float = 1.0) -> None:
         super().__init__()
         self.norm = _Standardise(mean, scale)
         self.net = net
@@ -281,6 +308,20 @@ class ScoringGraph(nn.Module):
             raise InputError(f"err_ref has shape {ref.shape}, expected {shape}")
         self.register_buffer("inv_err_ref", torch.as_tensor(1.0 / ref, dtype=torch.float32))
         self.n_elem = float(ref.size)
+        self.forecast = forecast
+        self.forecast_weight = float(forecast_weight) if forecast is not None else 0.0
+        if forecast is not None:
+            self.output_names = ScoringGraph.output_names + ("forecast", "ferr")
+            self.register_buffer("inv_ferr_ref", torch.ones(shape[0], forecast.horizon))
+
+    def set_ferr_ref(self, ferr_ref: np.ndarray) -> None:
+        self.inv_ferr_ref.copy_(torch.as_tensor(1.0 / np.asarray(ferr_ref, np.float32)))
+
+    def raw_ferr(self, x: torch.Tensor) -> torch.Tensor:
+        """Squared standardised forecast error before the healthy-level normalisation."""
+        assert self.forecast is not None
+        z = self.norm(x)
+        return (self.forecast(z) - z[:, :, z.shape[2] - self.forecast.horizon:]) ** 2
 
     def set_err_ref(self, err_ref: np.ndarray) -> None:
         self.inv_err_ref.copy_(torch.as_tensor(1.0 / np.asarray(err_ref, np.float32)))
@@ -297,7 +338,11 @@ class ScoringGraph(nn.Module):
         err = (recon - z) ** 2 * self.inv_err_ref
         kl = 0.5 * (mu * mu + torch.exp(logvar) - 1.0 - logvar).sum(dim=1)
         score = self.recon_weight * err.mean(dim=(1, 2)) + self.kl_weight * kl / self.n_elem
-        return score, err, recon, mu, logvar
+        if self.forecast is None:
+            return score, err, recon, mu, logvar
+        fc = self.forecast(z)
+        ferr = (fc - z[:, :, z.shape[2] - self.forecast.horizon:]) ** 2 * self.inv_ferr_ref
+        return score + self.forecast_weight * ferr.mean(dim=(1, 2)), err, recon, mu, logvar, fc, ferr
 
 
 def build_net(arch: str, n_channels: int, n_bins: int, latent: int, **kw: Any) -> nn.Module:
@@ -350,7 +395,8 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
               calib_fraction: float = 0.3, val_fraction: float = 0.2, train_hop: int | None = None,
               hysteresis: float = 0.9, min_scale_db: float = 1.0, n_bands: int = 16,
               max_seconds: float | None = None, progress: bool = False, export: bool = True,
-              err_norm: bool = True, input: str = "spectrum", n_segments: int = 8) -> VAETraining:
+              err_norm: bool = True, input: str = "spectrum", n_segments: int = 8,
+              forecast: int = 0, forecast_weight: float = 1.0) -> VAETraining:
     """Train a VAE on healthy recordings, export it to ONNX, check parity and calibrate a threshold.
 
     Each recording is cut in time order into fit | validation | calibration blocks (fractions
@@ -362,6 +408,9 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
     ``n_segments`` time segments). ``err_norm`` (default on): divide each (channel, input)'s squared error by its mean on the
     validation block (see :class:`ScoringGraph`), so per-channel / per-band contributions are in
     units of the healthy error level and comparable across channels.
+    ``forecast`` (waveform input; 0 = off): horizon in samples of a :class:`ForecastHead` trained
+    jointly (loss + ``forecast_weight`` x its mean squared error); its normalised error joins the
+    score with ``forecast_weight``.
     """
     from edgefault.export.onnx_vae import export_scoring_graph
 
@@ -369,6 +418,10 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
         raise InputError(f"unknown VAE architecture {arch!r}; use one of {list(ARCHS)}")
     if input not in INPUTS:
         raise InputError(f"VAE input {input!r}: use one of {list(INPUTS)}")
+    if forecast and input != "waveform":
+        raise InputError("the forecasting head needs --input waveform (a spectrum has no time axis to forecast)")
+    if forecast_weight < 0 or not math.isfinite(forecast_weight):
+        raise InputError(f"forecast_weight must be finite and >= 0, got {forecast_weight}")
     if not recordings:
         raise InputError("no healthy recordings to train on")
     if not (0.05 <= calib_fraction <= 0.6 and 0.05 <= val_fraction <= 0.4 and calib_fraction + val_fraction < 0.8):
@@ -407,19 +460,23 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small convolutions: one thread is several times faster than two
     net = build_net(arch, n_ch, n_bins, latent)
-    graph = ScoringGraph(net, mean, scale, recon_weight=1.0, kl_weight=beta, shape=(n_ch, n_bins))
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    head = ForecastHead(n_ch, n_bins, int(forecast)) if forecast else None
+    graph = ScoringGraph(net, mean, scale, recon_weight=1.0, kl_weight=beta, shape=(n_ch, n_bins),
+                         forecast=head, forecast_weight=forecast_weight)
+    params = list(net.parameters()) + (list(head.parameters()) if head is not None else [])
+    opt = torch.optim.Adam(params, lr=lr)
     xf = torch.from_numpy(X["fit"])
     xv = torch.from_numpy(X["val"])
     gen = torch.Generator().manual_seed(seed)
     n_elem = float(n_ch * n_bins)
     best = (math.inf, -1)
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
+    best_head = {k: v.clone() for k, v in head.state_dict().items()} if head is not None else {}
     history = []
     t0 = time.monotonic()
     stopped = "max_epochs"
     for epoch in range(epochs):
-        net.train()
+        graph.train()
         perm = torch.randperm(xf.shape[0], generator=gen)
         tot = 0.0
         for i in range(0, xf.shape[0], batch_size):
@@ -430,11 +487,13 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
             rec = net.decode(code)
             kl = 0.5 * (mu * mu + torch.exp(logvar) - 1.0 - logvar).sum(dim=1)
             loss = ((rec - xb) ** 2).mean(dim=(1, 2)).mean() + beta * kl.mean() / n_elem
+            if head is not None:
+                loss = loss + forecast_weight * ((head(xb) - xb[:, :, n_bins - head.horizon:]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             tot += float(loss.detach()) * xb.shape[0]
-        net.eval()
+        graph.eval()
         with torch.no_grad():
             val = float(graph(xv)[0].mean())
         history.append({"epoch": epoch, "train_loss": tot / xf.shape[0], "val_score": val})
@@ -445,6 +504,7 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
         if best[1] < 0 or val < best[0] - 1e-6 * abs(best[0]):
             best = (val, epoch)
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
+            best_head = {k: v.clone() for k, v in head.state_dict().items()} if head is not None else {}
         elif epoch - best[1] >= patience:
             stopped = "early_stopping"
             break
@@ -456,7 +516,9 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
         sys.stderr.write("\n")
     train_seconds = time.monotonic() - t0
     net.load_state_dict(best_state)
-    net.eval()
+    if head is not None:
+        head.load_state_dict(best_head)
+    graph.eval()
     err_ref_info: dict[str, Any] = {"err_norm": bool(err_norm)}
     if err_norm:
         # healthy error level of every (channel, input), on the validation block (held out from
@@ -468,6 +530,10 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
         err_ref_info.update({"err_ref_floor": floor, "err_ref_n_floored": int(np.sum(ref < floor)),
                              "err_ref_mean_by_channel": ref.mean(axis=tuple(range(1, ref.ndim))).tolist()})
         graph.set_err_ref(np.maximum(ref, floor))
+        if head is not None:
+            with torch.no_grad():
+                fref = graph.raw_ferr(xv).mean(dim=0).numpy().astype(np.float64)
+            graph.set_ferr_ref(np.maximum(fref, 0.05 * float(np.median(fref))))
     # latent sensitivity reference: distribution of the latent means over the fit windows
     with torch.no_grad():
         mu_fit = net.encode(graph.norm(xf))[0].numpy().astype(np.float64)
@@ -495,7 +561,8 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
         "n_fit_windows": int(X["fit"].shape[0]), "n_val_windows": int(X["val"].shape[0]),
         "n_calib_windows": int(X["calib"].shape[0]), "blocks": blocks_info,
         "files": [Path(r.path).name for r in recordings],
-        "n_parameters": int(sum(p.numel() for p in net.parameters())),
+        "n_parameters": int(sum(p.numel() for p in params)),
+        "forecast": int(forecast), "forecast_weight": float(forecast_weight) if forecast else 0.0,
         "fit_far_at_threshold": float(np.mean(fit_scores > cal.threshold)),
         "history": history[-5:], **err_ref_info,
     }
@@ -533,7 +600,7 @@ def pack_vae(result: VAETraining, out: str | Path, *, k: int = 3, n: int = 5, na
                  "+ kl_weight * KL / n_inputs",
         "err_normalised": bool(result.info.get("err_norm", False)),
         "recon_weight": g.recon_weight, "kl_weight": g.kl_weight, "latent": int(result.info["latent"]),
-        "onnx": "vae", "input_shape": ["batch", n_ch, n_bins], "outputs": list(ScoringGraph.output_names),
+        "onnx": "vae", "input_shape": ["batch", n_ch, n_bins], "outputs": list(g.output_names),
         "mflop_per_window": round(result.mflop, 4), "parity": result.parity,
     }
     arrays: dict[str, np.ndarray] = {}
@@ -550,7 +617,14 @@ def pack_vae(result: VAETraining, out: str | Path, *, k: int = 3, n: int = 5, na
     # no pickle), the architecture in model["torch"].
     state = {f"{TORCH_PREFIX}{k}": v.detach().cpu().numpy().astype(np.float32)
              for k, v in g.state_dict().items()}
+    if g.forecast is not None:
+        model["forecast"] = {"horizon": g.forecast.horizon, "weight": g.forecast_weight,
+                             "score": "+ weight * mean(squared standardised forecast error of the window's "
+                                      "last horizon samples / healthy level)"}
+        model["forecast_weight"] = g.forecast_weight
     model["torch"] = {"config": dict(g.net.config), "input": inp, "shape": [n_ch, n_bins],
+                      "forecast": dict(g.forecast.config) if g.forecast is not None else None,
+                      "forecast_weight": g.forecast_weight,
                       "state_dict": sorted(state), "recon_weight": g.recon_weight, "kl_weight": g.kl_weight,
                       "standardisation": ["torch.norm.mean", "torch.norm.inv_scale"],
                       "err_reference": "torch.inv_err_ref"}
@@ -570,7 +644,7 @@ def load_scoring_graph(bundle: Any) -> ScoringGraph:
     Stable API for offline tools (``edgefault explain``, gradient attribution): the returned
     module maps raw inputs ``x`` of shape ``(batch, *model["input_shape"][1:])`` (the device's
     feature rows reshaped per channel, before standardisation) to the tuple
-    ``ScoringGraph.output_names`` = (score, err, recon, mu, logvar) and equals the bundle's ONNX
+    ``graph.output_names`` = (score, err, recon, mu, logvar[, forecast, ferr]) and equals the bundle's ONNX
     graph on the same inputs (within the export parity tolerance). ``graph.norm`` holds the
     standardisation, ``graph.net`` the encoder/decoder (``encode(z)``, ``decode(code)`` on
     standardised inputs).
@@ -596,9 +670,13 @@ def load_scoring_graph(bundle: Any) -> ScoringGraph:
         state = {k[len(TORCH_PREFIX):]: torch.from_numpy(np.array(b.arrays[k], dtype=np.float32))
                  for k in tm["state_dict"]}
         net = build_net(arch, n_ch, n_bins, latent, **cfg)
+        fcfg = tm.get("forecast")
+        head = ForecastHead(int(fcfg["n_channels"]), int(fcfg["n_in"]), int(fcfg["horizon"]),
+                            int(fcfg["hidden"])) if fcfg else None
         graph = ScoringGraph(net, state["norm.mean"].numpy(), 1.0 / state["norm.inv_scale"].numpy(),
                              recon_weight=float(tm["recon_weight"]), kl_weight=float(tm["kl_weight"]),
-                             shape=(n_ch, n_bins))
+                             shape=(n_ch, n_bins), forecast=head,
+                             forecast_weight=float(tm.get("forecast_weight", 1.0)))
         state.setdefault("inv_err_ref", torch.ones(n_ch, n_bins))
         graph.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, InputError) as e:
