@@ -74,7 +74,9 @@ class VAEDeviceModel:
     ``time.<segment>`` = the error of a time segment summed over channels (waveform input; a
     spectrum has no time axis inside the window), and ``latent.z<j>`` = |mu_j - mean_j| / std_j,
     how far each latent dimension sits from its training distribution (arrays ``latent_mean``,
-    ``latent_std``, when the bundle has them).
+    ``latent_std``, when the bundle has them). With ``model.forecast_weight`` > 0 (waveform
+    input, forecasting head) the ONNX output ``ferr`` adds forecast_weight * mean(ferr) to the
+    score, attributed per channel as ``<channel>.forecast`` terms.
     """
 
     needs_features = True
