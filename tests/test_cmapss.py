@@ -189,7 +189,8 @@ def test_eval_early_life_definition(cmapss_dir: Path, gaussian_report: dict) -> 
     by_id = {u.unit: u for u in train}
     g = gaussian_report["models"]["gaussian"]
     for u in g["units"]:
-        assert u["early_cycles"] == int(np.floor(0.3 * by_id[u["unit"]].n_cycles)) == early_cycles(by_id[u["unit"]], 0.3)
+        unit = by_id[u["unit"]]
+        assert u["early_cycles"] == int(np.floor(0.3 * unit.n_cycles)) == early_cycles(unit, 0.3)
         if u["first_alarm_after_early_life"] is not None:
             assert u["early_cycles"] < u["first_alarm_after_early_life"] <= u["life"]
 
@@ -227,3 +228,24 @@ def test_attribution_names_an_injected_sensor(gaussian_report: dict) -> None:
     assert set(inj["top1_is_injected_sensor_by_sensor"]) == set(gaussian_report["sensors"])
     eff = gaussian_report["sensor_effect_size_train_units"]
     assert set(eff) == set(gaussian_report["sensors"]) and min(abs(v) for v in eff.values()) > 1.0
+
+
+def test_eval_vae_waveform_beside_gaussian(cmapss_dir: Path) -> None:
+    """--method vae: a waveform VAE and the Gaussian on the same split, both through the Runtime."""
+    for mod in ("torch", "onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(mod, reason=f"the VAE path needs {mod} (the [train] extra)")
+    from edgefault.experiments import run_eval
+
+    r = run_eval(_args(cmapss_dir, method="vae", seeds=1, max_units=50, epochs=15, inject_sd=2))
+    run = r["runs"][0]
+    assert set(run["models"]) == {"gaussian", "vae"} and set(r["summary"]) == {"gaussian", "vae"}
+    v = run["models"]["vae"]
+    assert v["input"] == "waveform" and v["n_calib_windows"] > 100
+    assert v["onnx_score_max_rel_diff"] <= 1e-4
+    assert v["n_test_units"] == len(run["split"]["test"]) == 15
+    assert v["auroc_early_vs_last_k"] >= 0.85 and v["detection_rate"] >= 0.7
+    assert v["early_far_per_window"] <= 0.06
+    sensors = set(run["sensors"])
+    assert set(v["attribution"]["top1_counts"]) <= sensors and v["attribution"]["n_anomalous_near_failure_windows"] > 50
+    inj = v["injected_step"]
+    assert inj["top1_is_injected_sensor"] >= 5 * inj["chance"]
