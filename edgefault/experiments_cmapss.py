@@ -61,7 +61,10 @@ ROLES = ("train", "calib", "test")
 def add_cmapss_arguments(p: Any) -> None:
     """Options of ``edgefault eval --dataset cmapss`` (the shared --method, --window, --hop,
     --fractions, --seed, --target-far, --k, --n, --epochs, --arch, --out apply too)."""
-    p.add_argument("--data", help="C-MAPSS folder holding train_<subset>.txt (and test_/RUL_ files)")
+    p.add_argument("--data", help="C-MAPSS folder holding train_<subset>.txt (and test_/RUL_ files). Also used: "
+                                  "--fractions (engines train,calib,test), --seed/--seeds (split seeds seed.."
+                                  "seed+seeds-1, default 0..4), --window (default 30 cycles), --hop (default 1), "
+                                  "--target-far, --k/--n, --method gaussian|vae, --arch, --epochs")
     p.add_argument("--subset", default="FD001", help="C-MAPSS sub-dataset (default FD001)")
     p.add_argument("--early-fraction", type=float, default=0.3,
                    help="early life = the first floor(f x life) cycles of a unit (default 0.3)")
