@@ -117,18 +117,18 @@ def main() -> None:
         # cost per window
         x = bearing_signal(60.0, FS, seed=7).astype(np.float32)
         chunks = [x[i:i + 256] for i in range(0, x.shape[0], 256)]
-        res = {}
-        for label, kw in (("drift off", {"drift": False}), ("drift on", {}),
-                          ("drift + adaptive threshold", {"adaptive_threshold": True})):
-            times = []
-            for _ in range(args.repeat):
+        configs = (("drift off", {"drift": False}), ("drift on", {}),
+                   ("drift + adaptive threshold", {"adaptive_threshold": True}))
+        times: dict[str, list[float]] = {label: [] for label, _ in configs}
+        for _ in range(args.repeat):  # interleaved, so load changes hit every configuration alike
+            for label, kw in configs:
                 rt = Runtime(bpath, **kw)
                 t = time.perf_counter()
                 n = 0
                 for c in chunks:
                     n += len(rt.push(c))
-                times.append((time.perf_counter() - t) / n * 1e6)
-            res[label] = float(np.median(times))
+                times[label].append((time.perf_counter() - t) / n * 1e6)
+        res = {label: float(np.median(v)) for label, v in times.items()}
         print(f"\n{'Runtime.push (256-sample chunks)':34s} {'us/window':>10s} {'ratio vs off':>13s}")
         for label, v in res.items():
             print(f"{label:34s} {v:10.2f} {v / res['drift off']:13.3f}")

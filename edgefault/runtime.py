@@ -69,8 +69,8 @@ class Event:
         d = self._drift
         if d is None or not self._rt._drift_on:
             return None
-        mon = int(d[2])
-        return {"score": d[0], "latent": d[1], "active": bool(self._bits & 16),
+        mon = int(d[6])
+        return {"score": d[4], "latent": d[5], "active": bool(self._bits & 16),
                 "monitors": [n for b, n in ((1, "score"), (2, "latent")) if mon & b]}
 
     @property
@@ -344,10 +344,37 @@ class Runtime:
 
     def _drift_events(self, rows: list[list[float]], contrib: np.ndarray | None,
                       proba: np.ndarray | None) -> list[Event]:
-        events = self._events([r[:3] for r in rows], contrib, proba)
-        for ev, r in zip(events, rows):
-            ev.threshold = r[3]
-            ev._drift = (r[4], r[5], r[6])
+        """_events for 7-column rows; one loop (a second pass over the events costs ~10 %)."""
+        fs = self.spec.fs
+        t0 = self.start_time
+        labels = self.labels
+        contrib_arr = contrib if contrib is not None and contrib.shape[0] > 0 else None
+        new = Event.__new__
+        events = []
+        seq = self._seq
+        for i, r in enumerate(rows):
+            end, flf, sc, thr = r[0], r[1], r[2], r[3]
+            fl = int(flf)
+            ok = fl & 1 and sc == sc
+            ev = new(Event)
+            ev.seq = seq + i
+            ev.t = t0 + end / fs
+            ev.score = sc if ok else None
+            ev.threshold = thr
+            ev._bits = fl
+            if proba is not None and ok:
+                p = proba[i]
+                ev.proba = {lab: float(v) for lab, v in zip(labels or (), p)}
+                ev.label = labels[int(np.argmax(p))] if labels else None
+            else:
+                ev.proba = None
+                ev.label = None
+            ev._contrib = contrib_arr
+            ev._i = i
+            ev._rt = self
+            ev._drift = r  # the row: [4] score stat, [5] latent stat, [6] monitors
+            events.append(ev)
+        self._seq = seq + len(events)
         return events
 
     def _contrib_dict(self, row: np.ndarray) -> dict[str, dict[str, float]]:

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgefault import _core
 from edgefault.drift import calibrate_drift, monitor_from_settings
@@ -105,6 +107,28 @@ def test_monitor_matches_numpy_reference(seed: int) -> None:
     # the stream exercised every branch
     assert (bits & 32).sum() >= 2 and (bits & 64).any() and (bits & 4).any()
     assert np.ptp(stats[:, 0]) > 0  # the threshold adapted
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(min_value=-3.0, max_value=3.0), min_size=1, max_size=300),
+       st.lists(st.integers(min_value=0, max_value=300), max_size=5))
+def test_stepping_is_invariant_to_batch_splits(logs: list[float], cuts: list[int]) -> None:
+    """Stepping a stream in pieces gives the same flags, stats and final state as in one batch."""
+    x = np.exp(np.asarray(logs, dtype=np.float32))
+    lat = np.stack([np.asarray(logs, dtype=np.float32), np.cos(np.asarray(logs, dtype=np.float32))], axis=1)
+    kw = dict(score_h=2.0, latent_mean=np.zeros(2, np.float32), latent_projection=np.eye(2, dtype=np.float32),
+              latent_limit=3.0, latent_lambda=0.3, threshold=5.0, clear_threshold=4.0, adaptive_alpha=0.1,
+              retrain_after=3)
+    whole = _core.DriftMonitor(**kw)
+    aw = _core.AlarmState(5.0, 4.0, 2, 3)
+    fb, sb = whole.step(aw, x, np.ones(x.size, bool), lat)
+    parts = _core.DriftMonitor(**kw)
+    ap = _core.AlarmState(5.0, 4.0, 2, 3)
+    edges = [0, *sorted(c for c in cuts if c < x.size), x.size]
+    out = [parts.step(ap, x[a:b], np.ones(b - a, bool), lat[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+    np.testing.assert_array_equal(np.concatenate([o[0] for o in out]), fb)
+    np.testing.assert_array_equal(np.concatenate([o[1] for o in out]), sb)
+    assert parts.get_state()[:3] == whole.get_state()[:3] and ap.get_state() == aw.get_state()
 
 
 def test_nan_windows_leave_state_untouched() -> None:
@@ -323,18 +347,18 @@ def test_runtime_state_errors_and_old_states(bundle: Path) -> None:
 
     rt = Runtime(bundle)
     rt.push(bearing_signal(5.0, FS, seed=61))
-    st = rt.get_state()
-    assert st["version"] == 2 and st["drift"]["ewma"]
-    bad = dict(st, drift=dict(st["drift"], ewma=[0.0]))
+    state = rt.get_state()
+    assert state["version"] == 2 and state["drift"]["ewma"]
+    bad = dict(state, drift=dict(state["drift"], ewma=[0.0]))
     with pytest.raises(InputError, match="MEWMA"):
         rt.set_state(bad)
     with pytest.raises(InputError, match="malformed"):
-        rt.set_state(dict(st, drift=dict(st["drift"], cusum=-1.0)))
+        rt.set_state(dict(state, drift=dict(state["drift"], cusum=-1.0)))
     with pytest.raises(InputError, match="malformed"):
-        rt.set_state(dict(st, drift=[1, 2]))
+        rt.set_state(dict(state, drift=[1, 2]))
     with pytest.raises(InputError, match="version"):
-        rt.set_state(dict(st, version=3))
-    old = {k: v for k, v in st.items() if k != "drift"}
+        rt.set_state(dict(state, version=3))
+    old = {k: v for k, v in state.items() if k != "drift"}
     old["version"] = 1
     rt.set_state(old)  # version 1 states load; drift monitors restart
     assert rt.get_state()["drift"]["cusum"] == 0.0
