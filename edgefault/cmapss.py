@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class CmapssUnit:
             raise InputError(f"unit {self.unit} of {self.source}: its remaining life is unknown")
         return (self.n_cycles - self.cycles + int(self.rul_end)).astype(np.int64)
 
-    def channels(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
+    def channels(self, names: Sequence[str]) -> np.ndarray:
         """The named columns (sensors and/or settings) as a (n_cycles, len(names)) float64 array."""
         cols = []
         for n in names:
@@ -140,33 +141,33 @@ def read_cmapss(path: str | os.PathLike[str], rul: str | os.PathLike[str] | np.n
     seen: set[int] = set()
     out: list[CmapssUnit] = []
     name = Path(p).name
-    for s, e in zip(starts, stops):
+    for s, stop in zip(starts, stops):
         u = int(units_col[s])
         if u in seen:
             raise InputError(f"{p}, line {linenos[s]}: unit {u} appears again after other units "
                              f"(the rows of a unit must be contiguous)")
         seen.add(u)
-        cyc = cycles_col[s:e]
-        expect = np.arange(1, e - s + 1)
+        cyc = cycles_col[s:stop]
+        expect = np.arange(1, stop - s + 1)
         bad = np.flatnonzero(cyc != expect)
         if bad.size:
             k = int(bad[0])
             raise InputError(f"{p}, line {linenos[s + k]}: unit {u} has cycle {int(cyc[k])}, expected "
                              f"{int(expect[k])} (cycles must run 1, 2, 3, ... without gaps)")
-        out.append(CmapssUnit(unit=u, cycles=cyc.copy(), settings=a[s:e, 2:5].copy(), sensors=a[s:e, 5:].copy(),
-                              source=name))
+        out.append(CmapssUnit(unit=u, cycles=cyc.copy(), settings=a[s:stop, 2:5].copy(),
+                              sensors=a[s:stop, 5:].copy(), source=name))
     if rul is not None:
         r = read_rul(rul) if not isinstance(rul, np.ndarray) else np.asarray(rul, dtype=np.int64)
         if r.shape != (len(out),):
             raise InputError(f"{p}: {len(out)} units but {r.size} remaining-life values"
                              f"{' in ' + str(rul) if not isinstance(rul, np.ndarray) else ''}")
-        for unit, v in zip(out, r):
-            unit.rul_end = int(v)
+        for cu, v in zip(out, r):
+            cu.rul_end = int(v)
     else:
         rtf = name.lower().startswith("train") if run_to_failure is None else bool(run_to_failure)
         if rtf:
-            for unit in out:
-                unit.rul_end = 0
+            for cu in out:
+                cu.rul_end = 0
     return out
 
 

@@ -302,7 +302,7 @@ def injection_attribution(rt: Any, units: Sequence[CmapssUnit], sensors: Sequenc
             for i in np.flatnonzero(an):
                 ch = contrib[i]
                 f_j += 1
-                h_j += max(ch, key=ch.get) == s
+                h_j += max(ch, key=lambda name: ch[name]) == s
         hits += h_j
         flagged += f_j
         per_sensor[s] = h_j / f_j if f_j else None
