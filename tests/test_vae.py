@@ -376,6 +376,19 @@ def test_forecast_head_exports_and_joins_the_score(tmp_path: Path) -> None:
         Runtime(_repack(b, tmp_path, model={**b.model, "forecast_weight": "x"}))
 
 
+def test_waveform_bundle_with_mismatched_window_is_a_bundle_error(waveform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, bundle, spec = waveform
+    other = vae_waveform_spec(spec.fs, spec.channels, window=128, hop=64)
+    with pytest.raises(BundleError, match=r"\[batch, 2, 128\].*samples per window"):
+        Runtime(_repack(bundle, tmp_path, spec=other, arrays={**bundle.arrays, "segment_edges": np.array([0, 64, 128])}))
+    with pytest.raises(BundleError, match="segment_edges"):
+        Runtime(_repack(bundle, tmp_path, arrays={**bundle.arrays, "segment_edges": np.array([0, 300])}))
+    with pytest.raises(BundleError, match="input 'wave'"):
+        Runtime(_repack(bundle, tmp_path, model={**bundle.model, "input": "wave"}))
+    with pytest.raises(BundleError, match="latent_mean / latent_std"):
+        Runtime(_repack(bundle, tmp_path, arrays={**bundle.arrays, "latent_std": -bundle.arrays["latent_std"]}))
+
+
 def test_forecast_weight_without_ferr_output_is_a_bundle_error(waveform, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _, bundle, _ = waveform
     with pytest.raises(BundleError, match="no 'ferr' output"):
