@@ -15,7 +15,8 @@ from .errors import BundleError, MissingDependencyError
 @dataclass
 class ScoreBatch:
     scores: np.ndarray                 # (m,) float32, NaN for invalid windows
-    contrib: np.ndarray | None = None  # (m, n_contrib) terms that sum to the score
+    contrib: np.ndarray | None = None  # (m, n_contrib) terms that sum to the score ("<channel>.*" names),
+    #                                    then extra views named "<group>.*" (VAE: time, latent) that do not
     proba: np.ndarray | None = None    # (m, n_labels)
     latent: np.ndarray | None = None   # (m, n_latent) model's latent mean (drift monitors), if any
 
