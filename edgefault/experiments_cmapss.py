@@ -403,8 +403,9 @@ def _vae_bundle(sensors: Sequence[str], window: int, hop: int, train_blocks: lis
         parts += [b, sep]
     rec = Recording(data=np.ascontiguousarray(np.concatenate(parts[:-1]), dtype=np.float32), fs=1.0,
                     channels=tuple(sensors), path="cmapss-train-engines-early-life")
+    fc = (getattr(args, "forecast_horizon", None) or max(1, window // 8)) if getattr(args, "forecast", False) else 0
     res = train_vae([rec], spec, arch=args.arch, epochs=args.epochs, seed=seed, target_far=args.target_far,
-                    calib_fraction=0.1, val_fraction=0.2, train_hop=1, input="waveform")
+                    calib_fraction=0.1, val_fraction=0.2, train_hop=1, input="waveform", forecast=fc)
     rt = Runtime(pack_vae(res, out, k=args.k, n=args.n))
     calib_scores = np.concatenate([np.asarray(stream_unit(rt, b)["score"]) for b in calib_blocks])
     res.calibration = calibrate_threshold(calib_scores, target_far=args.target_far)
@@ -414,7 +415,7 @@ def _vae_bundle(sensors: Sequence[str], window: int, hop: int, train_blocks: lis
             "n_parameters")
     return bundle, {"threshold": cal.threshold, "calibration": cal.method,
                     "far_on_calibration": cal.far_on_calibration, "n_calib_windows": int(calib_scores.size),
-                    "input": "waveform", "vae": {k: res.info.get(k) for k in keys},
+                    "input": "waveform", "forecast_horizon": fc, "vae": {k: res.info.get(k) for k in keys},
                     "mflop_per_window": bundle.model.get("mflop_per_window"),
                     "onnx_score_max_rel_diff": res.parity.get("score_max_rel_diff")}
 

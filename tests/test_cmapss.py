@@ -289,3 +289,18 @@ def test_runtime_scores_match_a_numpy_reference(cmapss_dir: Path, tmp_path: Path
     tot = np.array([sum(c.values()) for c in contrib])
     np.testing.assert_allclose(tot, r["score"], rtol=1e-3, atol=1e-2)
     assert info["features"][:2] == [f"{sensors[0]}.mean", f"{sensors[0]}.std"]
+
+
+def test_eval_vae_forecast_head(cmapss_dir: Path) -> None:
+    for mod in ("torch", "onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(mod, reason=f"the VAE path needs {mod} (the [train] extra)")
+    from edgefault.cli import build_parser
+    from edgefault.experiments import run_eval
+
+    args = build_parser().parse_args(["eval", "--dataset", "cmapss", "--data", str(cmapss_dir), "--method", "vae",
+                                      "--forecast", "--seeds", "1", "--max-units", "40", "--epochs", "10",
+                                      "--inject-sd", "0"])
+    v = run_eval(args)["runs"][0]["models"]["vae"]
+    assert v["forecast_horizon"] == 30 // 8
+    assert v["auroc_early_vs_last_k"] >= 0.85 and v["detection_rate"] >= 0.7
+    assert v["early_far_per_window"] <= 0.06
