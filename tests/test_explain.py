@@ -80,6 +80,44 @@ def test_completeness_and_device_parity(spectrum_vae: Path) -> None:
     assert gxi["attr"].shape == (4, 2, 32) and np.isfinite(gxi["attr"]).all()
 
 
+def test_integrated_gradients_match_a_closed_form() -> None:
+    """score = sum w (x - m)^2 + sum c x^3 (the graph's first output): with baseline m the
+    integrated gradients are, in closed form, attr_i = w_i (x_i - m_i)^2 + c_i (x_i^3 - m_i^3)."""
+    rng = np.random.default_rng(0)
+    m = rng.normal(size=(2, 5))
+    w = rng.uniform(0.5, 2.0, size=(2, 5))
+    c = rng.normal(size=(2, 5)) * 0.1
+
+    class Norm(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.as_tensor(m))
+
+    class Toy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm = Norm()
+            self.register_buffer("w", torch.as_tensor(w))
+            self.register_buffer("c", torch.as_tensor(c))
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+            return ((self.w * (x - self.norm.mean) ** 2 + self.c * x ** 3).sum(dim=(1, 2)),)
+
+    x = rng.normal(size=(6, 2, 5))
+    res = explain_windows(Toy(), x, steps=4, tol=1e-12, max_steps=4)  # Gauss-Legendre, 4 nodes: exact for cubics
+    ref = w * (x - m) ** 2 + c * (x ** 3 - m ** 3)
+    np.testing.assert_allclose(res["attr"], ref, rtol=1e-10, atol=1e-12)
+    # gradient x input at x: (x - m) * (2 w (x - m) + 3 c x^2)
+    gxi = explain_windows(Toy(), x, method="gradxinput")
+    np.testing.assert_allclose(gxi["attr"], (x - m) * (2 * w * (x - m) + 3 * c * x ** 2), rtol=1e-10)
+    zero = explain_windows(Toy(), x, baseline="zero", steps=4, max_steps=4)
+    np.testing.assert_allclose(zero["attr"], w * ((x - m) ** 2 - m ** 2) + c * x ** 3, rtol=1e-9, atol=1e-12)
+    with pytest.raises(InputError, match="baseline"):
+        explain_windows(Toy(), x, baseline="median")
+    with pytest.raises(InputError, match="method"):
+        explain_windows(Toy(), x, method="shap")
+
+
 @pytest.mark.parametrize("channel, hz", [(1, 1100.0), (0, 420.0)])
 def test_top_channel_and_band_are_the_faulty_ones(spectrum_vae: Path, tmp_path: Path, channel: int,
                                                   hz: float) -> None:
