@@ -364,6 +364,11 @@ class _Axes:
     def fx(self, t: np.ndarray) -> np.ndarray:
         return self.left + (t - self.x0) / (self.x1 - self.x0) * self.width
 
+    def column(self, t: np.ndarray) -> np.ndarray:
+        """Pixel column (0..width-1) of times."""
+        c = (t - self.x0) * (self.width / (self.x1 - self.x0))
+        return np.clip(c, 0, self.width - 1, out=c).astype(np.intp)
+
     def vy(self, v: np.ndarray) -> np.ndarray:
         """Value to transformed (log10 when log) value; non-positive -> bottom when log."""
         if self.log:
@@ -427,18 +432,21 @@ def _plot(seg: Segment, scale: str, width: int = 900) -> str:
     pad_t = seg.window_s or 0.0
     if ax.x1 <= ax.x0:
         ax.x0, ax.x1 = ax.x0 - max(pad_t, 0.5), ax.x1 + max(pad_t, 0.5)
-    vals = [y[ok]]
-    if thr_ok.any():
-        vals.append(thr[thr_ok])
     ad = np.frombuffer(seg.adaptive, dtype=np.float64)
     ad_ok = np.isfinite(ad) & (np.abs(ad) < 1e30)
-    if seg.has_adaptive and ad_ok.any():
-        vals.append(ad[ad_ok])
-    allv = np.concatenate(vals) if vals else np.zeros(0)
-    if log:
-        allv = allv[allv > 0]
-    tv = ax.vy(allv) if allv.size else np.zeros(1)
-    lo, hi = float(tv.min()), float(tv.max())
+    if not seg.has_adaptive:
+        ad_ok[:] = False
+    ranges = []  # (min, max) of every plotted series, positive values only on a log axis
+    for v, m in ((y, ok), (thr, thr_ok), (ad, ad_ok)):
+        vv = v[m & (v > 0)] if log else v[m]
+        if vv.size:
+            ranges.append((float(vv.min()), float(vv.max())))
+    if ranges:
+        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        if log:
+            lo, hi = math.log10(lo), math.log10(hi)
+    else:
+        lo = hi = 0.0
     if hi <= lo:
         lo, hi = lo - (1 if log else max(abs(lo) * 0.1, 1.0)), hi + (1 if log else max(abs(hi) * 0.1, 1.0))
     padv = (hi - lo) * 0.05
@@ -486,26 +494,26 @@ def _plot(seg: Segment, scale: str, width: int = 900) -> str:
     out.append(f'<text class="axis" x="12" y="{T + H / 2}" text-anchor="middle" '
                f'transform="rotate(-90 12 {T + H / 2})">score{" (log)" if log else ""}</text>')
     # the score: polyline when few points, else min/max envelope per pixel column
-    if ok.any():
+    # (dense series: min/max of the values per pixel column first, then only those go to pixels)
+    n_ok = int(ok.sum())
+    if 0 < n_ok <= 2 * W:
         px = ax.fx(t)
         py = ax.fy(ax.vy(y))
-        if ok.sum() <= 2 * W:
-            for a, b in _runs(ok):
-                if b - a == 1:
-                    out.append(f'<circle class="score" cx="{px[a]:.1f}" cy="{py[a]:.1f}" r="1.5"/>')
-                else:
-                    out.append(f'<polyline class="score" points="{_pts(px[a:b], py[a:b])}"/>')
-        else:
-            col = np.clip((px[ok] - L).astype(np.intp), 0, W - 1)
-            lo_c, hi_c = _envelope(col, py[ok], W)
-            have = np.isfinite(lo_c)
-            for a, b in _runs(have):
-                xs = np.arange(a, b) + L + 0.5
-                pts = _pts(np.concatenate([xs, xs[::-1]]), np.concatenate([lo_c[a:b], hi_c[a:b][::-1]]))
-                out.append(f'<polygon class="envelope" points="{pts}"/>')
+        for a, b in _runs(ok):
+            if b - a == 1:
+                out.append(f'<circle class="score" cx="{px[a]:.1f}" cy="{py[a]:.1f}" r="1.5"/>')
+            else:
+                out.append(f'<polyline class="score" points="{_pts(px[a:b], py[a:b])}"/>')
+    elif n_ok:
+        lo_v, hi_v = _envelope(ax.column(t[ok]), y[ok], W)
+        have = np.isfinite(lo_v)
+        for a, b in _runs(have):
+            xs = np.arange(a, b) + L + 0.5
+            top, bottom = ax.fy(ax.vy(hi_v[a:b])), ax.fy(ax.vy(lo_v[a:b]))
+            pts = _pts(np.concatenate([xs, xs[::-1]]), np.concatenate([top, bottom[::-1]]))
+            out.append(f'<polygon class="envelope" points="{pts}"/>')
     # thresholds
-    for arr, m, cls, name in ((thr, thr_ok, "threshold", "threshold"),
-                              (ad, ad_ok if seg.has_adaptive else np.zeros_like(ad_ok), "adaptive", "adaptive threshold")):
+    for arr, m, cls, name in ((thr, thr_ok, "threshold", "threshold"), (ad, ad_ok, "adaptive", "adaptive threshold")):
         if not m.any():
             continue
         v = arr[m]
@@ -514,9 +522,7 @@ def _plot(seg: Segment, scale: str, width: int = 900) -> str:
             out.append(f'<line class="{cls}" x1="{L}" x2="{L + W}" y1="{py:.1f}" y2="{py:.1f}">'
                        f'<title>{name} {_fmt(float(v[0]))}</title></line>')
         else:
-            px = ax.fx(t[m])
-            col = np.clip((px - L).astype(np.intp), 0, W - 1)
-            _, hi_c = _envelope(col, v, W)
+            _, hi_c = _envelope(ax.column(t[m]), v, W)
             have = np.isfinite(hi_c)
             for a, b in _runs(have):
                 xs = np.arange(a, b) + L + 0.5
@@ -526,7 +532,7 @@ def _plot(seg: Segment, scale: str, width: int = 900) -> str:
         m = (bits & bit) != 0
         if m.any():
             cols = np.zeros(W, dtype=bool)
-            cols[np.clip((ax.fx(t[m]) - L).astype(np.intp), 0, W - 1)] = True
+            cols[ax.column(t[m])] = True
             for a, b in _runs(cols):
                 out.append(f'<rect class="{cls}" x="{L + a}" y="{y0}" width="{max(b - a, 1)}" height="{h}"/>')
     out.append("</svg>")
