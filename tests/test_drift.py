@@ -458,3 +458,83 @@ def test_vae_bundle_monitors_its_latent_mean(tmp_path: Path) -> None:
         assert d["latent"]["source"] == "latent" and any(e.drift_stats["latent"] > 0 for e in ev)
     first = next(i for i, e in enumerate(ev) if e.drift)
     assert n0 - 5 <= first < n0 + 60, (first, n0)
+
+
+# -- between-session spread and the quantile limit -------------------------------------------------
+def test_session_spread_recovers_offsets() -> None:
+    """Random-effects estimate: 8 sessions of 400 i.i.d. windows with offsets of sd 0.5 give an
+    estimate near 0.5 (1-d: medians; 2-d: means, per coordinate); no offsets give ~0; one session
+    falls back to contiguous sub-blocks."""
+    from edgefault.drift import session_spread
+
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(8), 400)
+    off = rng.normal(0, 0.5, 8)
+    sd, src, n = session_spread(rng.normal(size=g.size) + off[g], 1.0, g)
+    ref = float(np.std(off, ddof=1))  # the realised offsets' spread: what a perfect estimator returns
+    assert src == "sessions" and n == 8 and abs(sd[0] - ref) < 0.15, (sd, ref)
+    sd0, _, _ = session_spread(rng.normal(size=g.size), 1.0, g)
+    assert sd0[0] < 0.1
+    x2 = rng.normal(size=(g.size, 2)) + np.stack([off, np.zeros(8)], axis=1)[g]
+    sd2, _, _ = session_spread(x2, 1.0, g)
+    assert abs(sd2[0] - ref) < 0.15 and sd2[1] < 0.1, sd2
+    sd1, src1, n1 = session_spread(rng.normal(size=1000), 1.0, None)
+    assert src1 == "sub-blocks" and n1 == 4 and sd1[0] < 0.15
+    assert session_spread(rng.normal(size=40), 1.0, None)[1] == "none"
+    with pytest.raises(InputError, match="groups"):
+        session_spread(np.zeros(10), 1.0, np.zeros(9))
+
+
+def _sessions(rng: np.random.Generator, n_sessions: int, n: int, sd: float) -> tuple[np.ndarray, np.ndarray]:
+    """Healthy scores of several sessions: log-normal with a per-session offset of sd `sd` in log."""
+    off = rng.normal(0.0, sd, n_sessions)
+    g = np.repeat(np.arange(n_sessions), n)
+    return np.exp(0.4 * rng.normal(size=g.size) + off[g]) * 10.0, g
+
+
+def test_session_offsets_are_covered_by_calibrating_on_sessions() -> None:
+    """Sessions differ by a log-score offset of sd 0.1 (0.25 robust sigma). A limit calibrated on
+    6 labelled sessions is higher than one calibrated on the same windows with the offsets removed,
+    and keeps most fresh sessions (new offsets, 40k windows each) at or below the target (the
+    quantile design aims at 90 %; accept 70 % for Monte Carlo and estimation noise), where the
+    offset-free limit does not."""
+    rng = np.random.default_rng(3)
+    target = 2e-3
+    off = rng.normal(0.0, 0.1, 6)
+    g = np.repeat(np.arange(6), 300)
+    z = 0.4 * rng.normal(size=g.size)
+    with_g = calibrate_drift(np.exp(z + off[g]) * 10.0, groups=g, target_far=target)
+    flat = calibrate_drift(np.exp(z) * 10.0, groups=g, target_far=target)
+    assert with_g["calibration"]["session_spread_source"] == "sessions" and with_g["calibration"]["n_groups"] == 6
+    assert with_g["score"]["session_sd"] > 0.1 > flat["score"]["session_sd"]
+    assert with_g["score"]["h"] > flat["score"]["h"]
+
+    def covered(d: dict[str, Any]) -> float:
+        r = np.random.default_rng(99)
+        ok = []
+        for _ in range(30):
+            x = np.exp(0.4 * r.normal(size=40_000) + r.normal(0.0, 0.1)) * 10.0
+            mon = monitor_from_settings(d, threshold=1e30, clear_threshold=1e30)
+            bits, _ = mon.step(_core.AlarmState(3e38, 3e38, 1, 1), x.astype(np.float32), np.ones(x.size, bool), None)
+            ok.append(_onsets(bits) / x.size <= target)
+        return float(np.mean(ok))
+
+    c_with, c_flat = covered(with_g), covered(flat)
+    assert c_with >= 0.7 and c_flat < c_with, (c_with, c_flat)
+
+
+def test_quantile_limit_is_conservative_and_validated() -> None:
+    """The 0.9 quantile of the per-replicate limits is >= their median (quantile 0.5), and the
+    replicate summary brackets the stored limit; a quantile outside [0, 1] or groups of the wrong
+    length are errors."""
+    rng = np.random.default_rng(8)
+    s = _ar_scores(rng, 1200, 0.5)
+    q9 = calibrate_drift(s, target_far=2e-3)
+    q5 = calibrate_drift(s, target_far=2e-3, quantile=0.5)
+    assert q9["score"]["h"] >= q5["score"]["h"] and q9["calibration"]["quantile"] == 0.9
+    lo, _, hi = q9["score"]["h_replicates"]
+    assert lo <= q9["score"]["h"] <= hi
+    with pytest.raises(InputError, match="quantile"):
+        calibrate_drift(s, quantile=1.5)
+    with pytest.raises(InputError, match="groups"):
+        calibrate_drift(s, groups=np.zeros(s.size - 1))

@@ -56,15 +56,19 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
     drift_far : target false-drift onsets per window of the drift monitors (score CUSUM + MEWMA of
         the feature vector), calibrated on the calibration block against the training block's
         feature distribution (:func:`edgefault.drift.calibrate_drift`); None: no drift monitors.
+        With several recordings (sessions) their spread sets the between-session offset the
+        limits allow for; give healthy data from several sessions when you have it.
     adaptive_threshold : the bundle enables the per-machine adaptive threshold by default.
     """
     if not recordings:
         raise InputError("no healthy recordings to train on")
     if not 0.05 <= calib_fraction <= 0.7:
         raise InputError(f"calibration fraction must be in [0.05, 0.7], got {calib_fraction}")
-    train_parts, calib_parts = [], []
+    train_parts: list[np.ndarray] = []
+    calib_parts: list[np.ndarray] = []
+    calib_groups: list[np.ndarray] = []  # recording index of each calibration window (drift: between-session spread)
     blocks_info = []
-    for r in recordings:
+    for ri, r in enumerate(recordings):
         if r.fs != spec.fs:
             raise InputError(f"{r.path}: sample rate {r.fs} Hz differs from the spec's {spec.fs} Hz")
         blocks = contiguous_blocks(r.data.shape[0], [1.0 - calib_fraction, calib_fraction],
@@ -72,6 +76,8 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
         for name, start, stop in blocks:
             f = block_features(spec, r.data[start:stop])
             (train_parts if name == "train" else calib_parts).append(f)
+            if name == "calib":
+                calib_groups.append(np.full(f.shape[0], ri))
             blocks_info.append({"file": Path(r.path).name, "block": name, "start": int(start), "stop": int(stop)})
     X_train = np.concatenate(train_parts)
     X_calib = np.concatenate(calib_parts)
@@ -87,7 +93,7 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
         from ..drift import calibrate_drift
 
         drift = calibrate_drift(calib_scores, latent=X_calib, latent_ref=X_train, latent_source="features",
-                                target_far=drift_far, adaptive=adaptive_threshold)
+                                groups=np.concatenate(calib_groups), target_far=drift_far, adaptive=adaptive_threshold)
     info = {
         "n_train_windows": int(X_train.shape[0]), "n_calib_windows": int(X_calib.shape[0]),
         "shrinkage": model.shrinkage_, "blocks": blocks_info,

@@ -396,7 +396,8 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
               hysteresis: float = 0.9, min_scale_db: float = 1.0, n_bands: int = 16,
               max_seconds: float | None = None, progress: bool = False, export: bool = True,
               err_norm: bool = True, input: str = "spectrum", n_segments: int = 8,
-              forecast: int = 0, forecast_weight: float = 1.0) -> VAETraining:
+              forecast: int = 0, forecast_weight: float = 1.0, drift_far: float | None = 1e-4,
+              adaptive_threshold: bool = False) -> VAETraining:
     """Train a VAE on healthy recordings, export it to ONNX, check parity and calibrate a threshold.
 
     Each recording is cut in time order into fit | validation | calibration blocks (fractions
@@ -411,6 +412,10 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
     ``forecast`` (waveform input; 0 = off): horizon in samples of a :class:`ForecastHead` trained
     jointly (loss + ``forecast_weight`` x its mean squared error); its normalised error joins the
     score with ``forecast_weight``.
+    ``drift_far``: target false-drift onsets per window of the drift monitors (score CUSUM + MEWMA
+    of the latent mean), calibrated on the calibration blocks, one session per recording
+    (:func:`edgefault.drift.calibrate_drift`); None: no drift monitors. ``adaptive_threshold``:
+    the bundle enables the per-machine adaptive threshold by default.
     """
     from edgefault.export.onnx_vae import export_scoring_graph
 
@@ -433,6 +438,7 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
     hop = int(train_hop or max(1, spec.window // 16))
     parts: dict[str, list[np.ndarray]] = {"fit": [], "val": [], "calib": []}
     blocks_info = []
+    calib_groups: list[np.ndarray] = []  # recording index of each calibration window (drift: between-session spread)
     fit_frac = 1.0 - calib_fraction - val_fraction
     for r in recordings:
         if r.fs != spec.fs:
@@ -443,6 +449,8 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
                                    names=["fit", "val", "calib"], min_len=spec.window)
         for name, start, stop in blocks:
             parts[name].append(_spectra(spec, r.data[start:stop], hop if name != "calib" else spec.hop, input))
+            if name == "calib":
+                calib_groups.append(np.full(parts[name][-1].shape[0], len(calib_groups)))
             blocks_info.append({"file": Path(r.path).name, "block": name, "start": int(start), "stop": int(stop)})
     X = {k: np.concatenate(v).astype(np.float32) for k, v in parts.items()}
     if X["fit"].shape[0] < 32 or X["val"].shape[0] < 4:
@@ -572,9 +580,12 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
     info["n_bands"] = int(n_bands)
     from ..drift import calibrate_drift  # drift monitors: score CUSUM + MEWMA of mu, on held-out blocks
 
-    with torch.no_grad():
-        mu_calib, mu_val = (graph(torch.from_numpy(X[b]))[3].numpy() for b in ("calib", "val"))
-    info["drift"] = calibrate_drift(calib_scores, latent=mu_calib, latent_ref=mu_val)
+    if drift_far is not None:
+        with torch.no_grad():
+            mu_calib, mu_val = (graph(torch.from_numpy(X[b]))[3].numpy() for b in ("calib", "val"))
+        info["drift"] = calibrate_drift(calib_scores, latent=mu_calib, latent_ref=mu_val,
+                                        groups=np.concatenate(calib_groups), target_far=drift_far,
+                                        adaptive=adaptive_threshold)
     info["n_segments"] = int(n_segments)
     info["latent_mean"] = latent_mean.tolist()
     info["latent_std"] = latent_std.tolist()
