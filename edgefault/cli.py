@@ -112,7 +112,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = FeatureSpec.for_anomaly(fs, channels or recs[0].channels, window=args.window,
                                    hop=args.hop or args.window // 2, n_bands=args.bands)
     result = train_gaussian(recs, spec, target_far=args.target_far, calib_fraction=args.calib_fraction,
-                            calibration=args.calibration)
+                            calibration=args.calibration, drift_far=args.drift_far,
+                            adaptive_threshold=args.adaptive_threshold)
     bundle = pack_gaussian(result, args.out, k=args.k, n=args.n, name=args.name)
     cal = result.calibration
     summary = {
@@ -120,10 +121,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         "window": spec.window, "hop": spec.hop, "n_features": spec.feature_dim,
         "n_train_windows": result.info["n_train_windows"], "n_calib_windows": result.info["n_calib_windows"],
         "threshold": cal.threshold, "calibration": cal.method, "target_far": cal.target_far,
-        "far_on_calibration": cal.far_on_calibration,
+        "far_on_calibration": cal.far_on_calibration, **_drift_summary(result.drift),
     }
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _drift_far(text: str) -> float | None:
+    """--drift-far: a rate, or off / none for a bundle without drift monitors."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate such as 1e-4, or 'off'; got {text!r}") from None
+
+
+def _drift_summary(d: dict[str, Any] | None) -> dict[str, Any]:
+    if not d:
+        return {"drift_far": None}
+    return {"drift_far": d["target_far"], "drift_score_h": d["score"]["h"],
+            "drift_latent_limit": (d.get("latent") or {}).get("limit"),
+            "adaptive_threshold": bool(d["adaptive"]["enabled"])}
 
 
 def _train_vae(args: argparse.Namespace, recs: list[Any], fs: float, channels: list[str]) -> int:
@@ -135,7 +154,8 @@ def _train_vae(args: argparse.Namespace, recs: list[Any], fs: float, channels: l
     forecast = (args.forecast_horizon or max(1, args.window // 8)) if args.forecast else 0
     result = train_vae(recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed, input=args.input,
                        forecast=forecast, target_far=args.target_far, calibration=args.calibration,
-                       calib_fraction=args.calib_fraction, progress=sys.stderr.isatty())
+                       calib_fraction=args.calib_fraction, progress=sys.stderr.isatty(),
+                       drift_far=args.drift_far, adaptive_threshold=args.adaptive_threshold)
     bundle = pack_vae(result, args.out, k=args.k, n=args.n, name=args.name)
     cal = result.calibration
     info = result.info
@@ -148,7 +168,7 @@ def _train_vae(args: argparse.Namespace, recs: list[Any], fs: float, channels: l
         "train_seconds": info["train_seconds"], "mflop_per_window": bundle.model["mflop_per_window"],
         "onnx_score_max_rel_diff": result.parity["score_max_rel_diff"],
         "threshold": cal.threshold, "calibration": cal.method, "target_far": cal.target_far,
-        "far_on_calibration": cal.far_on_calibration,
+        "far_on_calibration": cal.far_on_calibration, **_drift_summary(info.get("drift")),
     }
     print(json.dumps(summary, indent=2))
     return 0
@@ -165,7 +185,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .readers import read_recording
     from .runtime import Runtime
 
-    rt = Runtime(args.bundle, alarm_k=args.k, alarm_n=args.n)
+    rt = Runtime(args.bundle, alarm_k=args.k, alarm_n=args.n, drift=False if args.no_drift else None,
+                 adaptive_threshold=args.adaptive_threshold)
     channels = _channels_arg(args.channels) or list(rt.channels)
     if len(channels) != len(rt.channels):
         raise InputError(f"--channels names {len(channels)} channels; the bundle expects "
@@ -315,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction at the end of each healthy recording held out for calibration (default 0.3)")
     t.add_argument("--k", type=int, default=3, help="alarm when k of the last n windows are anomalous (default 3)")
     t.add_argument("--n", type=int, default=5, help="see --k (default 5)")
+    t.add_argument("--drift-far", type=_drift_far, default=1e-4, metavar="RATE",
+                   help="anomaly: target false-drift onsets per window of the drift monitors, calibrated on "
+                        "the held-out healthy blocks (default 1e-4; 'off': no drift monitors; docs/drift.md)")
+    t.add_argument("--adaptive-threshold", action="store_true",
+                   help="anomaly: enable the per-machine adaptive threshold in the bundle (default off)")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("score", help="score files with a bundle: JSON lines, one object per window")
@@ -326,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=int, help="override the bundle's k-of-n alarm k")
     s.add_argument("--n", type=int, help="override the bundle's k-of-n alarm n")
     s.add_argument("--out", help="write JSON lines here instead of stdout")
+    s.add_argument("--no-drift", action="store_true", help="turn the bundle's drift monitors off")
+    s.add_argument("--adaptive-threshold", action=argparse.BooleanOptionalAction, default=None,
+                   help="force the adaptive threshold on (or off with --no-adaptive-threshold; default: the "
+                        "bundle's choice); needs a bundle with drift settings")
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("eval", help="leak-safe evaluation on a manifest; metrics as JSON")

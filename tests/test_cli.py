@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,3 +110,51 @@ def test_console_script_version_and_demo(tmp_path: Path) -> None:
     assert "alarm at" in r.stdout and "never raised" in r.stdout
     events = [json.loads(l) for l in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert len(events) > 1000
+
+
+def test_train_drift_options_and_score_overrides(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """train anomaly --drift-far / --adaptive-threshold land in the bundle; --drift-far off packs
+    none; score --no-drift / --adaptive-threshold / --no-adaptive-threshold override at run time."""
+    from edgefault.bundle import load_bundle
+
+    d = files["dir"]
+    on, off = d / "drift_on.efb", d / "drift_off.efb"
+    assert main(["train", "anomaly", str(files["healthy"]), "--out", str(on), "--window", "256",
+                 "--drift-far", "1e-3", "--adaptive-threshold"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["drift_far"] == 1e-3 and summary["adaptive_threshold"] is True and summary["drift_score_h"] > 0
+    dr = load_bundle(on).thresholds["drift"]
+    assert dr["target_far"] == 1e-3 and dr["adaptive"]["enabled"] is True
+    assert main(["train", "anomaly", str(files["healthy"]), "--out", str(off), "--window", "256",
+                 "--drift-far", "off"]) == 0
+    assert json.loads(capsys.readouterr().out)["drift_far"] is None
+    assert "drift" not in load_bundle(off).thresholds
+
+    def score(*extra: str) -> list[dict[str, Any]]:
+        assert main(["score", *extra, str(files["later"])]) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    base = score(str(on))
+    assert base[0]["drift"] is not None
+    thr = {round(e["threshold"], 9) for e in base}
+    assert len(thr) > 1  # the bundle's adaptive threshold moves
+    no_drift = score("--no-drift", str(on))
+    assert all(e["drift"] is None for e in no_drift) and len({round(e["threshold"], 9) for e in no_drift}) > 1
+    fixed = score("--no-adaptive-threshold", str(on))
+    assert len({round(e["threshold"], 9) for e in fixed}) == 1 and fixed[0]["drift"] is not None
+    # forcing drift features on a bundle without drift settings is a one-line error
+    assert main(["score", "--adaptive-threshold", str(off), str(files["later"])]) == 2
+    assert "no drift calibration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["abc", "0.5"])
+def test_train_rejects_bad_drift_far(value: str, files: dict[str, Path], tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    rc_or_exit: int | None
+    try:
+        rc_or_exit = main(["train", "anomaly", str(files["healthy"]), "--out", str(tmp_path / "x.efb"),
+                           "--window", "256", "--drift-far", value])
+    except SystemExit as e:  # argparse: a malformed value
+        rc_or_exit = int(e.code or 0)
+    assert rc_or_exit == 2
+    assert "drift" in capsys.readouterr().err
