@@ -338,3 +338,46 @@ def test_file_sink_rotates_and_keeps_order(tmp_path: Path) -> None:
     assert kept == b"".join(lines)[-len(kept):] and kept.endswith(lines[-1])
     assert all((tmp_path / n).stat().st_size <= 1024 for n in names)
     assert m.get("edgefault_sink_events_total", sink="f") == 200
+
+
+def test_config_drift_keys_default_parse_and_validate() -> None:
+    """Per-sensor drift / adaptive_threshold: absent = None (the bundle's choice), booleans pass
+    through, anything else is an error naming the key."""
+    s = parse_config(GOOD, "c.toml").sensors[0]
+    assert s.drift is None and s.adaptive_threshold is None
+    text = GOOD.replace('bundle = "b.efb"', 'bundle = "b.efb"\ndrift = false\nadaptive_threshold = true', 1)
+    s = parse_config(text, "c.toml").sensors[0]
+    assert s.drift is False and s.adaptive_threshold is True
+    for key, bad in (("drift", '"yes"'), ("adaptive_threshold", "1"), ("drift", "0.0")):
+        with pytest.raises(ConfigError, match=re.escape(f"c.toml: sensor[0].{key}: expected bool")):
+            parse_config(GOOD.replace('bundle = "b.efb"', f'bundle = "b.efb"\n{key} = {bad}', 1), "c.toml")
+
+
+def test_sensor_runtime_gets_drift_options(tmp_path: Path, small_bundle: Path) -> None:
+    """The sensor's Runtime is built with the config's drift / adaptive_threshold; drift = true on a
+    bundle without drift settings fails naming the sensor."""
+    from edgefault.bundle import load_bundle
+    from edgefault.daemon.config import SensorConfig, SourceConfig
+    from edgefault.daemon.service import SensorWorker
+    from edgefault.errors import InputError
+    from edgefault.export import pack_bundle
+
+    def runtime(bundle: Path, **kw: bool) -> object:
+        cfg = SensorConfig(id="s", bundle=str(bundle), source=SourceConfig(type="stdin"), **kw)
+        return SensorWorker._runtime(None, cfg)  # type: ignore[arg-type]  # uses no worker state
+
+    b = load_bundle(small_bundle)
+    assert "drift" in b.thresholds
+    x = np.zeros((4 * b.spec.window, b.spec.n_channels), np.float32)
+    assert all(e.drift is not None for e in runtime(small_bundle).push(x))  # type: ignore[attr-defined]
+    assert all(e.drift is None for e in runtime(small_bundle, drift=False).push(x))  # type: ignore[attr-defined]
+    rt = runtime(small_bundle, drift=False, adaptive_threshold=True)
+    assert rt.get_state()["drift"] is not None  # type: ignore[attr-defined]  # the adaptive level's state
+    old = tmp_path / "old.efb"
+    pack_bundle(old, spec=b.spec, model=b.model, arrays=dict(b.arrays),
+                thresholds={k: v for k, v in b.thresholds.items() if k != "drift"})
+    assert all(e.drift is None for e in runtime(old).push(x))  # type: ignore[attr-defined]
+    with pytest.raises(InputError, match="sensor s: .*no drift calibration"):
+        runtime(old, drift=True)
+    with pytest.raises(InputError, match="sensor s: .*no drift calibration"):
+        runtime(old, adaptive_threshold=True)

@@ -82,6 +82,8 @@ class SensorConfig:
     alarm_k: int | None = None
     alarm_n: int | None = None
     queue_chunks: int = 256
+    drift: bool | None = None  # None: as the bundle was calibrated; False: off; True: required
+    adaptive_threshold: bool | None = None  # None: the bundle's choice
 
 
 @dataclass
@@ -297,6 +299,8 @@ def _sensor(t: _Table, i: int, base: Path) -> SensorConfig:
         channels=chans,
         alarm_k=t.get("alarm_k", int, None, check=_range(1, 1000)),
         alarm_n=t.get("alarm_n", int, None, check=_range(1, 1000)),
+        drift=t.get("drift", bool, None),
+        adaptive_threshold=t.get("adaptive_threshold", bool, None),
         queue_chunks=t.get("queue_chunks", int, 256, check=_range(1, 1 << 20)),
     )
     if c.source.path is not None:

@@ -120,7 +120,8 @@ class SensorWorker:
 
     def _runtime(self, cfg: SensorConfig) -> Runtime:
         try:
-            return Runtime(cfg.bundle, input_scale=cfg.input_scale, alarm_k=cfg.alarm_k, alarm_n=cfg.alarm_n)
+            return Runtime(cfg.bundle, input_scale=cfg.input_scale, alarm_k=cfg.alarm_k, alarm_n=cfg.alarm_n,
+                           drift=cfg.drift, adaptive_threshold=cfg.adaptive_threshold)
         except EdgefaultError as e:
             raise type(e)(f"sensor {cfg.id}: {e}") from None
 
@@ -415,8 +416,9 @@ class Daemon:
                 nc = by_id[w.id]
                 if nc.source != w.cfg.source:
                     log.warning("sensor %s: source settings changed; they take effect after a restart", w.id)
-                changed = (nc.bundle, nc.input_scale, nc.alarm_k, nc.alarm_n) != (
-                    w.cfg.bundle, w.cfg.input_scale, w.cfg.alarm_k, w.cfg.alarm_n)
+                changed = (nc.bundle, nc.input_scale, nc.alarm_k, nc.alarm_n, nc.drift, nc.adaptive_threshold) != (
+                    w.cfg.bundle, w.cfg.input_scale, w.cfg.alarm_k, w.cfg.alarm_n, w.cfg.drift,
+                    w.cfg.adaptive_threshold)
                 mtime_changed = Path(nc.bundle).stat().st_mtime_ns != w._bundle_mtime
                 if changed or mtime_changed:
                     rt = w._runtime(nc)
@@ -429,6 +431,7 @@ class Daemon:
             for w, nc, rt in swaps:
                 w.cfg.bundle, w.cfg.input_scale, w.cfg.alarm_k, w.cfg.alarm_n = (nc.bundle, nc.input_scale,
                                                                                   nc.alarm_k, nc.alarm_n)
+                w.cfg.drift, w.cfg.adaptive_threshold = nc.drift, nc.adaptive_threshold
                 w._bundle_mtime = Path(nc.bundle).stat().st_mtime_ns
                 w.pending_rt = rt
             self.metrics.inc("edgefault_reloads_total", result="ok")
