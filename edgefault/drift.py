@@ -110,6 +110,7 @@ def block_bootstrap_indices(n: int, length: int, mean_block: float, rng: np.rand
     ends = np.cumsum(lens)
     keep = int(np.searchsorted(ends, length)) + 1
     starts, lens = starts[:keep], lens[:keep]
+    lens = lens.astype(np.intp)  # np.repeat counts must be intp (int32 on 32-bit ARM)
     offs = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
     return ((np.repeat(starts, lens) + offs) % n)[:length]
 
