@@ -84,7 +84,7 @@ def _int_field(tok: str, path: str, lineno: int, what: str) -> int:
         v = float(tok)
     except ValueError:
         raise InputError(f"{path}, line {lineno}: {what} {tok!r} is not a number") from None
-    if not np.isfinite(v) or v != int(v) or v < 1:
+    if not np.isfinite(v) or v != int(v) or v < 1 or v >= 2**53:
         raise InputError(f"{path}, line {lineno}: {what} must be a positive integer, got {tok!r}")
     return int(v)
 

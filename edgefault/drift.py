@@ -256,7 +256,8 @@ def calibrate_drift(calib_scores: np.ndarray, *, latent: np.ndarray | None = Non
     over the calibration sample and the new session the in-control rate is <= the target, rather
     than "<= the target on average over replicates" (the earlier pooled design, whose rate came out
     1.7-2.6x the target on fresh sessions). The Monte Carlo noise of a replicate's limit (~``n_events``
-    onsets per replicate) widens the spread slightly, which errs on the conservative side. The stored
+    onsets per replicate, fewer when ``max_sim`` caps it: ~10 at the default 1e-4 split over two
+    monitors) widens the spread slightly, which errs on the conservative side. The stored
     parameters are the full-data estimates; the simulation runs ``n_boot`` replicates of
     min(max_sim, n_events / rate) windows each.
     """
@@ -391,6 +392,8 @@ def monitor_from_settings(settings: dict[str, Any] | None, *, threshold: float, 
             raise InputError(f"{where} has no drift calibration (thresholds['drift']): retrain it with this "
                              f"edgefault to use drift monitors or the adaptive threshold")
         return None
+    if not isinstance(settings, dict):
+        raise BundleError(f"{where}: drift settings must be an object, got {type(settings).__name__}")
     try:
         if int(settings.get("version", 0)) != DRIFT_VERSION:
             raise BundleError(f"{where}: drift settings version {settings.get('version')!r} is not supported "
@@ -409,7 +412,7 @@ def monitor_from_settings(settings: dict[str, Any] | None, *, threshold: float, 
             kw.update(score_k=float(settings["score"]["k"]), score_h=float(settings["score"]["h"]))
         lat = settings.get("latent")
         if use_drift and lat:
-            mean = np.asarray(lat["mean"], dtype=np.float32)
+            mean = np.atleast_1d(np.asarray(lat["mean"], dtype=np.float32))
             proj = np.asarray(lat["projection"], dtype=np.float32)
             if latent_dim is not None and mean.shape != (latent_dim,):
                 raise BundleError(f"{where}: latent drift monitor has {mean.shape[0]} inputs, the model gives "
@@ -423,6 +426,6 @@ def monitor_from_settings(settings: dict[str, Any] | None, *, threshold: float, 
         return _core.DriftMonitor(**kw)
     except (BundleError, InputError):
         raise
-    except (KeyError, TypeError, ValueError) as e:
-        raise BundleError(f"{where}: drift settings are malformed or invalid: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise BundleError(f"{where}: drift settings are malformed or invalid: {type(e).__name__}: {e}") from None
 

@@ -72,9 +72,9 @@ def _edges(bundle: Any, n_in: int) -> tuple[str, np.ndarray]:
     waveform = str(bundle.model.get("input", "spectrum")) == "waveform"
     name = "segment_edges" if waveform else "band_edges"
     try:
-        e = np.asarray(bundle.array(name)).astype(np.int64).ravel()
+        e = np.asarray(bundle.array(name)).astype(np.intp).ravel()
     except Exception:
-        e = np.array([0, n_in], dtype=np.int64)
+        e = np.array([0, n_in], dtype=np.intp)
     if e.size < 2 or e[0] != 0 or e[-1] != n_in or np.any(np.diff(e) <= 0):
         raise BundleError(f"bundle {bundle.path or bundle.bundle_id}: {name} must increase from 0 to {n_in}")
     return ("time" if waveform else "band"), e

@@ -137,7 +137,7 @@ class VAEDeviceModel:
         if not {"err", "mu", "logvar"} <= outs:
             raise BundleError(f"{where}: the ONNX model's outputs {sorted(outs)} lack err / mu / logvar")
         ename = "segment_edges" if waveform else "band_edges"
-        edges = np.asarray(bundle.array(ename)).astype(np.int64).ravel()
+        edges = np.asarray(bundle.array(ename)).astype(np.intp).ravel()  # reduceat indices: intp (32-bit ARM)
         if edges.size < 2 or edges[0] != 0 or edges[-1] != n_in or np.any(np.diff(edges) <= 0):
             raise BundleError(f"{where}: {ename} must increase strictly from 0 to {n_in}, got {edges.tolist()[:8]}...")
         self._edges = edges
@@ -178,6 +178,8 @@ class VAEDeviceModel:
             if "latent" not in spec.channels:
                 extra += [f"latent.z{j}" for j in range(n_lat)]
         self._outputs = ["err", "mu", "logvar"]
+        mu_shape = next(o.shape for o in self._sess.get_outputs() if o.name == "mu")
+        self.latent_dim = mu_shape[1] if len(mu_shape) == 2 and isinstance(mu_shape[1], int) else None
         # optional forecasting head: its normalised error ``ferr`` (batch, channels, horizon) joins the
         # score with forecast_weight and the channel terms as "<channel>.forecast"
         try:

@@ -135,7 +135,7 @@ class ReportData:
 
 
 def _num(v: Any) -> bool:
-    return type(v) is float or type(v) is int
+    return type(v) is float or (type(v) is int and abs(v) < 2**53)  # huge ints: bad line, not OverflowError
 
 
 def _lines(path: str | Path) -> Iterator[tuple[int, str]]:

@@ -173,7 +173,8 @@ class Runtime:
             self._drift = monitor_from_settings(
                 dset, threshold=threshold, clear_threshold=float(self._alarm.clear_threshold), drift=drift,
                 adaptive_threshold=adaptive_threshold, retrain_after=retrain_after,
-                latent_dim=self.spec.feature_dim if self._drift_source == "features" else None,
+                latent_dim=self.spec.feature_dim if self._drift_source == "features"
+                else getattr(self.model, "latent_dim", None),
                 where=f"bundle {self.bundle.path or self.bundle.bundle_id}")
         except ValueError as e:
             raise InputError(f"drift settings: {e}") from None
@@ -392,6 +393,15 @@ class Runtime:
                 "ewma": [float(v) for v in ewma], "level": float(level)}
 
     def set_state(self, state: dict[str, Any]) -> None:
+        prev_drift = self._drift.get_state() if self._drift is not None else None
+        try:
+            self._set_state(state)
+        except Exception:
+            if prev_drift is not None:  # a state refused after its drift part was applied
+                self._drift.set_state(*prev_drift)
+            raise
+
+    def _set_state(self, state: dict[str, Any]) -> None:
         try:
             if state.get("version") not in (1, STATE_VERSION):
                 raise InputError(f"runtime state version {state.get('version')!r} is not supported "

@@ -81,6 +81,7 @@ def test_reader_accepts_blank_lines_and_signs(tmp_path: Path) -> None:
     ([_row(1, 1), _row(2, 1), _row(1, 2)], r"line 3: unit 1 appears again"),
     ([_row(1, 1).replace("1 1 ", "1 1.5 ", 1)], r"line 1: cycle must be a positive integer"),
     ([_row(1, 1).replace("1 1 ", "0 1 ", 1)], r"line 1: unit number must be a positive integer"),
+    ([_row(1, 1).replace("1 1 ", "1e30 1 ", 1)], r"line 1: unit number must be a positive integer"),
     ([_row(1, 1).rsplit(" ", 1)[0] + " nan"], r"line 1: column 26 \(s21\) is 'nan'"),
     (["", "  "], r"no data rows"),
 ])

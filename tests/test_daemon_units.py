@@ -381,3 +381,40 @@ def test_sensor_runtime_gets_drift_options(tmp_path: Path, small_bundle: Path) -
         runtime(old, drift=True)
     with pytest.raises(InputError, match="sensor s: .*no drift calibration"):
         runtime(old, adaptive_threshold=True)
+
+
+@pytest.mark.parametrize("before, after", [
+    ({}, {"drift": False, "adaptive_threshold": True}),
+    ({"drift": False, "adaptive_threshold": True}, {}),
+    ({}, {"drift": False}),
+])
+def test_sighup_that_toggles_drift_keeps_samples_and_alarm(small_bundle: Path, before: dict[str, bool],
+                                                           after: dict[str, bool]) -> None:
+    """Swapping to the same bundle with other drift / adaptive settings restarts those monitors and
+    keeps the partial window, the alarm state and the window count (it used to stop the worker)."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from edgefault.daemon.config import SensorConfig, SourceConfig
+    from edgefault.daemon.service import SensorWorker
+
+    def runtime(**kw: bool) -> Any:
+        cfg = SensorConfig(id="s", bundle=str(small_bundle), source=SourceConfig(type="stdin"), **kw)
+        return SensorWorker._runtime(None, cfg)  # type: ignore[arg-type]
+
+    old, ref = runtime(**before), runtime(**after)
+    x = np.random.default_rng(3).standard_normal((12000, 2)).astype(np.float32)
+    x[5000:6000] *= 40  # an alarm before the swap
+    split = 7777  # mid-window
+    old.push(x[:split])
+    ns = SimpleNamespace(pending_rt=runtime(**after), rt=old, id="s", _info=lambda: None)
+    SensorWorker._swap(ns)  # type: ignore[arg-type]
+    new = ns.rt
+    st_old = old.get_state()
+    st_new = new.get_state()
+    assert st_new["seq"] == st_old["seq"] and st_new["frames_seen"] == st_old["frames_seen"]
+    np.testing.assert_array_equal(st_new["tail"], st_old["tail"])
+    assert st_new["alarm"]["alarm"] == st_old["alarm"]["alarm"]
+    ev = new.push(x[split:])
+    assert ev and ev[0].seq == st_old["seq"]
+    assert (ev[0].drift is None) == (ref._drift is None or not (ref._drift.has_score or ref._drift.has_latent))

@@ -341,8 +341,10 @@ def test_save_restore_mid_stream_gives_identical_events(bundle: Path, tmp_path: 
     assert any(e["drift"]["active"] for e in ref)
 
 
-def test_runtime_state_errors_and_old_states(bundle: Path) -> None:
+def test_runtime_state_errors_and_old_states(bundle: Path, tmp_path: Path) -> None:
     from edgefault import Runtime
+    from edgefault.bundle import load_bundle
+    from edgefault.export import pack_bundle
     from edgefault.synth import bearing_signal
 
     rt = Runtime(bundle)
@@ -358,6 +360,17 @@ def test_runtime_state_errors_and_old_states(bundle: Path) -> None:
         rt.set_state(dict(state, drift=[1, 2]))
     with pytest.raises(InputError, match="version"):
         rt.set_state(dict(state, version=3))
+    # a state refused after its drift part was applied leaves the monitors as they were
+    before = rt.get_state()["drift"]
+    with pytest.raises(InputError, match="malformed"):
+        rt.set_state({k: v for k, v in dict(state, drift=dict(state["drift"], cusum=0.0)).items() if k != "alarm"})
+    assert rt.get_state()["drift"] == before
+    for junk in ([1], "x", {"version": 1, "latent": {"mean": 3.0}}):
+        b = load_bundle(bundle)
+        bad_bundle = pack_bundle(tmp_path / "junk.efb", spec=b.spec, model=b.model, arrays=dict(b.arrays),
+                                 thresholds=dict(b.thresholds, drift=junk))
+        with pytest.raises(InputError, match="drift settings"):
+            Runtime(bad_bundle)
     old = {k: v for k, v in state.items() if k != "drift"}
     old["version"] = 1
     rt.set_state(old)  # version 1 states load; drift monitors restart

@@ -149,7 +149,8 @@ def test_bad_lines_skipped_and_counted_or_strict(scored: dict[str, Path], tmp_pa
     assert main(["report", str(bad), "--out", str(out), "--strict"]) == 2
     err = capsys.readouterr().err
     assert "line 11" in err and "not JSON" in err and "Traceback" not in err
-    assert read_events(_write(tmp_path / "b2.jsonl", lines[:3] + ['{"t": "x", "score": 1}\n'])).n_bad == 1
+    assert read_events(_write(tmp_path / "b2.jsonl", lines[:3] + ['{"t": "x", "score": 1}\n',
+                                                                  '{"t": 1%s, "score": 1}\n' % ("0" * 400)])).n_bad == 2
     with pytest.raises(InputError, match="line 12: 't' must be a finite number"):
         read_events(_write(tmp_path / "b3.jsonl", lines[:11] + ['{"t": "x", "score": 1}\n']), strict=True)
 

@@ -219,8 +219,13 @@ class SensorWorker:
         # carry the partial window over when the framing is the same, so no sample is lost
         if new.bundle.bundle_id == old.bundle.bundle_id:  # same model, other settings: keep everything
             st = old.get_state()
-            st["alarm"]["threshold"] = new.threshold
-            st["alarm"]["clear_threshold"] = float(new._alarm.clear_threshold)
+            if (new._drift is None) != (old._drift is None) or (new._drift is not None and (
+                    new._drift.has_score, new._drift.has_latent, new._drift.has_adaptive)
+                    != (old._drift.has_score, old._drift.has_latent, old._drift.has_adaptive)):
+                st["drift"] = None  # drift / adaptive settings changed: those monitors restart
+            if new._drift is None or not new._drift.has_adaptive:  # else the restored level sets it
+                st["alarm"]["threshold"] = new.threshold
+                st["alarm"]["clear_threshold"] = float(new._alarm.clear_threshold)
             new.set_state(st)
         elif (new.spec.window, new.spec.hop, new.spec.channels, new.fs) == (old.spec.window, old.spec.hop,
                                                                               old.spec.channels, old.fs):
@@ -248,7 +253,13 @@ class SensorWorker:
         self.boot = int(d.get("boot", 0)) + 1
         meta["tail"] = tail
         try:
-            self.rt.set_state(meta)
+            try:
+                self.rt.set_state(meta)
+            except InputError as e:
+                if not meta.get("drift"):
+                    raise
+                log.warning("sensor %s: saved drift state not used (%s); monitors restart", self.id, e)
+                self.rt.set_state(dict(meta, drift=None))
             log.info("sensor %s: state restored (window %d, event seq %d)", self.id, self.rt._seq, self.seq)
         except InputError as e:
             log.warning("sensor %s: saved state not used: %s", self.id, e)
