@@ -31,6 +31,30 @@ def _npz(path: Path, seconds: float = 2.0, seed: int = 3) -> np.ndarray:
     return rec.data
 
 
+def _serial_daemon(tmp_path: Path, small_bundle: Path, device: Path, fmt: str) -> tuple[Daemon, threading.Thread]:
+    """A running daemon with one serial sensor on ``device`` writing events to tmp_path/ev.jsonl."""
+    d = Daemon(parse_config(f"""
+[daemon]
+state_dir = "{tmp_path / 'st'}"
+[http]
+listen = ""
+[[sensor]]
+id = "m1"
+bundle = "{small_bundle}"
+[sensor.source]
+type = "serial"
+device = "{device}"
+format = "{fmt}"
+[[sink]]
+type = "file"
+path = "{tmp_path / 'ev.jsonl'}"
+""", str(tmp_path / "c.toml")))
+    d.start()
+    th = threading.Thread(target=d.run, daemon=True)
+    th.start()
+    return d, th
+
+
 def test_webhook_retries_in_order_and_drops_rejected(tmp_path: Path, small_bundle: Path) -> None:
     got: list[list[dict[str, Any]]] = []
     answers = [503, 503, 429, 400]  # then 200 for ever
@@ -103,26 +127,7 @@ def test_serial_source_through_socat_pty(tmp_path: Path, small_bundle: Path) -> 
         wait_for(lambda: a.exists() and b.exists(), 10, "socat ptys")
         data = noise_recording(seconds=2.0, seed=4).data
         x16 = np.round(data * 8000).astype("<i2")
-        cfg = parse_config(f"""
-[daemon]
-state_dir = "{tmp_path / 'st'}"
-[http]
-listen = ""
-[[sensor]]
-id = "m1"
-bundle = "{small_bundle}"
-[sensor.source]
-type = "serial"
-device = "{a}"
-format = "int16"
-[[sink]]
-type = "file"
-path = "{tmp_path / 'ev.jsonl'}"
-""", str(tmp_path / "c.toml"))
-        d = Daemon(cfg)
-        d.start()
-        th = threading.Thread(target=d.run, daemon=True)
-        th.start()
+        d, th = _serial_daemon(tmp_path, small_bundle, a, "int16")
         wait_for(lambda: d.workers[0].source is not None and getattr(d.workers[0].source, "port", None) is not None,
                  10, "the port to open")
         with open(b, "wb", buffering=0) as fh:
@@ -324,26 +329,7 @@ def test_serial_port_reopened_after_it_disappears(tmp_path: Path, small_bundle: 
         return p
 
     so = pair()
-    cfg = parse_config(f"""
-[daemon]
-state_dir = "{tmp_path / 'st'}"
-[http]
-listen = ""
-[[sensor]]
-id = "m1"
-bundle = "{small_bundle}"
-[sensor.source]
-type = "serial"
-device = "{a}"
-format = "float32"
-[[sink]]
-type = "file"
-path = "{tmp_path / 'ev.jsonl'}"
-""", str(tmp_path / "c.toml"))
-    d = Daemon(cfg)
-    d.start()
-    th = threading.Thread(target=d.run, daemon=True)
-    th.start()
+    d, th = _serial_daemon(tmp_path, small_bundle, a, "float32")
     src = d.workers[0].source
     assert src is not None
     try:
