@@ -82,42 +82,10 @@ struct ScoredStream {
   std::vector<float> drift_rows;
 };
 
-// With drift monitors: meta (m, 7) float64 = end_frame, flags, score, threshold, score drift stat,
-// latent drift stat, signalling monitors (bits).
-template <class T>
-py::object scored_push_drift(ScoredStream& st, const T* data, std::size_t n, float scale, std::size_t m,
-                             edgefault::ScoredOutput& out) {
-  Pipeline& p = *st.pipeline;
-  const auto mm = static_cast<py::ssize_t>(m);
-  py::array_t<double> meta(std::vector<py::ssize_t>{mm, 7});
-  py::array_t<float> contrib(std::vector<py::ssize_t>{mm, static_cast<py::ssize_t>(p.feature_dim())});
-  out.end_frame = st.end.data();
-  out.flags = st.flags.data();
-  out.scores = st.scores.data();
-  out.drift = st.drift_rows.data();
-  out.contrib = contrib.mutable_data();
-  out.max_windows = m;
-  double* mp = meta.mutable_data();
-  {
-    py::gil_scoped_release release;
-    edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch, st.drift);
-    for (std::size_t i = 0; i < m; ++i) {
-      double* r = mp + 7 * i;
-      const float* dr = &st.drift_rows[4 * i];
-      r[0] = static_cast<double>(st.end[i]);
-      r[1] = st.flags[i];
-      r[2] = st.scores[i];
-      r[3] = dr[0];
-      r[4] = dr[1];
-      r[5] = dr[2];
-      r[6] = dr[3];
-    }
-  }
-  return py::make_tuple(meta, contrib);
-}
-
-// Returns None when no window completes; else (meta (m, 3) float64 = end_frame, flags, score;
-// contrib (m, feature_dim) float32). Two allocations per call that completes windows.
+// Returns None when no window completes; else (meta, contrib (m, feature_dim) float32), meta
+// float64 (m, 3) = end_frame, flags, score or, with drift monitors, (m, 7) = those plus threshold,
+// score drift stat, latent drift stat, signalling monitors (bits). Two allocations per call that
+// completes windows.
 template <class T>
 py::object scored_push_typed(ScoredStream& st, const carray<T>& arr, float scale) {
   Pipeline& p = *st.pipeline;
@@ -129,30 +97,36 @@ py::object scored_push_typed(ScoredStream& st, const carray<T>& arr, float scale
     edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch, st.drift);
     return py::none();
   }
-  const auto d = static_cast<py::ssize_t>(p.feature_dim());
+  const bool drift = st.drift != nullptr;
+  const std::size_t cols = drift ? 7 : 3;
   const auto mm = static_cast<py::ssize_t>(m);
-  py::array_t<double> meta(std::vector<py::ssize_t>{mm, 3});
-  py::array_t<float> contrib(std::vector<py::ssize_t>{mm, d});
+  py::array_t<double> meta(std::vector<py::ssize_t>{mm, static_cast<py::ssize_t>(cols)});
+  py::array_t<float> contrib(std::vector<py::ssize_t>{mm, static_cast<py::ssize_t>(p.feature_dim())});
   if (st.end.size() < m) {
     st.end.resize(m);
     st.flags.resize(m);
     st.scores.resize(m);
-    if (st.drift != nullptr) st.drift_rows.resize(4 * m);
+    if (drift) st.drift_rows.resize(4 * m);
   }
-  if (st.drift != nullptr) return scored_push_drift(st, data, n, scale, m, out);
   out.end_frame = st.end.data();
   out.flags = st.flags.data();
   out.scores = st.scores.data();
+  out.drift = drift ? st.drift_rows.data() : nullptr;
   out.contrib = contrib.mutable_data();
   out.max_windows = m;
   double* mp = meta.mutable_data();
   {
     py::gil_scoped_release release;
-    edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch);
+    edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch, st.drift);
     for (std::size_t i = 0; i < m; ++i) {
-      mp[3 * i] = static_cast<double>(st.end[i]);
-      mp[3 * i + 1] = st.flags[i];
-      mp[3 * i + 2] = st.scores[i];
+      double* r = mp + cols * i;
+      r[0] = static_cast<double>(st.end[i]);
+      r[1] = st.flags[i];
+      r[2] = st.scores[i];
+      if (drift) {
+        const float* dr = &st.drift_rows[4 * i];
+        for (std::size_t j = 0; j < 4; ++j) r[3 + j] = dr[j];
+      }
     }
   }
   return py::make_tuple(meta, contrib);
