@@ -151,12 +151,7 @@ DriftMonitor::Step DriftMonitor::step(AlarmState& alarm, float score, const floa
   if (valid && std::isfinite(score)) {
     if (score_) {
       const float s = score_->update(score);
-      if (!(active_ & kScoreDrift) && s > score_->limit()) {
-        active_ |= kScoreDrift;
-      } else if ((active_ & kScoreDrift) && s <= clear_ratio_ * score_->limit()) {
-        active_ = static_cast<std::uint8_t>(active_ & ~kScoreDrift);
-        score_->reset();
-      }
+      latch(*score_, s, kScoreDrift);
       st.score_stat = s;
     }
     if (latent_ && vec != nullptr) {
@@ -164,12 +159,7 @@ DriftMonitor::Step DriftMonitor::step(AlarmState& alarm, float score, const floa
       for (std::size_t j = 0; j < latent_->dim(); ++j) ok = ok && std::isfinite(vec[j]);
       if (ok) {
         const float t = latent_->update(vec);
-        if (!(active_ & kLatentDrift) && t > latent_->limit()) {
-          active_ |= kLatentDrift;
-        } else if ((active_ & kLatentDrift) && t <= clear_ratio_ * latent_->limit()) {
-          active_ = static_cast<std::uint8_t>(active_ & ~kLatentDrift);
-          latent_->reset();
-        }
+        latch(*latent_, t, kLatentDrift);
         st.latent_stat = t;
       }
     }

@@ -134,6 +134,18 @@ class DriftMonitor {
   void reset() noexcept;
 
  private:
+  // Latch `bit` when `stat` crosses the monitor's limit; release it (and restart the monitor) once
+  // the statistic falls to clear_ratio x limit.
+  template <class Monitor>
+  void latch(Monitor& monitor, float stat, std::uint8_t bit) noexcept {
+    if (!(active_ & bit) && stat > monitor.limit()) {
+      active_ = static_cast<std::uint8_t>(active_ | bit);
+    } else if ((active_ & bit) && stat <= clear_ratio_ * monitor.limit()) {
+      active_ = static_cast<std::uint8_t>(active_ & ~bit);
+      monitor.reset();
+    }
+  }
+
   std::optional<ScoreCusum> score_;
   std::optional<Mewma> latent_;
   std::optional<AdaptiveThreshold> adaptive_;
