@@ -27,8 +27,8 @@ PACKET = 1200  # frames per packet (0.1 s of signal)
 
 
 def make_bundle(path: Path) -> Path:
-    from edgefault.readers import Recording
-    from edgefault.spec import FeatureSpec
+    from edgefault.io.readers import Recording
+    from edgefault.device.spec import FeatureSpec
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     x = np.random.default_rng(0).normal(size=(360000, NCH)).astype(np.float32)

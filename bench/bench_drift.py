@@ -2,7 +2,7 @@
 streams, and the per-window cost of the monitors in Runtime.push.
 
 A Gaussian bundle (12 kHz, 1024-sample windows, hop 512, RMS / kurtosis / crest + 16 log band
-energies) is trained on 120 s of simulated healthy bearing signal (edgefault.synth) with drift
+energies) is trained on 120 s of simulated healthy bearing signal (edgefault.io.synth) with drift
 monitors calibrated for --target onsets per window. Then:
 
   false drift : --minutes of fresh healthy signal (other seeds); drift onsets / windows vs target
@@ -31,9 +31,9 @@ BLOCKS = (
 
 
 def make_bundle(path: Path, target: float, sessions: int = 1) -> Path:
-    from edgefault.readers import Recording
-    from edgefault.spec import FeatureSpec
-    from edgefault.synth import bearing_signal
+    from edgefault.io.readers import Recording
+    from edgefault.device.spec import FeatureSpec
+    from edgefault.io.synth import bearing_signal
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     # 120 s of healthy signal in all, from `sessions` recordings (seeds 1..sessions: never the
@@ -64,8 +64,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from edgefault import Runtime
-    from edgefault.bundle import load_bundle
-    from edgefault.synth import bearing_signal
+    from edgefault.device.bundle import load_bundle
+    from edgefault.io.synth import bearing_signal
 
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()

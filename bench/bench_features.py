@@ -33,8 +33,8 @@ BLOCKS = [
 
 
 def make_bundle(path: Path, seconds: float = 20.0) -> Path:
-    from edgefault.readers import Recording
-    from edgefault.spec import FeatureSpec
+    from edgefault.io.readers import Recording
+    from edgefault.device.spec import FeatureSpec
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     rng = np.random.default_rng(0)
@@ -156,7 +156,7 @@ def main() -> None:
         peer = peer_setup()
         n_win = (x.shape[0] - WINDOW) // HOP + 1
         # same numbers check (band energies / rms / kurtosis / crest), so the race is fair
-        from edgefault.spec import FeatureSpec
+        from edgefault.device.spec import FeatureSpec
 
         spec = FeatureSpec(fs=FS, window=WINDOW, hop=HOP, channels=("x",), blocks=tuple(BLOCKS))
         ours_f, _, _ = spec.transform(x[:, None])

@@ -36,8 +36,8 @@ print(n, base, rss('VmRSS:'), rss('VmHWM:'))
 
 
 def make_bundle(path: Path) -> Path:
-    from edgefault.readers import Recording
-    from edgefault.spec import FeatureSpec
+    from edgefault.io.readers import Recording
+    from edgefault.device.spec import FeatureSpec
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     x = np.random.default_rng(0).normal(size=(240000, 2)).astype(np.float32)

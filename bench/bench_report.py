@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--keep", help="folder for the events file and the page (default: a temp folder)")
     args = ap.parse_args()
     from edgefault.demo import run_demo
-    from edgefault.report import write_report
+    from edgefault.report.html import write_report
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-report-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Resampling speed: edgefault.resample vs scipy.signal.resample_poly, same run.
+"""Resampling speed: edgefault.io.resample vs scipy.signal.resample_poly, same run.
 
 Run: PYTHONPATH=. python bench/bench_resample.py
 Note the filters differ: edgefault uses ~50 x max(up, down) taps (80 dB, cutoff 0.9 x Nyquist),
@@ -14,7 +14,7 @@ import time
 import numpy as np
 from scipy import signal
 
-from edgefault.resample import rational_ratio, resample, resample_filter
+from edgefault.io.resample import rational_ratio, resample, resample_filter
 
 
 def median_time(fn, repeat: int = 7) -> float:

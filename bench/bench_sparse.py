@@ -1,4 +1,4 @@
-"""Sparse-coding speed: edgefault.sparse vs its peers, measured in the same run.
+"""Sparse-coding speed: edgefault.device.sparse vs its peers, measured in the same run.
 
 Run: PYTHONPATH=. python bench/bench_sparse.py [--signals N] [--repeat R]
 
@@ -27,7 +27,8 @@ import time
 import numpy as np
 from sklearn.linear_model import orthogonal_mp_gram
 
-from edgefault import _core, sparse
+from edgefault import _core
+from edgefault.device import sparse
 
 
 def median_times(fn, repeat: int) -> tuple[float, float, object]:

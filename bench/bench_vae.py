@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgefault.runtime import Runtime
+from edgefault.device.runtime import Runtime
 
 
 def _healthy(data_dir: Path | None, channels: list[str]):  # type: ignore[no-untyped-def]
-    from edgefault.readers import Recording, read_recording
+    from edgefault.io.readers import Recording, read_recording
 
     f = data_dir / "cwru" / "normal_48k" / "0hp" / "normal.mat" if data_dir else None
     if f is not None and f.is_file():
@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=3000)
     ap.add_argument("--hop", type=int, default=512)
     args = ap.parse_args()
-    from edgefault.spec import FeatureSpec
+    from edgefault.device.spec import FeatureSpec
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
     from edgefault.train.vae import pack_vae, train_vae, vae_spec, vae_waveform_spec
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .bundle import Bundle, load_bundle
-from .errors import BundleError, EdgefaultError, InputError, MissingDependencyError
-from .runtime import Event, Runtime
-from .spec import FeatureSpec
+from edgefault.device.bundle import Bundle, load_bundle
+from edgefault.errors import BundleError, EdgefaultError, InputError, MissingDependencyError
+from edgefault.device.runtime import Event, Runtime
+from edgefault.device.spec import FeatureSpec
 
 __all__ = [
     "__version__", "Runtime", "Event", "Bundle", "load_bundle", "FeatureSpec",

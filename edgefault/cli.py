@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-from . import __version__
-from .errors import EdgefaultError, InputError
+from edgefault import __version__
+from edgefault.errors import EdgefaultError, InputError
 
 HEALTHY_LABELS = ("normal", "healthy")
 
@@ -24,7 +24,7 @@ def _channels_arg(s: str | None) -> list[str] | None:
 
 
 def _progress(it: Sequence[Any], desc: str):  # type: ignore[no-untyped-def]
-    from .progress import progress
+    from edgefault.progress import progress
 
     return progress(it, desc=desc)
 
@@ -33,7 +33,7 @@ def _progress(it: Sequence[Any], desc: str):  # type: ignore[no-untyped-def]
 def _healthy_sources(args: argparse.Namespace) -> list[tuple[Path, float | None, list[str] | None]]:
     """(path, fs from manifest, channels from manifest) of the healthy recordings to train on."""
     if args.manifest:
-        from .evaluation import load_manifest
+        from edgefault.io.manifest import load_manifest
 
         rows = load_manifest(args.manifest, root=args.root)
         healthy = [r for r in rows if r.label.lower() in {h.lower() for h in args.healthy_label}]
@@ -54,9 +54,9 @@ def _train_classify(args: argparse.Namespace) -> int:
         raise InputError(f"train classify --method {args.method}: available methods: sfdsc")
     if not args.manifest:
         raise InputError("train classify needs --manifest M.csv with path,label[,fs,channels,...] columns")
-    from .experiments import _classify_rows
-    from .readers import read_recording
-    from .train.sfdsc import pack_sfdsc, sfdsc_spec, train_sfdsc
+    from edgefault.evaluation.experiments import _classify_rows
+    from edgefault.io.readers import read_recording
+    from edgefault.train.sfdsc import pack_sfdsc, sfdsc_spec, train_sfdsc
 
     rows, labels = _classify_rows(args)
     channels = _channels_arg(args.channels)
@@ -90,9 +90,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError(f"train anomaly --method {args.method}: available methods: gaussian, vae")
     if args.method == "vae":
         import edgefault.train.vae  # noqa: F401  (fails early with MissingDependencyError naming the install)
-    from .readers import read_recording
-    from .spec import FeatureSpec
-    from .train.anomaly import pack_gaussian, train_gaussian
+    from edgefault.io.readers import read_recording
+    from edgefault.device.spec import FeatureSpec
+    from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     sources = _healthy_sources(args)
     channels = _channels_arg(args.channels)
@@ -146,7 +146,7 @@ def _drift_summary(d: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _train_vae(args: argparse.Namespace, recs: list[Any], fs: float, channels: list[str]) -> int:
-    from .train.vae import pack_vae, train_vae, vae_spec, vae_waveform_spec
+    from edgefault.train.vae import pack_vae, train_vae, vae_spec, vae_waveform_spec
 
     hop = args.hop or args.window // 2
     spec = (vae_waveform_spec(fs, channels, window=args.window, hop=hop) if args.input == "waveform"
@@ -182,8 +182,8 @@ def _event_json(file: str, ev: Any) -> str:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .readers import read_recording
-    from .runtime import Runtime
+    from edgefault.io.readers import read_recording
+    from edgefault.device.runtime import Runtime
 
     rt = Runtime(args.bundle, alarm_k=args.k, alarm_n=args.n, drift=False if args.no_drift else None,
                  adaptive_threshold=args.adaptive_threshold)
@@ -213,7 +213,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 # -- report ----------------------------------------------------------------------------------------
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from edgefault.report.html import write_report
 
     data, size = write_report(args.events, args.out, strict=args.strict, bundle=args.bundle,
                               explain=args.explain, title=args.title, scale=args.scale,
@@ -229,7 +229,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 # -- explain -------------------------------------------------------------------------------------
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .explain import explain_recording
+    from edgefault.report.explain import explain_recording
 
     rep = explain_recording(args.bundle, args.recording, start=args.start, end=args.end,
                             channels=_channels_arg(args.channels), fs=args.fs, baseline=args.baseline,
@@ -255,7 +255,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 # -- info ------------------------------------------------------------------------------------------
 def cmd_info(args: argparse.Namespace) -> int:
-    from .bundle import load_bundle
+    from edgefault.device.bundle import load_bundle
 
     b = load_bundle(args.bundle)
     d = b.describe()
@@ -267,14 +267,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 # -- serve ------------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .daemon import serve
+    from edgefault.daemon import serve
 
     return serve(args.config, log_level=args.log_level)
 
 
 # -- eval -------------------------------------------------------------------------------------------
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .experiments import run_eval
+    from edgefault.evaluation.experiments import run_eval
 
     report = run_eval(args)
     text = json.dumps(report, indent=2)
@@ -287,7 +287,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 # -- demo -------------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from edgefault.demo import run_demo
 
     return run_demo(out_dir=args.out_dir, seed=args.seed, quiet=args.quiet)
 
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("files", nargs="*", help="healthy recordings (instead of --manifest)")
     t.add_argument("--method", default="gaussian", help="anomaly: gaussian (default) or vae (needs torch); "
                                                         "classify: sfdsc")
-    from .experiments import add_classify_arguments
+    from edgefault.evaluation.experiments import add_classify_arguments
 
     add_classify_arguments(t.add_argument_group("classify (train classify --method sfdsc)"))
     t.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae: network (default cnn)")
@@ -359,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("eval", help="leak-safe evaluation on a manifest; metrics as JSON")
-    from .experiments import add_eval_arguments
+    from edgefault.evaluation.experiments import add_eval_arguments
 
     add_eval_arguments(e)
     e.set_defaults(func=cmd_eval)

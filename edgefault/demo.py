@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .runtime import Runtime
-from .spec import FeatureSpec
-from .synth import bearing_signal
-from .train.anomaly import pack_gaussian, train_gaussian
-from .readers import Recording
+from edgefault.device.runtime import Runtime
+from edgefault.device.spec import FeatureSpec
+from edgefault.io.synth import bearing_signal
+from edgefault.train.anomaly import pack_gaussian, train_gaussian
+from edgefault.io.readers import Recording
 
 FS = 12000.0
 TRAIN_S = 60.0

@@ -2,6 +2,6 @@
 
 Installed as ``edgefault.export``; the device never imports it.
 """
-from .pack import pack_bundle
+from edgefault.export.pack import pack_bundle
 
 __all__ = ["pack_bundle"]

@@ -1,4 +1,4 @@
-"""Pack a verified bundle (see edgefault.bundle for the format)."""
+"""Pack a verified bundle (see edgefault.device.bundle for the format)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -12,8 +12,8 @@ import numpy as np
 
 from edgefault import __version__
 from edgefault._fileio import write_atomic
-from edgefault.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, Bundle, bundle_id_of, load_bundle, manifest_digest, sha256_bytes
-from edgefault.spec import FeatureSpec
+from edgefault.device.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, Bundle, bundle_id_of, load_bundle, manifest_digest, sha256_bytes
+from edgefault.device.spec import FeatureSpec
 
 # Fixed timestamp inside the zip so identical content packs to identical bytes.
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)

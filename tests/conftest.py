@@ -33,7 +33,7 @@ def noise_recording(seconds: float = 20.0, fs: float = 4000.0, channels: tuple[s
     """Stationary coloured noise plus a tone: a stand-in healthy machine for unit tests."""
     import numpy as np
 
-    from edgefault.readers import Recording
+    from edgefault.io.readers import Recording
 
     rng = np.random.default_rng(seed)
     n = int(seconds * fs)
@@ -50,7 +50,7 @@ def noise_recording(seconds: float = 20.0, fs: float = 4000.0, channels: tuple[s
 @pytest.fixture(scope="session")
 def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Gaussian anomaly bundle trained on 20 s of 2-channel noise at 4 kHz (window 256)."""
-    from edgefault.spec import FeatureSpec
+    from edgefault.device.spec import FeatureSpec
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     rec = noise_recording()

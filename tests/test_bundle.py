@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefault.bundle import MANIFEST, load_bundle
+from edgefault.device.bundle import MANIFEST, load_bundle
 from edgefault.errors import BundleError
 
 
@@ -122,7 +122,7 @@ def test_pickled_array_is_refused(tmp_path: Path, small_bundle: Path) -> None:
     evil = buf.getvalue()
 
     def fix(m: dict) -> None:
-        from edgefault.bundle import bundle_id_of, manifest_digest
+        from edgefault.device.bundle import bundle_id_of, manifest_digest
 
         m["members"]["arrays/mean.npy"].update(sha256=hashlib.sha256(evil).hexdigest(), size=len(evil))
         m["bundle_id"] = bundle_id_of(m["members"])

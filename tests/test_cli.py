@@ -115,7 +115,7 @@ def test_console_script_version_and_demo(tmp_path: Path) -> None:
 def test_train_drift_options_and_score_overrides(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     """train anomaly --drift-far / --adaptive-threshold land in the bundle; --drift-far off packs
     none; score --no-drift / --adaptive-threshold / --no-adaptive-threshold override at run time."""
-    from edgefault.bundle import load_bundle
+    from edgefault.device.bundle import load_bundle
 
     d = files["dir"]
     on, off = d / "drift_on.efb", d / "drift_off.efb"

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgefault.cmapss import FD001_CONSTANT, SENSOR_NAMES, load_subset, read_cmapss, read_rul
+from edgefault.io.cmapss import FD001_CONSTANT, SENSOR_NAMES, load_subset, read_cmapss, read_rul
 from edgefault.errors import InputError
-from edgefault.experiments_cmapss import assert_disjoint_units, early_cycles, select_sensors, split_units
+from edgefault.evaluation.cmapss import assert_disjoint_units, early_cycles, select_sensors, split_units
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def _args(data: Path, **kw: object) -> argparse.Namespace:
 
 @pytest.fixture(scope="module")
 def gaussian_report(cmapss_dir: Path) -> dict:
-    from edgefault.experiments import run_eval
+    from edgefault.evaluation.experiments import run_eval
 
     r = run_eval(_args(cmapss_dir, seeds=1))
     assert r["seeds"] == [0] and len(r["runs"]) == 1
@@ -235,7 +235,7 @@ def test_eval_vae_waveform_beside_gaussian(cmapss_dir: Path) -> None:
     """--method vae: a waveform VAE and the Gaussian on the same split, both through the Runtime."""
     for mod in ("torch", "onnx", "onnxscript", "onnxruntime"):
         pytest.importorskip(mod, reason=f"the VAE path needs {mod} (the [train] extra)")
-    from edgefault.experiments import run_eval
+    from edgefault.evaluation.experiments import run_eval
 
     r = run_eval(_args(cmapss_dir, method="vae", seeds=1, max_units=50, epochs=15, inject_sd=2))
     run = r["runs"][0]
@@ -256,9 +256,9 @@ def test_runtime_scores_match_a_numpy_reference(cmapss_dir: Path, tmp_path: Path
     """The Gaussian's per-cycle windows through Runtime.push equal a numpy recomputation: window
     mean and population std per sensor, standardised, squared Mahalanobis distance; the channel
     contributions sum to the score."""
-    from edgefault.experiments_cmapss import _early_blocks, _gaussian_bundle, stream_unit
-    from edgefault.runtime import Runtime
-    from edgefault.spec import FeatureSpec
+    from edgefault.evaluation.cmapss import _early_blocks, _gaussian_bundle, stream_unit
+    from edgefault.device.runtime import Runtime
+    from edgefault.device.spec import FeatureSpec
 
     train, _ = load_subset(cmapss_dir)
     sensors = select_sensors(train[:30], 0.3)
@@ -296,7 +296,7 @@ def test_eval_vae_forecast_head(cmapss_dir: Path) -> None:
     for mod in ("torch", "onnx", "onnxscript", "onnxruntime"):
         pytest.importorskip(mod, reason=f"the VAE path needs {mod} (the [train] extra)")
     from edgefault.cli import build_parser
-    from edgefault.experiments import run_eval
+    from edgefault.evaluation.experiments import run_eval
 
     args = build_parser().parse_args(["eval", "--dataset", "cmapss", "--data", str(cmapss_dir), "--method", "vae",
                                       "--forecast", "--seeds", "1", "--max-units", "40", "--epochs", "10",

@@ -248,7 +248,7 @@ listen = "127.0.0.1:0"
 
 def test_restart_with_another_bundle_keeps_seq(tmp_path: Path, small_bundle: Path) -> None:
     """State saved for one bundle is not applied to another (logged); event numbers go on."""
-    from edgefault.spec import FeatureSpec
+    from edgefault.device.spec import FeatureSpec
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     rec = noise_recording(seed=31)

@@ -474,7 +474,7 @@ def test_mqtt_source(tmp_path: Path, small_bundle: Path, broker: Broker, stream:
 
 # -- SIGHUP: swap the bundle without losing samples ----------------------------------------------------------
 def test_sighup_swaps_bundle_without_losing_samples(tmp_path: Path, small_bundle: Path) -> None:
-    from edgefault.spec import FeatureSpec
+    from edgefault.device.spec import FeatureSpec
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     rec = noise_recording(seed=11)

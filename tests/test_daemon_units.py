@@ -356,7 +356,7 @@ def test_config_drift_keys_default_parse_and_validate() -> None:
 def test_sensor_runtime_gets_drift_options(tmp_path: Path, small_bundle: Path) -> None:
     """The sensor's Runtime is built with the config's drift / adaptive_threshold; drift = true on a
     bundle without drift settings fails naming the sensor."""
-    from edgefault.bundle import load_bundle
+    from edgefault.device.bundle import load_bundle
     from edgefault.daemon.config import SensorConfig, SourceConfig
     from edgefault.daemon.service import SensorWorker
     from edgefault.errors import InputError

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgefault import _core
-from edgefault.drift import calibrate_drift, monitor_from_settings
+from edgefault.device.drift import calibrate_drift, monitor_from_settings
 from edgefault.errors import BundleError, InputError
 
 
@@ -223,9 +223,9 @@ FS = 12000.0
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from edgefault.readers import Recording
-    from edgefault.spec import FeatureSpec
-    from edgefault.synth import bearing_signal
+    from edgefault.io.readers import Recording
+    from edgefault.device.spec import FeatureSpec
+    from edgefault.io.synth import bearing_signal
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     spec = FeatureSpec(fs=FS, window=1024, hop=512, channels=("x",), blocks=(
@@ -240,7 +240,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_bundle_has_drift_settings(bundle: Path) -> None:
-    from edgefault.bundle import load_bundle
+    from edgefault.device.bundle import load_bundle
 
     d = load_bundle(bundle).thresholds["drift"]
     assert d["score"]["h"] > 0 and d["latent"]["source"] == "features" and d["target_far"] == 1e-3
@@ -252,7 +252,7 @@ def test_false_drift_rate_on_long_healthy_stream(bundle: Path) -> None:
     1e-3 onsets / window, expect ~7; accept <= 4x target (Poisson 99.9 % bound at the target is
     ~2.3x; the rest is calibration error, see docs/drift.md)."""
     from edgefault import Runtime
-    from edgefault.synth import bearing_signal
+    from edgefault.io.synth import bearing_signal
 
     rt = Runtime(bundle)
     n_win, onsets = 0, 0
@@ -274,7 +274,7 @@ def _events_for(rt: Any, x: np.ndarray, chunk: int = 4096) -> list[Any]:
 @pytest.mark.parametrize("change", ["gain", "noise"])
 def test_detects_a_real_shift(bundle: Path, change: str) -> None:
     from edgefault import Runtime
-    from edgefault.synth import bearing_signal
+    from edgefault.io.synth import bearing_signal
 
     rt = Runtime(bundle)
     healthy = bearing_signal(20.0, FS, seed=21)
@@ -290,7 +290,7 @@ def test_detects_a_real_shift(bundle: Path, change: str) -> None:
 
 def test_slow_degradation_is_flagged_before_the_threshold_learns_it(bundle: Path) -> None:
     from edgefault import Runtime
-    from edgefault.synth import bearing_signal
+    from edgefault.io.synth import bearing_signal
 
     rt = Runtime(bundle, adaptive_threshold=True)
     base = rt.threshold
@@ -308,7 +308,7 @@ def test_slow_degradation_is_flagged_before_the_threshold_learns_it(bundle: Path
 
 def test_adaptive_threshold_frozen_during_alarm(bundle: Path) -> None:
     from edgefault import Runtime
-    from edgefault.synth import bearing_signal
+    from edgefault.io.synth import bearing_signal
 
     rt = Runtime(bundle, adaptive_threshold=True, drift=False)
     healthy = bearing_signal(30.0, FS, seed=41)
@@ -325,7 +325,7 @@ def test_adaptive_threshold_frozen_during_alarm(bundle: Path) -> None:
 
 def test_save_restore_mid_stream_gives_identical_events(bundle: Path, tmp_path: Path) -> None:
     from edgefault import Runtime
-    from edgefault.synth import bearing_signal
+    from edgefault.io.synth import bearing_signal
 
     x = np.concatenate([bearing_signal(20.0, FS, seed=51), 1.6 * bearing_signal(20.0, FS, seed=52)])
     full = Runtime(bundle, adaptive_threshold=True)
@@ -343,9 +343,9 @@ def test_save_restore_mid_stream_gives_identical_events(bundle: Path, tmp_path: 
 
 def test_runtime_state_errors_and_old_states(bundle: Path, tmp_path: Path) -> None:
     from edgefault import Runtime
-    from edgefault.bundle import load_bundle
+    from edgefault.device.bundle import load_bundle
     from edgefault.export import pack_bundle
-    from edgefault.synth import bearing_signal
+    from edgefault.io.synth import bearing_signal
 
     rt = Runtime(bundle)
     rt.push(bearing_signal(5.0, FS, seed=61))
@@ -379,9 +379,9 @@ def test_runtime_state_errors_and_old_states(bundle: Path, tmp_path: Path) -> No
 
 def test_old_bundle_without_drift_settings(tmp_path: Path, bundle: Path) -> None:
     from edgefault import Runtime
-    from edgefault.bundle import load_bundle
+    from edgefault.device.bundle import load_bundle
     from edgefault.export import pack_bundle
-    from edgefault.synth import bearing_signal
+    from edgefault.io.synth import bearing_signal
 
     b = load_bundle(bundle)
     th = {k: v for k, v in b.thresholds.items() if k != "drift"}
@@ -400,7 +400,7 @@ def test_fused_and_generic_paths_agree(bundle: Path) -> None:
     """The Gaussian fused path (ScoredStream with drift) and the generic path (model.score +
     DriftMonitor.step) give the same events."""
     from edgefault import Runtime
-    from edgefault.synth import bearing_signal
+    from edgefault.io.synth import bearing_signal
 
     x = np.concatenate([bearing_signal(10.0, FS, seed=81), 1.5 * bearing_signal(10.0, FS, seed=82)])
     fused = Runtime(bundle, adaptive_threshold=True)
@@ -421,8 +421,8 @@ def test_cwru_healthy_false_drift_rate(shared_data: Path, tmp_path: Path) -> Non
     remaining 40 % (2 s) with hop 32 (dense, strongly overlapping windows), target 1e-2 onsets / window
     (high, so a 10-s recording can measure it): measured rate <= 3x target."""
     from edgefault import Runtime
-    from edgefault.readers import read_recording
-    from edgefault.spec import FeatureSpec
+    from edgefault.io.readers import read_recording
+    from edgefault.device.spec import FeatureSpec
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     rec = read_recording(shared_data / "cwru" / "normal_48k" / "0hp" / "normal.mat", channels="DE", fs=FS,
@@ -453,7 +453,7 @@ def test_vae_bundle_monitors_its_latent_mean(tmp_path: Path) -> None:
     from conftest import noise_recording
 
     from edgefault import Runtime
-    from edgefault.bundle import load_bundle
+    from edgefault.device.bundle import load_bundle
     from edgefault.train.vae import pack_vae, train_vae, vae_spec
 
     rec = noise_recording(seconds=12.0, seed=3)
@@ -478,7 +478,7 @@ def test_session_spread_recovers_offsets() -> None:
     """Random-effects estimate: 8 sessions of 400 i.i.d. windows with offsets of sd 0.5 give an
     estimate near 0.5 (1-d: medians; 2-d: means, per coordinate); no offsets give ~0; one session
     falls back to contiguous sub-blocks."""
-    from edgefault.drift import session_spread
+    from edgefault.device.drift import session_spread
 
     rng = np.random.default_rng(11)
     g = np.repeat(np.arange(8), 400)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgefault.errors import InputError
-from edgefault.evaluation import (
+from edgefault.evaluation.protocols import (
     ManifestRow,
     Segment,
     Split,

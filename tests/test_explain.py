@@ -18,8 +18,8 @@ pytest.importorskip("onnxruntime", reason="the VAE device model needs onnxruntim
 from conftest import noise_recording  # noqa: E402
 from edgefault.cli import main  # noqa: E402
 from edgefault.errors import InputError, MissingDependencyError  # noqa: E402
-from edgefault.explain import explain_recording, explain_windows, window_inputs  # noqa: E402
-from edgefault.runtime import Runtime  # noqa: E402
+from edgefault.report.explain import explain_recording, explain_windows, window_inputs  # noqa: E402
+from edgefault.device.runtime import Runtime  # noqa: E402
 from edgefault.train.vae import load_scoring_graph, pack_vae, train_vae, vae_spec, vae_waveform_spec  # noqa: E402
 
 

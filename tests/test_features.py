@@ -13,7 +13,7 @@ from hypothesis import strategies as hst
 from hypothesis.extra import numpy as hnp
 
 from edgefault import _core
-from edgefault import features as F
+from edgefault.device import features as F
 
 SIZES = [16, 60, 75, 128, 375, 1000, 1024, 4096]  # all 2^a 3^b 5^c, odd ones included
 TAPERS = ["rect", "hann", "hamming", "blackman"]

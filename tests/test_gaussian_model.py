@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgefault.errors import InputError
-from edgefault.thresholds import calibrate_threshold, norm_ppf
+from edgefault.device.thresholds import calibrate_threshold, norm_ppf
 from edgefault.train.gaussian import GaussianAnomalyModel, ledoit_wolf
 
 

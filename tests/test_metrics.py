@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgefault import metrics as M
+from edgefault.evaluation import metrics as M
 from edgefault.errors import InputError
 
 

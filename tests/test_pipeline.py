@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from edgefault import _core
 from edgefault.errors import InputError
-from edgefault.spec import FeatureSpec
+from edgefault.device.spec import FeatureSpec
 
 BLOCKS = ({"kind": "time_stats"}, {"kind": "band_energy", "n_bands": 8, "spacing": "log", "fmin": 20.0})
 

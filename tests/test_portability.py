@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from edgefault import _core
-from edgefault.spec import FeatureSpec
+from edgefault.device.spec import FeatureSpec
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "portable_reference.npz"
 

@@ -1,4 +1,4 @@
-"""edgefault.readers / edgefault._matv5 against independent readers (scipy.io, wave, numpy,
+"""edgefault.io.readers / edgefault.io.matv5 against independent readers (scipy.io, wave, numpy,
 pyarrow), on written files, MATLAB-written files shipped with scipy, and real CWRU data."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefault._matv5 import MatFile, loadmat
+from edgefault.io.matv5 import MatFile, loadmat
 from edgefault.errors import InputError, MissingDependencyError
-from edgefault.readers import Recording, available_channels, read_recording
-from edgefault.resample import resample
+from edgefault.io.readers import Recording, available_channels, read_recording
+from edgefault.io.resample import resample
 
 sio = pytest.importorskip("scipy.io")
 wavfile = pytest.importorskip("scipy.io.wavfile")

@@ -13,7 +13,7 @@ import pytest
 from conftest import noise_recording
 from edgefault.cli import main
 from edgefault.errors import InputError
-from edgefault.report import build_report, read_events, write_report
+from edgefault.report.html import build_report, read_events, write_report
 
 
 class _Page(HTMLParser):
@@ -262,9 +262,9 @@ def test_build_report_rejects_bad_scale(scored: dict[str, Path]) -> None:
 def test_drift_spans_from_a_real_runtime(tmp_path: Path) -> None:
     """A bundle with drift monitors scores a healthy stretch then a gain change: the page's drift
     spans are the runs of drift-active windows in the events, and retraining is recommended."""
-    from edgefault.readers import Recording
-    from edgefault.spec import FeatureSpec
-    from edgefault.synth import bearing_signal
+    from edgefault.io.readers import Recording
+    from edgefault.device.spec import FeatureSpec
+    from edgefault.io.synth import bearing_signal
     from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     fs = 12000.0

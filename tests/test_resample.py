@@ -1,4 +1,4 @@
-"""edgefault.resample against scipy.signal and analytic signals."""
+"""edgefault.io.resample against scipy.signal and analytic signals."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgefault.errors import InputError
-from edgefault.resample import (
+from edgefault.io.resample import (
     CUTOFF_FACTOR,
     rational_ratio,
     resample,

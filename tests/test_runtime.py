@@ -8,7 +8,7 @@ import pytest
 import edgefault
 from conftest import noise_recording
 from edgefault import InputError, Runtime
-from edgefault.bundle import load_bundle
+from edgefault.device.bundle import load_bundle
 from edgefault.train.gaussian import GaussianAnomalyModel
 
 

@@ -13,16 +13,16 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
-from edgefault import sparse  # noqa: E402
-from edgefault.bundle import load_bundle  # noqa: E402
+from edgefault.device import sparse  # noqa: E402
+from edgefault.device.bundle import load_bundle  # noqa: E402
 from edgefault.cli import main  # noqa: E402
 from edgefault.errors import BundleError, InputError  # noqa: E402
 from edgefault.export import pack_bundle  # noqa: E402
-from edgefault.faulttree import (FaultTree, default_bearing_tree, groups_from_index_tree, tree_fista,  # noqa: E402
+from edgefault.device.faulttree import (FaultTree, default_bearing_tree, groups_from_index_tree, tree_fista,  # noqa: E402
                                  tree_prox)
-from edgefault.models import ovr_from_ovo, svm_ovo_decision  # noqa: E402
-from edgefault.runtime import Runtime  # noqa: E402
-from edgefault.synth import bearing_signal  # noqa: E402
+from edgefault.kinds.models import ovr_from_ovo, svm_ovo_decision  # noqa: E402
+from edgefault.device.runtime import Runtime  # noqa: E402
+from edgefault.io.synth import bearing_signal  # noqa: E402
 from edgefault.train.fisher_dl import FisherDictionaryLearning  # noqa: E402
 from edgefault.train.sfdsc import SFDSCClassifier, block_matrix, pack_sfdsc, sfdsc_spec, train_sfdsc  # noqa: E402
 

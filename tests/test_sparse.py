@@ -1,4 +1,4 @@
-"""Sparse coding kernels (edgefault.sparse): OMP against scikit-learn, the tree prox and FISTA
+"""Sparse coding kernels (edgefault.device.sparse): OMP against scikit-learn, the tree prox and FISTA
 against plain numpy references written here, property tests, and bad input."""
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgefault import _core, sparse
+from edgefault import _core
+from edgefault.device import sparse
 from edgefault.errors import InputError
 
 linear_model = pytest.importorskip("sklearn.linear_model")

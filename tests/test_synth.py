@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgefault.errors import InputError
-from edgefault.synth import CWRU_6205, bearing_frequencies, bearing_signal, fault_frequency
+from edgefault.io.synth import CWRU_6205, bearing_frequencies, bearing_signal, fault_frequency
 
 FS = 12000.0
 SHAFT = 29.95

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgefault.errors import InputError
-from edgefault.thresholds import calibrate_threshold, gpd_fit, gpd_quantile_over
+from edgefault.device.thresholds import calibrate_threshold, gpd_fit, gpd_quantile_over
 
 stats = pytest.importorskip("scipy.stats", reason="scipy is the independent reference")
 
@@ -96,7 +96,7 @@ def test_guard_refuses_a_threshold_that_flags_nothing() -> None:
 
 
 def test_guard_refuses_a_threshold_that_flags_everything(monkeypatch: pytest.MonkeyPatch) -> None:
-    import edgefault.thresholds as th
+    import edgefault.device.thresholds as th
 
     # a fit gone wrong (threshold far below the bulk) must not be accepted
     monkeypatch.setattr(th, "gpd_quantile_over", lambda *a: -1e9)

@@ -16,10 +16,10 @@ pytest.importorskip("onnxscript", reason="the VAE ONNX export needs onnxscript (
 ort = pytest.importorskip("onnxruntime", reason="the VAE device model needs onnxruntime")
 
 from conftest import noise_recording  # noqa: E402
-from edgefault.bundle import load_bundle  # noqa: E402
+from edgefault.device.bundle import load_bundle  # noqa: E402
 from edgefault.errors import BundleError, InputError, MissingDependencyError  # noqa: E402
 from edgefault.export import pack_bundle  # noqa: E402
-from edgefault.runtime import Runtime  # noqa: E402
+from edgefault.device.runtime import Runtime  # noqa: E402
 from edgefault.train.vae import (band_edges_bins, load_scoring_graph, pack_vae, train_vae, vae_spec,  # noqa: E402
                                  vae_waveform_spec)
 
@@ -399,7 +399,7 @@ def test_forecast_weight_without_ferr_output_is_a_bundle_error(waveform, tmp_pat
 def test_waveform_short_windows_many_sensors_cmapss_shape(arch: str, tmp_path: Path) -> None:
     """C-MAPSS-like: 21 sensors sampled once per cycle with very different levels and scales (some
     constant), windows of 30 cycles, hop 1."""
-    from edgefault.readers import Recording
+    from edgefault.io.readers import Recording
 
     rng = np.random.default_rng(0)
     n, c = 3000, 21

@@ -5,7 +5,7 @@ are imported when an MQTT or serial source/sink is configured (``pip install edg
 """
 from __future__ import annotations
 
-from .config import ConfigError, DaemonConfig, load_config, parse_config
-from .service import Daemon, serve
+from edgefault.daemon.config import ConfigError, DaemonConfig, load_config, parse_config
+from edgefault.daemon.service import Daemon, serve
 
 __all__ = ["ConfigError", "DaemonConfig", "Daemon", "load_config", "parse_config", "serve"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import InputError
+from edgefault.errors import InputError
 
 if sys.version_info >= (3, 11):
     import tomllib

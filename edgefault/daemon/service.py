@@ -20,14 +20,14 @@ from typing import IO, Any
 
 import numpy as np
 
-from .. import __version__
-from .._fileio import write_atomic
-from ..errors import EdgefaultError, InputError
-from ..runtime import Runtime
-from .config import DaemonConfig, SensorConfig, load_config
-from .metrics import HttpServer, Metrics
-from .sinks import Record, Sink, make_sink
-from .sources import Source, make_source
+from edgefault import __version__
+from edgefault._fileio import write_atomic
+from edgefault.errors import EdgefaultError, InputError
+from edgefault.device.runtime import Runtime
+from edgefault.daemon.config import DaemonConfig, SensorConfig, load_config
+from edgefault.daemon.metrics import HttpServer, Metrics
+from edgefault.daemon.sinks import Record, Sink, make_sink
+from edgefault.daemon.sources import Source, make_source
 
 log = logging.getLogger("edgefault.daemon")
 STATE_FORMAT = 1

@@ -18,10 +18,10 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import MissingDependencyError
-from .config import MQTTConfig, SinkConfig
-from .metrics import Metrics
-from .spool import Spool
+from edgefault.errors import MissingDependencyError
+from edgefault.daemon.config import MQTTConfig, SinkConfig
+from edgefault.daemon.metrics import Metrics
+from edgefault.daemon.spool import Spool
 
 log = logging.getLogger("edgefault.daemon")
 Record = tuple[str, bytes, bool]  # sensor id, JSON line ending in b"\n", alert

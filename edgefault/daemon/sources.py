@@ -13,9 +13,9 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
-from ..errors import EdgefaultError, MissingDependencyError
-from . import framing
-from .config import SensorConfig, SourceConfig
+from edgefault.errors import EdgefaultError, MissingDependencyError
+from edgefault.daemon import framing
+from edgefault.daemon.config import SensorConfig, SourceConfig
 
 log = logging.getLogger("edgefault.daemon")
 MAX_TCP_SENDERS = 8  # concurrent connections per TCP source (bounded memory: one decoder buffer each)
@@ -238,7 +238,7 @@ class MqttSource(Source):
 
     def __init__(self, cfg: SourceConfig, worker: Worker) -> None:
         super().__init__(cfg, worker)
-        from .sinks import mqtt_client
+        from edgefault.daemon.sinks import mqtt_client
 
         assert cfg.mqtt is not None
         self.m = cfg.mqtt
@@ -440,7 +440,7 @@ class FileSource(Source):
     def __init__(self, cfg: SourceConfig, worker: Worker, channels: list[str] | None) -> None:
         super().__init__(cfg, worker)
         self.finite = not cfg.loop
-        from ..readers import read_recording
+        from edgefault.io.readers import read_recording
 
         assert cfg.path is not None
         try:
@@ -448,7 +448,7 @@ class FileSource(Source):
         except EdgefaultError as e:
             raise type(e)(f"sensor {worker.id}: file source: {e}") from None
         if self.rec.data.shape[1] != worker.n_channels:
-            from .config import ConfigError
+            from edgefault.daemon.config import ConfigError
 
             raise ConfigError(f"sensor {worker.id}: {cfg.path} gives {self.rec.data.shape[1]} channels "
                               f"({list(self.rec.channels)}), the bundle expects {worker.n_channels}; "

@@ -14,12 +14,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InputError
-from ..evaluation import contiguous_blocks
-from ..readers import Recording
-from ..spec import FeatureSpec
-from ..thresholds import Calibration, calibrate_threshold
-from .gaussian import GaussianAnomalyModel
+from edgefault.errors import InputError
+from edgefault.evaluation.protocols import contiguous_blocks
+from edgefault.io.readers import Recording
+from edgefault.device.spec import FeatureSpec
+from edgefault.device.thresholds import Calibration, calibrate_threshold
+from edgefault.train.gaussian import GaussianAnomalyModel
 
 
 @dataclass
@@ -30,7 +30,7 @@ class AnomalyTraining:
     train_scores: np.ndarray
     calib_scores: np.ndarray
     info: dict[str, Any]
-    drift: dict[str, Any] | None = None  # thresholds["drift"] (edgefault.drift.calibrate_drift)
+    drift: dict[str, Any] | None = None  # thresholds["drift"] (edgefault.device.drift.calibrate_drift)
 
 
 def block_features(spec: FeatureSpec, data: np.ndarray) -> np.ndarray:
@@ -55,7 +55,7 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
 
     drift_far : target false-drift onsets per window of the drift monitors (score CUSUM + MEWMA of
         the feature vector), calibrated on the calibration block against the training block's
-        feature distribution (:func:`edgefault.drift.calibrate_drift`); None: no drift monitors.
+        feature distribution (:func:`edgefault.device.drift.calibrate_drift`); None: no drift monitors.
         With several recordings (sessions) their spread sets the between-session offset the
         limits allow for; give healthy data from several sessions when you have it.
     adaptive_threshold : the bundle enables the per-machine adaptive threshold by default.
@@ -90,7 +90,7 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
     cal = calibrate_threshold(calib_scores, target_far=target_far, method=calibration, hysteresis=hysteresis)
     drift = None
     if drift_far is not None:
-        from ..drift import calibrate_drift
+        from edgefault.device.drift import calibrate_drift
 
         drift = calibrate_drift(calib_scores, latent=X_calib, latent_ref=X_train, latent_source="features",
                                 groups=np.concatenate(calib_groups), target_far=drift_far, adaptive=adaptive_threshold)

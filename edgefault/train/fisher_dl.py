@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
-from ..faulttree import FaultTree, default_bearing_tree, groups_from_index_tree, tree_fista
+from edgefault.device.faulttree import FaultTree, default_bearing_tree, groups_from_index_tree, tree_fista
 
 
 class FisherDictionaryLearning(TransformerMixin, BaseEstimator):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from edgefault.errors import InputError
 
 
 def ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, float]:

@@ -9,7 +9,7 @@ every row is described by per-class group residuals ``||x - a^i D_i||^2`` and ac
 (standardised) go into an SVM with a quadratic kernel ``(gamma <u, v> + 1)^2``.
 
 The SVM is trained with scikit-learn's SVC and evaluated in numpy exactly as on the device
-(:func:`edgefault.models.svm_ovo_decision`); ``predict_proba`` is the softmax of
+(:func:`edgefault.kinds.models.svm_ovo_decision`); ``predict_proba`` is the softmax of
 ``temperature`` times the one-vs-rest shaped decision (votes + confidences), so ``predict`` (its
 argmax) is the one-vs-one vote winner.
 
@@ -30,12 +30,12 @@ from sklearn.svm import SVC
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..errors import InputError
-from ..faulttree import HEALTHY
-from ..models import (ovr_from_ovo, sfdsc_features, sfdsc_prepare, sfdsc_signal_matrix, softmax_rows,
+from edgefault.errors import InputError
+from edgefault.device.faulttree import HEALTHY
+from edgefault.kinds.models import (ovr_from_ovo, sfdsc_features, sfdsc_prepare, sfdsc_signal_matrix, softmax_rows,
                       svm_ovo_decision)
-from ..spec import FeatureSpec
-from .fisher_dl import FisherDictionaryLearning
+from edgefault.device.spec import FeatureSpec
+from edgefault.train.fisher_dl import FisherDictionaryLearning
 
 REPRESENTATIONS = ("bands", "log_power", "envelope", "magnitude", "raw")
 

@@ -15,7 +15,7 @@ scoring time) and returns
 * ``score`` (batch,): ``recon_weight * mean(err) + kl_weight * KL / (n_channels * n)``, with
   ``KL = 0.5 * sum(mu^2 + exp(logvar) - 1 - logvar)``.
 
-On the device (:class:`edgefault.models.VAEDeviceModel`) the error is grouped by channel and
+On the device (:class:`edgefault.kinds.models.VAEDeviceModel`) the error is grouped by channel and
 frequency band (spectrum) or channel and time segment (waveform; ``n_segments`` equal segments of
 the window, plus a ``time`` view summed over channels). A spectrum has no time axis inside the
 window, so spectrum bundles give no per-segment view: time resolution there is the hop between
@@ -39,11 +39,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InputError, MissingDependencyError
-from ..evaluation import contiguous_blocks
-from ..readers import Recording
-from ..spec import FeatureSpec
-from ..thresholds import Calibration, calibrate_threshold
+from edgefault.errors import InputError, MissingDependencyError
+from edgefault.evaluation.protocols import contiguous_blocks
+from edgefault.io.readers import Recording
+from edgefault.device.spec import FeatureSpec
+from edgefault.device.thresholds import Calibration, calibrate_threshold
 
 TORCH_HINT = ("the VAE needs PyTorch: `pip install edgefault[train]` and the CPU build of torch, "
               "`pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`")
@@ -414,7 +414,7 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
     score with ``forecast_weight``.
     ``drift_far``: target false-drift onsets per window of the drift monitors (score CUSUM + MEWMA
     of the latent mean), calibrated on the calibration blocks, one session per recording
-    (:func:`edgefault.drift.calibrate_drift`); None: no drift monitors. ``adaptive_threshold``:
+    (:func:`edgefault.device.drift.calibrate_drift`); None: no drift monitors. ``adaptive_threshold``:
     the bundle enables the per-machine adaptive threshold by default.
     """
     from edgefault.export.onnx_vae import export_scoring_graph
@@ -574,11 +574,11 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
         "fit_far_at_threshold": float(np.mean(fit_scores > cal.threshold)),
         "history": history[-5:], **err_ref_info,
     }
-    from .anomaly import fingerprint
+    from edgefault.train.anomaly import fingerprint
 
     info["fingerprint"] = fingerprint(recordings)
     info["n_bands"] = int(n_bands)
-    from ..drift import calibrate_drift  # drift monitors: score CUSUM + MEWMA of mu, on held-out blocks
+    from edgefault.device.drift import calibrate_drift  # drift monitors: score CUSUM + MEWMA of mu, on held-out blocks
 
     if drift_far is not None:
         with torch.no_grad():
@@ -650,7 +650,7 @@ def pack_vae(result: VAETraining, out: str | Path, *, k: int = 3, n: int = 5, na
 
 def load_scoring_graph(bundle: Any) -> ScoringGraph:
     """Rebuild the differentiable PyTorch :class:`ScoringGraph` of a VAE bundle (a
-    :class:`edgefault.bundle.Bundle` or a path), in eval mode, float32, on the CPU.
+    :class:`edgefault.device.bundle.Bundle` or a path), in eval mode, float32, on the CPU.
 
     Stable API for offline tools (``edgefault explain``, gradient attribution): the returned
     module maps raw inputs ``x`` of shape ``(batch, *model["input_shape"][1:])`` (the device's
@@ -663,8 +663,8 @@ def load_scoring_graph(bundle: Any) -> ScoringGraph:
     Raises BundleError if the bundle is not a VAE bundle or lacks the stored weights (bundles
     packed before the weights were stored: retrain).
     """
-    from ..bundle import Bundle, load_bundle
-    from ..errors import BundleError
+    from edgefault.device.bundle import Bundle, load_bundle
+    from edgefault.errors import BundleError
 
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     where = f"bundle {b.path or b.bundle_id}"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from edgefault.errors import InputError
 
 HEALTHY = ("normal", "healthy")
 
@@ -55,7 +55,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--out", help="also write the JSON report here")
-    from .experiments_cmapss import add_cmapss_arguments
+    from edgefault.evaluation.cmapss import add_cmapss_arguments
 
     add_cmapss_arguments(p.add_argument_group("C-MAPSS (--dataset cmapss)"))
     c = p.add_argument_group("classify (--task classify --method sfdsc)")
@@ -94,7 +94,7 @@ def _parse_fractions(s: str) -> list[float]:
 def _rate_and_channels(args: argparse.Namespace, rows: list[Any], probe: Any) -> tuple[float, list[str]]:
     """Model rate (--fs, else the manifest's most common rate) and channels (--channels, else DE
     if the probe recording has it, else its first channel)."""
-    from .readers import available_channels
+    from edgefault.io.readers import available_channels
 
     fs = args.fs
     if fs is None:
@@ -120,7 +120,7 @@ class _Data:
 
     def signal(self, i: int) -> np.ndarray:
         if i not in self._cache:
-            from .readers import read_recording
+            from edgefault.io.readers import read_recording
 
             r = self.rows[i]
             rec = read_recording(r.path, channels=self.channels, fs=self.fs, default_fs=r.fs)
@@ -144,7 +144,7 @@ def _top_channels(rt: Any, x: np.ndarray) -> list[str]:
 
 def _train_vae_bundle(data: _Data, train_recs: list[Any], calib_frac: float, args: argparse.Namespace,
                       out: Path) -> tuple[Any, float, str, int, int, dict[str, Any]]:
-    from .train.vae import pack_vae, train_vae, vae_spec, vae_waveform_spec
+    from edgefault.train.vae import pack_vae, train_vae, vae_spec, vae_waveform_spec
 
     hop = args.hop or args.window // 2
     inp = getattr(args, "input", "spectrum")
@@ -178,12 +178,12 @@ def _score_block(rt: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def _run_fold(data: _Data, train_idx: list[int], test_healthy_full: list[int], test_fault: list[int],
               fractions: list[float], args: argparse.Namespace, healthy_test_from_train: bool) -> dict[str, Any]:
-    from .evaluation import contiguous_blocks
-    from .metrics import accuracy, auroc, confusion_matrix, macro_f1
-    from .readers import Recording
-    from .runtime import Runtime
-    from .spec import FeatureSpec
-    from .train.anomaly import pack_gaussian, train_gaussian
+    from edgefault.evaluation.protocols import contiguous_blocks
+    from edgefault.evaluation.metrics import accuracy, auroc, confusion_matrix, macro_f1
+    from edgefault.io.readers import Recording
+    from edgefault.device.runtime import Runtime
+    from edgefault.device.spec import FeatureSpec
+    from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
     window = args.window
     hop = args.hop or window // 2
@@ -284,7 +284,7 @@ def _run_fold(data: _Data, train_idx: list[int], test_healthy_full: list[int], t
 
 def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "dataset", "manifest") == "cmapss":
-        from .experiments_cmapss import run_cmapss_eval
+        from edgefault.evaluation.cmapss import run_cmapss_eval
 
         return run_cmapss_eval(args)
     if not args.manifest:
@@ -296,8 +296,8 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
             raise InputError(f"--task {args.task} --method {args.method}: sfdsc is the classify method "
                              f"(use --task classify --method sfdsc)")
         return run_classify_eval(args)
-    from .evaluation import load_manifest
-    from .readers import available_channels
+    from edgefault.io.manifest import load_manifest
+    from edgefault.io.readers import available_channels
 
     rows = load_manifest(args.manifest, root=args.root)
     fractions = _parse_fractions(args.fractions)
@@ -359,7 +359,7 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
 # -- classification (--task classify --method sfdsc) ---------------------------------------------
 def _classify_rows(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     """Manifest rows kept by --include-labels / --where, and their labels (--label-columns)."""
-    from .evaluation import load_manifest
+    from edgefault.io.manifest import load_manifest
 
     rows = load_manifest(args.manifest, root=args.root)
     keep = {v.strip() for v in args.include_labels.split(",")} if args.include_labels else None
@@ -403,9 +403,9 @@ def _classify_rows(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
 
 def _classify_fold(data: "_Data", train: list[tuple[int, int, int]], test: list[tuple[int, int, int]],
                    labels: list[str], args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    from .metrics import accuracy, confusion_matrix, macro_f1
-    from .runtime import Runtime
-    from .train.sfdsc import pack_sfdsc, sfdsc_spec, train_sfdsc
+    from edgefault.evaluation.metrics import accuracy, confusion_matrix, macro_f1
+    from edgefault.device.runtime import Runtime
+    from edgefault.train.sfdsc import pack_sfdsc, sfdsc_spec, train_sfdsc
 
     spec = sfdsc_spec(data.fs, data.channels, window=args.window, hop=args.hop or args.window // 2,
                       representation=args.representation, env_fmax=args.env_fmax)
@@ -461,7 +461,7 @@ def run_classify_eval(args: argparse.Namespace) -> dict[str, Any]:
     Each protocol runs for --seeds seeds (dictionary initialisation); accuracy and macro-F1 are
     reported as mean and std over seeds, per fold and averaged over folds.
     """
-    from .evaluation import contiguous_blocks
+    from edgefault.evaluation.protocols import contiguous_blocks
 
     if args.method != "sfdsc":
         raise InputError(f"--task classify: available methods: sfdsc (got {args.method!r})")

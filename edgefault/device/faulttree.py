@@ -18,7 +18,7 @@ labels ``normal`` / ``healthy`` hang under the root; ``<location>@<severity>`` l
 
 Also here: a plain numpy proximal operator of the tree norm and a FISTA solver
 (:func:`tree_prox`, :func:`tree_fista`), the reference that training and tests use; the device
-codes with the C++ kernels of :mod:`edgefault.sparse` when they are available.
+codes with the C++ kernels of :mod:`edgefault.device.sparse` when they are available.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from edgefault.errors import InputError
 
 HEALTHY = ("normal", "healthy")
 SEVERITY_SEP = "@"
@@ -141,7 +141,7 @@ class FaultTree:
                    class_weight: float = 1.0, node_weight: float = 1.0,
                    root_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The index tree over the atoms of a dictionary with one sub-dictionary per class, in
-        the layout of :class:`edgefault.sparse.IndexTree`: ``(parent (n_nodes,) int32 with -1
+        the layout of :class:`edgefault.device.sparse.IndexTree`: ``(parent (n_nodes,) int32 with -1
         for the root, atom_node (n_atoms,) int32, weight (n_nodes,) float32)``.
 
         ``atom_classes[k]`` is the index into ``classes`` of atom k. Nodes: the root

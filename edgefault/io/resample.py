@@ -37,7 +37,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .errors import InputError
+from edgefault.errors import InputError
 
 __all__ = ["resample", "rational_ratio", "resample_filter", "CUTOFF_FACTOR", "STOPBAND_DB"]
 

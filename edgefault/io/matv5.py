@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from edgefault.errors import InputError
 
 __all__ = ["MatVariable", "MatFile", "loadmat"]
 

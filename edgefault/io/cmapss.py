@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import InputError
+from edgefault.errors import InputError
 
 SETTING_NAMES: tuple[str, ...] = ("setting1", "setting2", "setting3")
 SENSOR_NAMES: tuple[str, ...] = tuple(f"s{i}" for i in range(1, 22))

@@ -50,8 +50,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from .errors import BundleError, InputError
+from edgefault import _core
+from edgefault.errors import BundleError, InputError
 
 DRIFT_VERSION = 1
 DEFAULTS: dict[str, Any] = {

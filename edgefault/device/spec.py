@@ -13,8 +13,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _core
-from .errors import InputError
+from edgefault import _core
+from edgefault.errors import InputError
 
 _SPEC_KEYS = {"fs", "window", "hop", "channels", "taper", "blocks"}
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from edgefault.errors import InputError
 
 __all__ = [
     "accuracy",

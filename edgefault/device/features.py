@@ -18,7 +18,7 @@ window's time statistics all NaN and, through the FFT, its spectral features NaN
 
 import numpy as np
 
-from . import _core
+from edgefault import _core
 
 __all__ = [
     "TIME_STAT_NAMES", "SPECTRAL_SHAPE_NAMES", "LOG_EPS", "TAPERS", "CWRU_DRIVE_END_6205",

@@ -51,8 +51,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .cmapss import FD001_CONSTANT, FD001_MIXED, FD001_TRENDING, SENSOR_NAMES, CmapssUnit, load_subset
-from .errors import InputError
+from edgefault.io.cmapss import FD001_CONSTANT, FD001_MIXED, FD001_TRENDING, SENSOR_NAMES, CmapssUnit, load_subset
+from edgefault.errors import InputError
 
 DEFAULT_WINDOW = 30
 ROLES = ("train", "calib", "test")
@@ -170,7 +170,7 @@ def evaluate_runtime(rt: Any, test_units: Sequence[CmapssUnit], test_file_units:
                      effect: dict[str, float] | None = None, inject_scale: np.ndarray | None = None,
                      inject_sd: float = 0.0) -> dict[str, Any]:
     """All figures for one model's runtime on the test units (see the module docstring)."""
-    from .metrics import auroc
+    from edgefault.evaluation.metrics import auroc
 
     neg, pos = [], []
     early_flags, early_alarms = [], []
@@ -314,7 +314,7 @@ def injection_attribution(rt: Any, units: Sequence[CmapssUnit], sensors: Sequenc
 
 def _test_file_check(rt: Any, units: Sequence[CmapssUnit], sensors: Sequence[str], last_k: int) -> dict[str, Any]:
     """State at the last cycle of each truncated test trajectory against its true remaining life."""
-    from .metrics import auroc
+    from edgefault.evaluation.metrics import auroc
 
     score, alarm, rul = [], [], []
     too_short = 0
@@ -357,9 +357,9 @@ def _early_blocks(units: Sequence[CmapssUnit], sensors: Sequence[str], fraction:
 
 def _gaussian_bundle(spec: Any, train_blocks: list[np.ndarray], calib_blocks: list[np.ndarray],
                      args: argparse.Namespace, out: Path, train_ids: list[int]) -> tuple[Any, dict[str, Any]]:
-    from .thresholds import calibrate_threshold
-    from .train.anomaly import AnomalyTraining, block_features, pack_gaussian
-    from .train.gaussian import GaussianAnomalyModel
+    from edgefault.device.thresholds import calibrate_threshold
+    from edgefault.train.anomaly import AnomalyTraining, block_features, pack_gaussian
+    from edgefault.train.gaussian import GaussianAnomalyModel
 
     X_train = np.concatenate([block_features(spec, b) for b in train_blocks])
     X_calib = np.concatenate([block_features(spec, b) for b in calib_blocks])
@@ -391,10 +391,10 @@ def _vae_bundle(sensors: Sequence[str], window: int, hop: int, train_blocks: lis
     engines; ``train_vae`` cuts that recording in time order into fit | validation (early stopping,
     healthy error level) | its own calibration block, which is then replaced by the calibration
     engines' threshold."""
-    from .readers import Recording
-    from .runtime import Runtime
-    from .thresholds import calibrate_threshold
-    from .train.vae import pack_vae, train_vae, vae_waveform_spec
+    from edgefault.io.readers import Recording
+    from edgefault.device.runtime import Runtime
+    from edgefault.device.thresholds import calibrate_threshold
+    from edgefault.train.vae import pack_vae, train_vae, vae_waveform_spec
 
     spec = vae_waveform_spec(1.0, list(sensors), window=window, hop=hop)
     sep = np.full((1, len(sensors)), np.nan, dtype=np.float32)
@@ -453,7 +453,7 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_cmapss_eval(args: argparse.Namespace) -> dict[str, Any]:
     """The protocol of the module docstring over split seeds ``--seed`` .. ``--seed + --seeds - 1``."""
-    from .experiments import _parse_fractions
+    from edgefault.evaluation.experiments import _parse_fractions
 
     if not args.data:
         raise InputError("--dataset cmapss needs --data (the folder with train_FD001.txt)")
@@ -477,8 +477,8 @@ def run_cmapss_eval(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_split(args: argparse.Namespace, train_file: list[CmapssUnit], test_file: list[CmapssUnit],
                fractions: list[float], seed: int) -> dict[str, Any]:
-    from .runtime import Runtime
-    from .spec import FeatureSpec
+    from edgefault.device.runtime import Runtime
+    from edgefault.device.spec import FeatureSpec
 
     window = int(args.window) if args.window else DEFAULT_WINDOW
     hop = int(args.hop) if args.hop else 1

@@ -7,9 +7,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import _core
-from .bundle import Bundle
-from .errors import BundleError, MissingDependencyError
+from edgefault import _core
+from edgefault.device.bundle import Bundle
+from edgefault.errors import BundleError, MissingDependencyError
 
 
 @dataclass
@@ -154,7 +154,7 @@ class VAEDeviceModel:
             self.contrib_names = list(spec.feature_names)
         else:  # groups of inputs: name them by their frequency range
             if kinds[0] == "band_energy":
-                from .features import band_edges
+                from edgefault.device.features import band_edges
 
                 blk = spec.blocks[0]
                 hz_at = np.asarray(band_edges(spec.fs, spec.window, n_in, blk.get("fmin") or 0.0,
@@ -246,7 +246,7 @@ def sfdsc_tree_codes(X: np.ndarray, dictionary: np.ndarray, tree: tuple[np.ndarr
     C++ core, float32. ``coder``: a :class:`edgefault.sparse.TreeLassoCoder` built for this
     dictionary and tree, reused across calls (built here when None)."""
     if coder is None:
-        from .sparse import TreeLassoCoder
+        from edgefault.device.sparse import TreeLassoCoder
 
         coder = TreeLassoCoder(np.ascontiguousarray(np.asarray(dictionary).T), tuple(tree))
     return coder.encode(X, alpha, max_iter=max_iter, tol=tol).astype(np.float64)  # type: ignore[attr-defined]
@@ -391,11 +391,11 @@ class SFDSCDeviceModel:
         self.D = D
         self.atom_class = a["atom_class"].astype(np.int64)
         self.tree = (a["tree_parent"], a["tree_atom_node"], a["tree_weight"])
-        from .faulttree import groups_from_index_tree
+        from edgefault.device.faulttree import groups_from_index_tree
 
         try:
             groups_from_index_tree(*self.tree)
-            from .sparse import TreeLassoCoder
+            from edgefault.device.sparse import TreeLassoCoder
 
             self.coder = TreeLassoCoder(np.ascontiguousarray(D.T), self.tree)
         except Exception as e:

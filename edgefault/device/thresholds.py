@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from edgefault.errors import InputError
 
 MIN_CALIBRATION_WINDOWS = 20
 

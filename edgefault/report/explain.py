@@ -32,13 +32,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import BundleError, InputError
+from edgefault.errors import BundleError, InputError
 
 __all__ = ["explain_windows", "explain_recording", "window_inputs"]
 
 
 def _graph(bundle: Any) -> Any:
-    from .train.vae import load_scoring_graph  # raises MissingDependencyError naming the install
+    from edgefault.train.vae import load_scoring_graph  # raises MissingDependencyError naming the install
 
     return load_scoring_graph(bundle)
 
@@ -86,7 +86,7 @@ def _group_names(bundle: Any, edges: np.ndarray, group: str) -> list[str]:
     if group == "time":
         return [f"{c}.seg{g:02d}_{edges[g]}_{edges[g + 1]}" for c in chans for g in range(edges.size - 1)]
     try:
-        from .models import device_model
+        from edgefault.kinds.models import device_model
 
         names = list(device_model(bundle).contrib_names)[: len(chans) * (edges.size - 1)]
         if len(names) == len(chans) * (edges.size - 1):
@@ -181,9 +181,9 @@ def explain_recording(bundle_path: str | Path, recording: str | Path, *, start: 
                       baseline: str = "mean", method: str = "ig", steps: int = 32, tol: float = 1e-3,
                       max_windows: int = 5000, per_window: bool = True, top: int = 5) -> dict[str, Any]:
     """Attribution report (a JSON-ready dict) for the windows of ``recording`` within [start, end) s."""
-    from .bundle import load_bundle
-    from .readers import read_recording
-    from .runtime import Runtime
+    from edgefault.device.bundle import load_bundle
+    from edgefault.io.readers import read_recording
+    from edgefault.device.runtime import Runtime
 
     t_begin = time.perf_counter()
     b = load_bundle(bundle_path)

@@ -8,12 +8,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _core
-from ._fileio import write_atomic
-from .drift import monitor_from_settings
-from .bundle import Bundle, load_bundle
-from .errors import InputError
-from .models import device_model
+from edgefault import _core
+from edgefault._fileio import write_atomic
+from edgefault.device.drift import monitor_from_settings
+from edgefault.device.bundle import Bundle, load_bundle
+from edgefault.errors import InputError
+from edgefault.kinds.models import device_model
 
 STATE_VERSION = 2  # 2: + drift monitors / adaptive threshold; version 1 states still load (drift restarts)
 _DRIFT_BITS = _core.FLAG_DRIFT | _core.FLAG_DRIFT_CHANGED | _core.FLAG_RETRAIN

@@ -27,7 +27,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from .errors import InputError
+from edgefault.errors import InputError
 
 __all__ = ["CWRU_6205", "bearing_frequencies", "fault_frequency", "bearing_signal", "FAULTS"]
 

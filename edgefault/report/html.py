@@ -37,7 +37,7 @@ from typing import IO, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from edgefault.errors import InputError
 
 __all__ = ["ReportData", "read_events", "build_report", "write_report"]
 
@@ -782,7 +782,7 @@ def write_report(paths: str | Path | Sequence[str | Path], out: str | Path, *, s
     data = read_events(paths, strict=strict)
     binfo = None
     if bundle is not None:
-        from .bundle import load_bundle
+        from edgefault.device.bundle import load_bundle
 
         b = load_bundle(bundle)
         binfo = {"bundle_id": b.bundle_id, "kind": b.kind, "name": b.manifest.get("name")}

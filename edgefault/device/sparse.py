@@ -45,8 +45,8 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from . import _core
-from .errors import InputError
+from edgefault import _core
+from edgefault.errors import InputError
 
 __all__ = [
     "IndexTree", "OmpCoder", "OmpResult", "TreeLassoCoder", "omp", "tree_group_lasso", "tree_prox",

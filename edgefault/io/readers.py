@@ -16,7 +16,7 @@ Behaviour common to every format:
   column; NPZ with an ``fs`` entry), else ``default_fs``, else ``fs`` (then taken as the rate
   the file was recorded at); with none of them an :class:`InputError` asks for ``fs``.  When
   ``fs`` is given and differs from the file's rate the data is resampled to ``fs`` with
-  :func:`edgefault.resample.resample`, and ``Recording.source_fs`` keeps the file's rate;
+  :func:`edgefault.io.resample.resample`, and ``Recording.source_fs`` keeps the file's rate;
 - NaN in the data is returned as is (the runtime flags it); empty files, zero-length signals,
   non-finite rates, truncated files and unreadable cells raise :class:`InputError` naming the
   file and what was expected.
@@ -65,9 +65,9 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from ._matv5 import MatFile
-from .errors import InputError, MissingDependencyError
-from .resample import check_rate, resample
+from edgefault.io.matv5 import MatFile
+from edgefault.errors import InputError, MissingDependencyError
+from edgefault.io.resample import check_rate, resample
 
 __all__ = ["Recording", "read_recording", "available_channels", "FORMATS"]
 

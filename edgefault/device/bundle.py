@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BundleError, InputError
-from .spec import FeatureSpec
+from edgefault.errors import BundleError, InputError
+from edgefault.device.spec import FeatureSpec
 
 FORMAT = "edgefault-bundle"
 SCHEMA_VERSION = 1

@@ -1,0 +1,1 @@
+"""Model kinds (bundle ``model.kind``): the device model of each kind."""

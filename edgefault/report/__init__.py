@@ -1,0 +1,1 @@
+"""Reading results: the HTML report of scored events and gradient attribution (explain)."""
