@@ -418,3 +418,64 @@ def test_sighup_that_toggles_drift_keeps_samples_and_alarm(small_bundle: Path, b
     ev = new.push(x[split:])
     assert ev and ev[0].seq == st_old["seq"]
     assert (ev[0].drift is None) == (ref._drift is None or not (ref._drift.has_score or ref._drift.has_latent))
+
+
+def test_sensor_state_shared_with_runtime_and_bad_files_start_fresh(tmp_path: Path, small_bundle: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """The sensor worker and Runtime.save_state/load_state write and read one state format: each
+    restores the other's file; the daemon section carries seq / dropped frames / boot; an unreadable
+    file or daemon section is logged (naming the file) and the sensor starts fresh."""
+    import json
+    import logging
+    from types import SimpleNamespace
+
+    from edgefault.daemon.config import SensorConfig, SourceConfig
+    from edgefault.daemon.service import SensorWorker
+    from edgefault.device.runtime import Runtime
+    from edgefault.device.state import read_state
+
+    sd = tmp_path / "st"
+    sd.mkdir()
+    daemon = SimpleNamespace(metrics=Metrics(), cfg=SimpleNamespace(state_dir=str(sd), state_interval=60.0))
+    cfg = SensorConfig(id="m1", bundle=str(small_bundle), source=SourceConfig(type="stdin"))
+    x = np.random.default_rng(5).standard_normal((3000, 2)).astype(np.float32)
+
+    workers: list[SensorWorker] = []
+
+    def worker() -> SensorWorker:
+        if workers:
+            workers.pop().seqfile.close()
+        workers.append(SensorWorker(cfg, daemon))  # type: ignore[arg-type]  # uses metrics and cfg only
+        return workers[-1]
+
+    rt = Runtime(small_bundle)
+    rt.push(x)
+    rt.save_state(sd / "m1.state.npz")  # a Runtime's file: no daemon section
+    w = worker()
+    assert w.rt.get_state()["seq"] == rt.get_state()["seq"] and w.boot == 1 and w.seq == 0
+    np.testing.assert_array_equal(w.rt.get_state()["tail"], rt.get_state()["tail"])
+    w.seq, w.dropped_frames = 17, 5
+    w.save_state()
+    got = read_state(sd / "m1.state.npz")
+    assert {k: got["daemon"][k] for k in ("seq", "dropped_frames", "boot", "sensor")} == \
+        {"seq": 17, "dropped_frames": 5, "boot": 1, "sensor": "m1"}
+    back = Runtime(small_bundle)
+    back.load_state(sd / "m1.state.npz")  # the daemon's file read by a Runtime
+    assert back.get_state()["seq"] == rt.get_state()["seq"]
+    w2 = worker()
+    assert (w2.seq, w2.dropped_frames, w2.boot) == (17, 5, 2)
+
+    meta = {k: v for k, v in got.items() if k != "tail"}
+    meta["daemon"] = "garbage"
+    np.savez(sd / "m1.state.npz", tail=got["tail"], meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    with caplog.at_level(logging.WARNING, logger="edgefault.daemon"):
+        w3 = worker()
+    assert "'daemon' section ignored" in caplog.text and w3.boot == 1
+    assert w3.rt.get_state()["seq"] == rt.get_state()["seq"]  # the runtime part is still used
+    caplog.clear()
+    (sd / "m1.state.npz").write_bytes(b"not a state")
+    with caplog.at_level(logging.WARNING, logger="edgefault.daemon"):
+        w4 = worker()
+    assert f"state file {sd / 'm1.state.npz'} is not a readable edgefault state" in caplog.text
+    assert "starting fresh" in caplog.text and w4.rt.get_state()["seq"] == 0 and w4.boot == 0
+    w4.seqfile.close()

@@ -146,6 +146,83 @@ def test_state_errors(tmp_path: Path, small_bundle: Path) -> None:
         rt.set_state(st)
 
 
+
+def _old_format_state(path: Path, state: dict) -> None:
+    """A state file as Runtime.save_state and the daemon wrote it before edgefault.device.state."""
+    import json
+
+    meta = {k: v for k, v in state.items() if k != "tail"}
+    np.savez(path, tail=state["tail"], meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+
+
+def test_state_files_old_new_and_daemon_written_all_load(tmp_path: Path, small_bundle: Path,
+                                                         later_signal: np.ndarray) -> None:
+    """One format: a file from before the shared writer, one with the daemon's extra section and one
+    from save_state all restore the same runtime; read_state hands back every section."""
+    from edgefault.device.state import read_state, write_state
+
+    a = Runtime(small_bundle)
+    a.push(later_signal[:3333])
+    st = a.get_state()
+    ref = Runtime(small_bundle)
+    ref.set_state(st)
+    ref_ev = ref.push(later_signal[3333:])
+    _old_format_state(tmp_path / "old.npz", st)
+    write_state(tmp_path / "daemon.npz", {**st, "daemon": {"format": 1, "seq": 41, "boot": 2}})
+    a.save_state(tmp_path / "new.npz")
+    for name in ("old.npz", "daemon.npz", "new.npz"):
+        b = Runtime(small_bundle)
+        b.load_state(tmp_path / name)
+        ev = b.push(later_signal[3333:])
+        assert [(e.seq, e.score, e.alarm) for e in ev] == [(e.seq, e.score, e.alarm) for e in ref_ev], name
+    got = read_state(tmp_path / "daemon.npz")
+    assert got["daemon"] == {"format": 1, "seq": 41, "boot": 2}
+    np.testing.assert_array_equal(got["tail"], st["tail"])
+    assert {k: v for k, v in read_state(tmp_path / "old.npz").items() if k != "tail"} == \
+        {k: v for k, v in st.items() if k != "tail"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["daemon.npz", "new.npz", "old.npz"]  # no temp file left
+
+
+def test_state_reader_names_file_and_problem(tmp_path: Path, small_bundle: Path) -> None:
+    import io
+    import re
+
+    from edgefault.device.state import read_state
+
+    tail = Runtime(small_bundle).get_state()["tail"]
+
+    def npz(name: str, **members: np.ndarray) -> Path:
+        buf = io.BytesIO()
+        np.savez(buf, **members)
+        (tmp_path / name).write_bytes(buf.getvalue())
+        return tmp_path / name
+
+    (tmp_path / "junk.npz").write_bytes(b"nonsense")
+    np.save(tmp_path / "one.npy", tail)
+    (tmp_path / "dir.npz").mkdir()
+    cases = [
+        (tmp_path / "missing.npz", "not found"),
+        (tmp_path / "junk.npz", "not a readable edgefault state: not an npz archive"),
+        (tmp_path / "one.npy", "not an npz archive"),
+        (tmp_path / "dir.npz", "directory"),
+        (npz("nometa.npz", tail=tail), "missing member 'meta'"),
+        (npz("empty.npz"), "missing members 'tail', 'meta'"),
+        (npz("badjson.npz", tail=tail, meta=np.frombuffer(b"{not json", np.uint8)), "'meta' is not UTF-8 JSON"),
+        (npz("badutf8.npz", tail=tail, meta=np.frombuffer(b'{"a": "\xff"}', np.uint8)), "'meta' is not UTF-8 JSON"),
+        (npz("list.npz", tail=tail, meta=np.frombuffer(b"[1, 2]", np.uint8)), "'meta' is a JSON list"),
+        (npz("strtail.npz", tail=np.array(["a"]), meta=np.frombuffer(b"{}", np.uint8)), "'tail' holds"),
+    ]
+    rt = Runtime(small_bundle)
+    for path, what in cases:
+        for load in (read_state, rt.load_state):
+            with pytest.raises(InputError, match=re.escape(str(path)) + ".*" + re.escape(what)):
+                load(path)
+    # readable but not a state of this runtime: set_state's errors, unchanged
+    (tmp_path / "other.npz").unlink(missing_ok=True)
+    _old_format_state(tmp_path / "other.npz", {**rt.get_state(), "bundle_id": "someoneelse"})
+    with pytest.raises(InputError, match="belongs to bundle"):
+        rt.load_state(tmp_path / "other.npz")
+
 def test_reset_restarts_counting(small_bundle: Path, later_signal: np.ndarray) -> None:
     rt = Runtime(small_bundle)
     a = rt.push(later_signal)

@@ -6,7 +6,6 @@ the systemd watchdog and periodic fsyncs.
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -21,9 +20,9 @@ from typing import IO, Any
 import numpy as np
 
 from edgefault import __version__
-from edgefault._fileio import write_atomic
 from edgefault.errors import EdgefaultError, InputError
 from edgefault.device.runtime import Runtime
+from edgefault.device.state import read_state, write_state
 from edgefault.daemon.config import DaemonConfig, SensorConfig, load_config
 from edgefault.daemon.metrics import HttpServer, Metrics
 from edgefault.daemon.sinks import Record, Sink, make_sink
@@ -241,17 +240,22 @@ class SensorWorker:
         if not self.state_path.exists():
             return
         try:
-            with np.load(self.state_path, allow_pickle=False) as z:
-                meta = json.loads(bytes(z["meta"]).decode())
-                tail = z["tail"]
-        except Exception as e:
-            log.warning("sensor %s: state file %s unreadable (%s); starting fresh", self.id, self.state_path, e)
+            meta = read_state(self.state_path)
+        except InputError as e:
+            log.warning("sensor %s: %s; starting fresh", self.id, e)
             return
-        d = meta.pop("daemon", {})
-        self.seq = max(self.seq, int(d.get("seq", 0)))
-        self.dropped_frames = int(d.get("dropped_frames", 0))
-        self.boot = int(d.get("boot", 0)) + 1
-        meta["tail"] = tail
+        d = meta.pop("daemon", None)
+        try:
+            if d is not None and not isinstance(d, dict):
+                raise TypeError(f"a JSON {type(d).__name__}, expected an object")
+            d = d or {}
+            seq, dropped, boot = int(d.get("seq", 0)), int(d.get("dropped_frames", 0)), int(d.get("boot", 0))
+        except (TypeError, ValueError) as e:
+            log.warning("sensor %s: state file %s: 'daemon' section ignored (%s)", self.id, self.state_path, e)
+            seq = dropped = boot = 0
+        self.seq = max(self.seq, seq)
+        self.dropped_frames = dropped
+        self.boot = boot + 1
         try:
             try:
                 self.rt.set_state(meta)
@@ -266,12 +270,9 @@ class SensorWorker:
 
     def save_state(self) -> None:
         st = self.rt.get_state()
-        tail = st.pop("tail")
         st["daemon"] = {"format": STATE_FORMAT, "seq": self.seq, "dropped_frames": self.dropped_frames,
                         "boot": self.boot, "sensor": self.id, "saved": time.time()}
-        buf = io.BytesIO()
-        np.savez(buf, tail=tail, meta=np.frombuffer(json.dumps(st).encode(), dtype=np.uint8))
-        write_atomic(self.state_path, buf.getvalue())
+        write_state(self.state_path, st)
         self.seqfile.sync()
         self.metrics.inc("edgefault_state_saves_total", sensor=self.id)
         self.next_save = time.monotonic() + self.daemon.cfg.state_interval

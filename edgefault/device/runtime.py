@@ -1,17 +1,15 @@
 """`edgefault.Runtime`: push raw samples, get scored events."""
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from edgefault import _core
-from edgefault._fileio import write_atomic
 from edgefault.device.drift import monitor_from_settings
 from edgefault.device.bundle import Bundle, load_bundle
+from edgefault.device.state import read_state, write_state
 from edgefault.errors import InputError
 from edgefault.kinds.models import device_model
 
@@ -431,24 +429,13 @@ class Runtime:
             raise InputError(f"runtime state is malformed: {e}") from None
 
     def save_state(self, path: str | Path) -> None:
-        """Write the state atomically (temp file, fsync, rename)."""
-        st = self.get_state()
-        meta = {k: v for k, v in st.items() if k != "tail"}
-        buf = io.BytesIO()
-        np.savez(buf, tail=st["tail"], meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-        write_atomic(path, buf.getvalue())
+        """Write the state atomically (temp file, fsync, rename); format: :mod:`edgefault.device.state`."""
+        write_state(path, self.get_state())
 
     def load_state(self, path: str | Path) -> None:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(bytes(z["meta"]).decode())
-                tail = z["tail"]
-        except FileNotFoundError:
-            raise InputError(f"state file {path} not found") from None
-        except Exception as e:
-            raise InputError(f"state file {path} is not a readable edgefault state ({type(e).__name__}: {e})") from None
-        meta["tail"] = tail
-        self.set_state(meta)
+        """Restore a state written by :meth:`save_state` (or by the daemon for this bundle).
+        InputError when the file cannot be read or the state does not fit this runtime."""
+        self.set_state(read_state(path))
 
 
 __all__: Sequence[str] = ("Runtime", "Event")
