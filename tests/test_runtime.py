@@ -61,6 +61,46 @@ def test_event_fields_and_contributions(small_bundle: Path, later_signal: np.nda
     assert ev.t_start == pytest.approx(ev.t - 256 / 4000.0)
 
 
+
+def test_event_built_directly_is_consistent(small_bundle: Path, later_signal: np.ndarray) -> None:
+    """Event(...) with keywords: every property and to_dict work (they used to need flag bits and a
+    runtime it did not have: .anomaly raised TypeError), anomaly follows score > threshold, and an
+    event rebuilt from a runtime event's to_dict gives the same dict back."""
+    from edgefault import Event
+
+    e = Event(seq=3, t=1.5, score=2.0, threshold=1.0)
+    assert e.anomaly and not e.alarm and not e.alarm_changed and e.valid and e.flags == ()
+    assert e.t_start == 1.5 and e.contrib == {} and e.label is None and e.proba is None
+    assert e.drift is None and e.drift_stats is None and not e.drift_changed and not e.retrain
+    assert e.retrain_reason is None
+    assert not Event(seq=0, t=0.0, score=1.0, threshold=1.0).anomaly  # strictly above, as in the core
+    d = Event(seq=4, t=2.0, score=0.5, threshold=1.0, anomaly=False, alarm=True, alarm_changed=True,
+              t_start=1.9, contrib={"channel": {"a": 0.5}}).to_dict()
+    assert (d["anomaly"], d["alarm"], d["alarm_changed"], d["t_start"], d["contrib"]) == \
+        (False, True, True, 1.9, {"channel": {"a": 0.5}})
+    bad = Event(seq=5, t=2.5, score=None, threshold=1.0)
+    assert not bad.valid and not bad.anomaly and bad.flags == ("nonfinite_input",) and bad.contrib == {}
+    assert Event(seq=5, t=2.5, score=None, threshold=1.0, flags=["nonfinite_score"]).flags == ("nonfinite_score",)
+    assert "score=None" in repr(bad) and "anomaly=True" in repr(e)
+    for kw, match in [({"score": None, "anomaly": True}, "invalid"), ({"score": None, "label": "x"}, "invalid"),
+                      ({"score": 1.0, "flags": ("nonfinite_input",)}, "no flags"),
+                      ({"score": None, "flags": ("odd",)}, "nonfinite_input"), ({"score": float("nan")}, "NaN")]:
+        with pytest.raises(ValueError, match=match):
+            Event(seq=0, t=0.0, threshold=1.0, **kw)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Event(seq=0, t=0.0, score=1.0, threshold=1.0, _bits=2)  # type: ignore[call-arg]
+
+    x = later_signal.copy()
+    x[3000:3300] = np.nan
+    x[6000:7000] *= 30
+    events = Runtime(small_bundle, drift=False).push(x)
+    assert any(not ev.valid for ev in events) and any(ev.anomaly for ev in events)
+    keys = ("seq", "t", "t_start", "score", "threshold", "anomaly", "alarm", "alarm_changed", "flags", "label",
+            "proba", "contrib")
+    for ev in events:
+        d = ev.to_dict()
+        assert Event(**{k: d[k] for k in keys}).to_dict() == d
+
 def test_fault_raises_alarm_on_the_right_channel(small_bundle: Path) -> None:
     x = noise_recording(seconds=3.0, seed=3).data.copy()
     rng = np.random.default_rng(0)

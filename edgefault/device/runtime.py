@@ -23,44 +23,82 @@ class Event:
     Attributes: ``seq`` (window number since start/reset), ``t`` / ``t_start`` (seconds at the
     window's end / start, from ``start_time``), ``score``, ``threshold``, ``anomaly`` (score >
     threshold), ``alarm`` (debounced k-of-n state), ``alarm_changed``, ``valid`` (False when the
-    window held NaN/Inf samples: score is None and nothing was folded into any state),
-    ``flags``, ``label`` / ``proba`` (classifiers), ``contrib`` (per channel / band / feature).
+    window held NaN/Inf samples or its score was not finite: score is None and nothing was folded
+    into any state), ``flags``, ``label`` / ``proba`` (classifiers), ``contrib`` (per channel /
+    band / feature).
     With drift monitoring (bundles calibrated for it, see docs/drift.md): ``drift`` (a monitor is
     signalling), ``drift_changed``, ``drift_stats`` ({"score": CUSUM, "latent": MEWMA, "active":
     bool, "monitors": [...]}), ``retrain`` (drift persisted: retraining recommended) and
     ``retrain_reason``; without it ``drift`` / ``drift_stats`` are None and ``retrain`` False.
     """
 
-    __slots__ = ("seq", "t", "score", "threshold", "label", "proba", "_bits", "_contrib", "_i", "_rt", "_drift")
+    __slots__ = ("seq", "t", "score", "threshold", "label", "proba", "_bits", "_contrib", "_i", "_rt", "_drift",
+                 "_t_start")
 
-    def __init__(self, **kw: Any) -> None:  # for tests and tools; the runtime builds events directly
-        for k in self.__slots__:
-            setattr(self, k, kw.get(k))
+    def __init__(self, *, seq: int, t: float, score: float | None, threshold: float, anomaly: bool | None = None,
+                 alarm: bool = False, alarm_changed: bool = False, flags: Sequence[str] | None = None,
+                 label: str | None = None, proba: dict[str, float] | None = None,
+                 contrib: dict[str, dict[str, float]] | None = None, t_start: float | None = None) -> None:
+        """An event built by hand (tests, tools, replaying logged events; the runtime builds its
+        events without this), with the keys of :meth:`to_dict` that are not derived.
+
+        Same rules as the runtime's events: ``anomaly`` defaults to score > threshold; ``score``
+        None is an invalid window, with ``flags`` ("nonfinite_input",) (default) or
+        ("nonfinite_score",), never an anomaly and without label, proba or contrib; a valid window
+        has no flags. ``t_start`` defaults to ``t``. No drift monitoring: ``drift`` /
+        ``drift_stats`` are None and ``retrain`` False. ValueError for an inconsistent combination."""
+        valid = score is not None
+        if valid and score != score:
+            raise ValueError("Event: score is NaN; an unscored window has score=None, flags=('nonfinite_score',)")
+        fl = tuple(flags) if flags is not None else () if valid else ("nonfinite_input",)
+        if valid and fl:
+            raise ValueError(f"Event: a window with a score has no flags, got {fl}")
+        if not valid and fl not in (("nonfinite_input",), ("nonfinite_score",)):
+            raise ValueError(f"Event: a window without a score has the flag 'nonfinite_input' or "
+                             f"'nonfinite_score', got {fl}")
+        if not valid and (anomaly or label is not None or proba is not None or contrib):
+            raise ValueError("Event: a window without a score (invalid) has no anomaly, label, proba or contrib")
+        if anomaly is None:
+            anomaly = valid and float(score) > float(threshold)  # type: ignore[arg-type]
+        self.seq = int(seq)
+        self.t = float(t)
+        self.score = float(score) if valid else None  # type: ignore[arg-type]
+        self.threshold = float(threshold)
+        self.label = label
+        self.proba = dict(proba) if proba is not None else None
+        self._bits = ((0 if fl == ("nonfinite_input",) else _core.FLAG_FINITE)
+                      | (_core.FLAG_ANOMALY if anomaly else 0) | (_core.FLAG_ALARM if alarm else 0)
+                      | (_core.FLAG_ALARM_CHANGED if alarm_changed else 0))
+        self._contrib = {g: dict(v) for g, v in contrib.items()} if contrib else None
+        self._i = 0
+        self._rt = None  # not from a runtime: t_start and contrib are the values given here
+        self._drift = None
+        self._t_start = self.t if t_start is None else float(t_start)
 
     # Derived from the window's flag bits (FLAG_* in the core), so building an event stays cheap.
     @property
     def anomaly(self) -> bool:
-        return bool(self._bits & 2)
+        return bool(self._bits & _core.FLAG_ANOMALY)
 
     @property
     def alarm(self) -> bool:
-        return bool(self._bits & 4)
+        return bool(self._bits & _core.FLAG_ALARM)
 
     @property
     def alarm_changed(self) -> bool:
-        return bool(self._bits & 8)
+        return bool(self._bits & _core.FLAG_ALARM_CHANGED)
 
     @property
     def drift(self) -> bool | None:
-        return bool(self._bits & 16) if self._drift is not None and self._rt._drift_on else None
+        return bool(self._bits & _core.FLAG_DRIFT) if self._drift is not None and self._rt._drift_on else None
 
     @property
     def drift_changed(self) -> bool:
-        return bool(self._bits & 32)
+        return bool(self._bits & _core.FLAG_DRIFT_CHANGED)
 
     @property
     def retrain(self) -> bool:
-        return bool(self._bits & 64)
+        return bool(self._bits & _core.FLAG_RETRAIN)
 
     @property
     def drift_stats(self) -> dict[str, Any] | None:
@@ -68,12 +106,13 @@ class Event:
         if d is None or not self._rt._drift_on:
             return None
         mon = int(d[6])
-        return {"score": d[4], "latent": d[5], "active": bool(self._bits & 16),
-                "monitors": [n for b, n in ((1, "score"), (2, "latent")) if mon & b]}
+        return {"score": d[4], "latent": d[5], "active": bool(self._bits & _core.FLAG_DRIFT),
+                "monitors": [n for b, n in ((_core.DRIFT_SCORE, "score"), (_core.DRIFT_LATENT, "latent"))
+                             if mon & b]}
 
     @property
     def retrain_reason(self) -> str | None:
-        if not self._bits & 64:
+        if not self._bits & _core.FLAG_RETRAIN:
             return None
         rt = self._rt
         names = self.drift_stats["monitors"]  # type: ignore[index]
@@ -90,16 +129,21 @@ class Event:
     def flags(self) -> tuple[str, ...]:
         if self.score is not None:
             return ()
-        return ("nonfinite_input",) if not self._bits & 1 else ("nonfinite_score",)
+        return ("nonfinite_input",) if not self._bits & _core.FLAG_FINITE else ("nonfinite_score",)
 
     @property
     def t_start(self) -> float:
-        return self.t - self._rt.spec.window / self._rt.spec.fs
+        rt = self._rt
+        if rt is None:
+            return self._t_start
+        return self.t - rt.spec.window / rt.spec.fs
 
     @property
     def contrib(self) -> dict[str, dict[str, float]]:
         if self._contrib is None or self.score is None:
             return {}
+        if self._rt is None:
+            return {g: dict(v) for g, v in self._contrib.items()}
         return self._rt._contrib_dict(self._contrib[self._i])
 
     def to_dict(self) -> dict[str, Any]:
@@ -316,10 +360,11 @@ class Runtime:
         new = Event.__new__
         events = []
         seq = self._seq
+        finite_bit = _core.FLAG_FINITE
         for i, r in enumerate(rows):
             sc = r[2]
             fl = int(r[1])
-            ok = fl & 1 and sc == sc  # finite input and a finite (non-NaN) score
+            ok = fl & finite_bit and sc == sc  # finite input and a finite (non-NaN) score
             ev = new(Event)
             ev.seq = seq + i
             ev.t = t0 + r[0] / fs
