@@ -324,13 +324,13 @@ def test_unit_file_verifies(tmp_path: Path) -> None:
 # -- file sink rotation -------------------------------------------------------------------------------
 def test_file_sink_rotates_and_keeps_order(tmp_path: Path) -> None:
     from edgefault.daemon.config import SinkConfig
-    from edgefault.daemon.sinks import FileSink
+    from edgefault.daemon.sinks import FileSink, Record
 
     m = Metrics()
     s = FileSink(SinkConfig(type="file", id="f", path=str(tmp_path / "ev.jsonl"), max_bytes=1024, backups=2), m)
     lines = [b'{"seq":%d,"pad":"%s"}\n' % (i, b"x" * 40) for i in range(200)]
     for i in range(0, 200, 7):
-        s.emit([("m", ln, False) for ln in lines[i:i + 7]])
+        s.emit([Record("m", ln, False) for ln in lines[i:i + 7]])
     s.stop()
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["ev.jsonl", "ev.jsonl.1", "ev.jsonl.2"]
@@ -339,6 +339,31 @@ def test_file_sink_rotates_and_keeps_order(tmp_path: Path) -> None:
     assert all((tmp_path / n).stat().st_size <= 1024 for n in names)
     assert m.get("edgefault_sink_events_total", sink="f") == 200
 
+
+
+def test_sink_records_are_named_and_only_alarms_selects_alerts(tmp_path: Path) -> None:
+    """A Record has named fields; a sink with only_alarms passes on the alert records only, in
+    order, to stdout and to the spool (sensor id kept with each line)."""
+    import io
+
+    from edgefault.daemon.config import SinkConfig
+    from edgefault.daemon.sinks import Record, SpooledSink, StdoutSink
+
+    recs = [Record(sensor=f"s{i % 2}", line=b'{"seq":%d}\n' % i, alert=i % 3 == 0) for i in range(9)]
+    assert recs[3] == ("s1", b'{"seq":3}\n', True) and recs[3].sensor == "s1" and recs[3].alert
+    assert Record._fields == ("sensor", "line", "alert")
+    out = io.BytesIO()
+    StdoutSink(SinkConfig(type="stdout", id="o", only_alarms=True), Metrics(), out).emit(recs)
+    assert out.getvalue() == b'{"seq":0}\n{"seq":3}\n{"seq":6}\n'
+    out_all = io.BytesIO()
+    StdoutSink(SinkConfig(type="stdout", id="a"), Metrics(), out_all).emit(recs)
+    assert out_all.getvalue() == b"".join(r.line for r in recs)
+    sp = SpooledSink(SinkConfig(type="webhook", id="w", url="http://127.0.0.1:9/", only_alarms=True), Metrics(),
+                     tmp_path)
+    sp.emit(recs)
+    assert [sp._split(b) for b in sp.spool.peek(10, timeout=0)] == [("s0", b'{"seq":0}'), ("s1", b'{"seq":3}'),
+                                                                     ("s0", b'{"seq":6}')]
+    sp.spool.close()
 
 def test_config_drift_keys_default_parse_and_validate() -> None:
     """Per-sensor drift / adaptive_threshold: absent = None (the bundle's choice), booleans pass

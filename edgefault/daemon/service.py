@@ -196,8 +196,8 @@ class SensorWorker:
             d = ev.to_dict()
             d["window_seq"] = d.pop("seq")
             d = {**base, "seq": seq, **d, "dropped_frames": self.dropped_frames}
-            recs.append((sid, dumps(d, allow_nan=False, separators=(",", ":")).encode() + b"\n",
-                         bool(ev.anomaly or ev.alarm_changed)))
+            recs.append(Record(sid, dumps(d, allow_nan=False, separators=(",", ":")).encode() + b"\n",
+                               bool(ev.anomaly or ev.alarm_changed)))
             n_inval += not ev.valid
             n_anom += ev.anomaly
             n_alarm += ev.alarm_changed and ev.alarm

@@ -1,7 +1,7 @@
 """Event sinks: JSON lines to stdout or a rotating file; MQTT and HTTP webhook behind an on-disk spool.
 
-Every sink receives ``(sensor_id, line, is_alert)`` records from the scoring threads through
-``emit``. Stdout and file sinks write at once. MQTT and webhook sinks append to their
+Every sink receives records (:class:`Record`: sensor id, JSON line, alert) from the scoring
+threads through ``emit``. Stdout and file sinks write at once. MQTT and webhook sinks append to their
 :class:`~edgefault.daemon.spool.Spool` (fast, survives a kill) and a delivery thread sends the
 spooled lines in order, committing them only when the receiver acknowledged them (MQTT PUBACK at
 QoS 1, HTTP 2xx): at-least-once delivery, in order, across broker outages and restarts.
@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from edgefault.errors import MissingDependencyError
 from edgefault.daemon.config import MQTTConfig, SinkConfig
@@ -24,7 +24,17 @@ from edgefault.daemon.metrics import Metrics
 from edgefault.daemon.spool import Spool
 
 log = logging.getLogger("edgefault.daemon")
-Record = tuple[str, bytes, bool]  # sensor id, JSON line ending in b"\n", alert
+
+
+class Record(NamedTuple):
+    """One event on its way to the sinks (a tuple, so building one per event stays cheap)."""
+
+    sensor: str
+    """Id of the sensor that produced the event (MQTT topics fill ``{sensor}`` with it)."""
+    line: bytes
+    """The event as one JSON object, UTF-8, ending in ``b"\\n"``."""
+    alert: bool
+    """Whether sinks with ``only_alarms`` get it (the window was anomalous or the alarm changed)."""
 
 
 def import_paho() -> Any:
@@ -59,7 +69,7 @@ class Sink:
         metrics.touch("edgefault_sink_dropped_events_total", sink=self.id)
 
     def select(self, records: list[Record]) -> list[Record]:
-        return [r for r in records if r[2]] if self.cfg.only_alarms else records
+        return [r for r in records if r.alert] if self.cfg.only_alarms else records
 
     def emit(self, records: list[Record]) -> None:
         raise NotImplementedError
@@ -90,7 +100,7 @@ class StdoutSink(Sink):
             return
         with self.lock:
             try:
-                self.stream.write(b"".join(r[1] for r in recs))
+                self.stream.write(b"".join(r.line for r in recs))
                 self.stream.flush()
             except (BrokenPipeError, ValueError, OSError):
                 self.broken = True
@@ -133,7 +143,7 @@ class FileSink(Sink):
         recs = self.select(records)
         if not recs:
             return
-        data = b"".join(r[1] for r in recs)
+        data = b"".join(r.line for r in recs)
         with self.lock:
             if self.size and self.size + len(data) > self.cfg.max_bytes:
                 self._rotate()
@@ -169,7 +179,7 @@ class SpooledSink(Sink):
     def emit(self, records: list[Record]) -> None:
         recs = self.select(records)
         if recs:
-            self.spool.append([r[0].encode() + b"\t" + r[1] for r in recs])
+            self.spool.append([r.sensor.encode() + b"\t" + r.line for r in recs])
             self._count_drops()
 
     def _count_drops(self) -> None:
