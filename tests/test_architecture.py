@@ -73,3 +73,59 @@ def test_version_has_one_source() -> None:
             continue
         copies += [f"{name}:{i}: {ln.strip()}" for i, ln in enumerate(text.splitlines(), 1) if pat.search(ln)]
     assert not copies, "version written out again (derive it from edgefault/__init__.py):\n" + "\n".join(copies)
+
+
+# -- import without a built core ------------------------------------------------------------------------
+def _copy_package(dest: Path, *, with_core: bool) -> Path:
+    """A copy of the imported edgefault package under dest (without edgefault/export, a symlink in
+    the working tree; with or without the compiled core)."""
+    src = Path(edgefault.__file__).resolve().parent
+    ignore = ["__pycache__", "export", "*.tmp"] + ([] if with_core else ["_core*.so", "_core*.pyd", "_core*.dylib"])
+    shutil.copytree(src, dest / "edgefault", ignore=shutil.ignore_patterns(*ignore))
+    return dest / "edgefault"
+
+
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # -E -s: no PYTHONPATH, no user site; for -c the current directory comes first on sys.path
+    return subprocess.run([sys.executable, "-E", "-s", "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_import_without_core_explains_how_to_build(tmp_path: Path) -> None:
+    pkg = _copy_package(tmp_path, with_core=False)
+    assert [p.name for p in pkg.glob("_core*")] == ["_core.pyi"]  # only the stub is left
+    r = _python("import edgefault", tmp_path)
+    assert r.returncode == 1
+    err = r.stderr
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ImportError: the C++ core edgefault._core is not built"), err
+    for needed in ("pip install .", "tools/devbuild.sh", "repository root", "source tree", str(pkg.resolve())):
+        assert needed in last, (needed, err)
+    assert "circular import" not in err and "partially initialized" not in err, err
+    r = _python("from edgefault.device.runtime import Runtime", tmp_path)  # a submodule first: the same message
+    assert "ImportError: the C++ core edgefault._core is not built" in r.stderr, r.stderr
+
+
+def test_import_with_unloadable_core_says_so(tmp_path: Path) -> None:
+    pkg = _copy_package(tmp_path, with_core=False)
+    from edgefault import _core
+
+    (pkg / Path(_core.__file__).name).write_bytes(b"not a shared object")  # the built core's file name
+    r = _python("import edgefault", tmp_path)
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 1 and last.startswith("ImportError: the C++ core edgefault._core in "), r.stderr
+    assert "cannot be loaded" in last and "pip install ." in last and "circular" not in r.stderr
+
+
+def test_import_with_core_keeps_the_public_names(tmp_path: Path) -> None:
+    _copy_package(tmp_path, with_core=True)
+    code = ("import edgefault, sys; from edgefault import *; "
+            "print(edgefault.__file__); print(sorted(edgefault.__all__)); print(edgefault.Runtime.__module__); "
+            "print(all(hasattr(edgefault, n) for n in edgefault.__all__), '_import_core' in dir(edgefault))")
+    r = _python(code, tmp_path)
+    assert r.returncode == 0, r.stderr
+    file, names, mod, ok = r.stdout.splitlines()
+    assert Path(file).resolve() == (tmp_path / "edgefault" / "__init__.py").resolve()
+    assert names == str(sorted(edgefault.__all__)) and mod == "edgefault.device.runtime" and ok == "True False"
+    assert sorted(edgefault.__all__) == sorted(["__version__", "Runtime", "Event", "Bundle", "load_bundle",
+                                                "FeatureSpec", "EdgefaultError", "InputError", "BundleError",
+                                                "MissingDependencyError"])
