@@ -2,6 +2,7 @@
 device side that loads nothing of training, evaluation or reporting."""
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -129,3 +130,144 @@ def test_import_with_core_keeps_the_public_names(tmp_path: Path) -> None:
     assert sorted(edgefault.__all__) == sorted(["__version__", "Runtime", "Event", "Bundle", "load_bundle",
                                                 "FeatureSpec", "EdgefaultError", "InputError", "BundleError",
                                                 "MissingDependencyError"])
+
+
+# -- the device side ----------------------------------------------------------------------------------
+FORBIDDEN_PACKAGES = ("edgefault.train", "edgefault.evaluation", "edgefault.report", "edgefault.cli",
+                      "torch", "sklearn", "scipy", "onnx")  # "onnx", not onnxruntime (the VAE's runtime)
+
+
+def _forbidden(module: str) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in FORBIDDEN_PACKAGES)
+
+
+# Run in a fresh interpreter: records, for each forbidden module, the import chain that first loaded it.
+_DEVICE_SCRIPT = r"""
+import json, sys, traceback
+
+FORBIDDEN = %(forbidden)r
+first = {}
+
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        top = [p for p in FORBIDDEN if name == p or name.startswith(p + ".")]
+        if top and top[0] not in first:
+            first[top[0]] = [f"{f.filename}:{f.lineno}: {f.line}" for f in traceback.extract_stack()[:-1]
+                             if "importlib._bootstrap" not in f.filename]
+        return None
+
+sys.meta_path.insert(0, Spy())
+
+import numpy as np
+import edgefault
+
+rt = edgefault.Runtime(sys.argv[1])
+x = np.random.default_rng(0).standard_normal((20 * rt.spec.window, rt.spec.n_channels)).astype(np.float32)
+x[10 * rt.spec.window:12 * rt.spec.window] *= 50
+events = rt.push(x[:5000]) + rt.push(x[5000:])
+assert events and any(e.anomaly for e in events), "no events / no anomaly"
+lines = [json.dumps(e.to_dict()) for e in events]
+rt.save_state(sys.argv[2])
+edgefault.Runtime(sys.argv[1]).load_state(sys.argv[2])
+loaded = sorted(m for m in sys.modules if any(m == p or m.startswith(p + ".") for p in FORBIDDEN))
+print(json.dumps({"events": len(events), "loaded": loaded, "first": first}))
+"""
+
+
+def test_device_side_loads_no_training_evaluation_or_report(tmp_path: Path, small_bundle: Path) -> None:
+    """A fresh interpreter that imports edgefault, loads a Gaussian bundle (trained in this process
+    by conftest's small_bundle: train_gaussian / pack_gaussian) into Runtime, pushes samples and
+    saves / loads its state has imported nothing of edgefault.train / evaluation / report / cli, and
+    no torch, scikit-learn, scipy or onnx."""
+    import json
+
+    code = _DEVICE_SCRIPT % {"forbidden": FORBIDDEN_PACKAGES}
+    r = subprocess.run([sys.executable, "-c", code, str(small_bundle), str(tmp_path / "state.npz")], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["events"] > 0
+    chains = "\n\n".join(f"{mod} first imported by:\n  " + "\n  ".join(chain) for mod, chain in out["first"].items())
+    assert out["loaded"] == [], f"device side imported {out['loaded']}:\n{chains}"
+
+
+def _top_level_imports(tree: ast.Module, package: str) -> list[tuple[int, str]]:
+    """(line, module) of every import run when the module is imported: module level, including
+    inside if / try / with / class bodies, not inside functions and not under `if TYPE_CHECKING:`."""
+    found: list[tuple[int, str]] = []
+
+    def visit(stmts: list[ast.stmt]) -> None:
+        for node in stmts:
+            if isinstance(node, ast.Import):
+                found.extend((node.lineno, a.name) for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    mod = base + ("." + node.module if node.module else "")
+                else:
+                    mod = node.module or ""
+                found.append((node.lineno, mod))
+                found.extend((node.lineno, f"{mod}.{a.name}") for a in node.names)  # from pkg import submodule
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            elif isinstance(node, ast.If):
+                test = node.test
+                if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+                        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"):
+                    visit(node.orelse)
+                else:
+                    visit(node.body)
+                    visit(node.orelse)
+            elif isinstance(node, ast.Try) or (sys.version_info >= (3, 11) and isinstance(node, ast.TryStar)):
+                visit(node.body)
+                for h in node.handlers:  # type: ignore[attr-defined]
+                    visit(h.body)
+                visit(node.orelse)  # type: ignore[attr-defined]
+                visit(node.finalbody)  # type: ignore[attr-defined]
+            elif isinstance(node, (ast.With, ast.AsyncWith, ast.ClassDef, ast.For, ast.AsyncFor, ast.While)):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+
+    visit(tree.body)
+    return found
+
+
+def test_device_modules_import_nothing_of_training_at_top_level() -> None:
+    src = ROOT / "edgefault" / "device"
+    if not src.is_dir():
+        pytest.skip("not run from a source checkout")
+    files = sorted(src.rglob("*.py"))
+    assert files
+    bad = []
+    for f in files:
+        rel = f.relative_to(ROOT).with_suffix("")
+        package = ".".join(rel.parts[:-1])  # runtime.py and __init__.py alike: edgefault.device(...)
+        for line, mod in _top_level_imports(ast.parse(f.read_text(), str(f)), package):
+            if _forbidden(mod):
+                bad.append(f"{f.relative_to(ROOT)}:{line}: {mod}")
+    assert not bad, "device modules import training / evaluation / report code at module level:\n" + "\n".join(bad)
+
+
+def test_top_level_import_scan_sees_what_it_must() -> None:
+    """The scanner itself: module-level and conditional imports count, function bodies and
+    TYPE_CHECKING blocks do not, relative imports are resolved."""
+    code = '''
+import torch.nn
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:
+    import sklearn
+try:
+    import scipy.signal
+except ImportError:
+    from edgefault import report
+from .. import train
+from ..evaluation.metrics import auc
+class A:
+    import onnx
+def f():
+    import edgefault.cli
+'''
+    got = {m for _, m in _top_level_imports(ast.parse(code), "edgefault.device")}
+    assert {m for m in got if _forbidden(m)} == {"torch.nn", "scipy.signal", "edgefault.report", "edgefault.train",
+                                                 "edgefault.evaluation.metrics", "edgefault.evaluation.metrics.auc",
+                                                 "onnx"}
