@@ -34,6 +34,18 @@ class Event:
 
     __slots__ = ("seq", "t", "score", "threshold", "label", "proba", "_bits", "_contrib", "_i", "_rt", "_drift",
                  "_t_start")
+    seq: int
+    t: float
+    score: float | None
+    threshold: float
+    label: str | None
+    proba: dict[str, float] | None
+    _bits: int  # FLAG_* bits
+    _contrib: Any  # from a runtime: the push's contrib array (row _i); built by hand: the dict given
+    _i: int
+    _rt: Any  # the Runtime that scored the window; None when built by hand
+    _drift: list[float] | None  # with drift monitors: the meta row (see Runtime._events)
+    _t_start: float  # built by hand only
 
     def __init__(self, *, seq: int, t: float, score: float | None, threshold: float, anomaly: bool | None = None,
                  alarm: bool = False, alarm_changed: bool = False, flags: Sequence[str] | None = None,
