@@ -18,12 +18,11 @@ from edgefault.device.bundle import load_bundle  # noqa: E402
 from edgefault.cli import main  # noqa: E402
 from edgefault.errors import BundleError, InputError  # noqa: E402
 from edgefault.export import pack_bundle  # noqa: E402
-from edgefault.device.faulttree import (FaultTree, default_bearing_tree, groups_from_index_tree, tree_fista,  # noqa: E402
-                                 tree_prox)
+from edgefault.device.faulttree import FaultTree, default_bearing_tree  # noqa: E402
 from edgefault.kinds.models import ovr_from_ovo, svm_ovo_decision  # noqa: E402
 from edgefault.device.runtime import Runtime  # noqa: E402
 from edgefault.io.synth import bearing_signal  # noqa: E402
-from edgefault.train.fisher_dl import FisherDictionaryLearning  # noqa: E402
+from edgefault.train.fisher_dl import FisherDictionaryLearning, least_squares_form  # noqa: E402
 from edgefault.train.sfdsc import SFDSCClassifier, block_matrix, pack_sfdsc, sfdsc_spec, train_sfdsc  # noqa: E402
 
 LABELS = ["normal", "ball@0.007", "ball@0.014", "inner_race@0.007", "inner_race@0.014", "outer_race_6@0.007"]
@@ -52,20 +51,30 @@ def test_index_tree_groups_nested_and_cover_atoms() -> None:
     k = 3
     ac = np.repeat(np.arange(len(LABELS)), k)
     parent, atom_node, w = t.index_tree(ac, LABELS, root_weight=0.5)
-    groups, weights = groups_from_index_tree(parent, atom_node, w)
+    core = sparse.IndexTree(parent, atom_node, w)       # the core accepts the tree
+    groups, weights = core.groups(), core.weights       # indexed by node
     sets = [set(g.tolist()) for g in groups]
-    for i, a in enumerate(sets):                       # nested or disjoint, children first
+
+    def ancestors(v: int) -> list[int]:
+        out = []
+        while parent[v] != -1:
+            v = int(parent[v])
+            out.append(v)
+        return out
+
+    for i, a in enumerate(sets):                       # nested or disjoint; nesting follows the tree
+        assert a and a <= (sets[int(parent[i])] if parent[i] != -1 else a)
         for j, b in enumerate(sets):
             assert a <= b or b <= a or not (a & b)
             if a < b:
-                assert i < j
+                assert j in ancestors(i)
     assert set().union(*sets) == set(range(ac.size))
-    assert sets[-1] == set(range(ac.size)) and weights[-1] == 0.5          # the root comes last
+    root = int(np.flatnonzero(parent == -1)[0])
+    assert sets[root] == set(range(ac.size)) and weights[root] == 0.5     # the root holds every atom
     for c in range(len(LABELS)):                                           # one group per class
         assert set(np.flatnonzero(ac == c).tolist()) in sets
     assert set(range(3, 9)) in sets                                        # the ball location node (2 classes)
-    # the core accepts the same tree and gives the same norm
-    core = sparse.IndexTree(parent, atom_node, w)
+    # the core's norm is the weighted sum of the group norms
     v = np.random.default_rng(0).normal(size=ac.size)
     ref = sum(wi * np.linalg.norm(v[g]) for g, wi in zip(groups, weights))
     assert float(core.value(v)) == pytest.approx(ref, rel=1e-5)
@@ -90,12 +99,12 @@ def test_fault_tree_missing_labels_and_bad_index_trees() -> None:
     with pytest.raises(InputError):
         t.index_tree([0, 2], ["normal", "ball"])
     with pytest.raises(InputError, match="not a tree"):
-        groups_from_index_tree(np.array([-1, 2, 1]), np.array([1, 2]), np.ones(3))   # cycle 1 <-> 2
+        sparse.IndexTree(np.array([-1, 2, 1]), np.array([1, 2]), np.ones(3))   # cycle 1 <-> 2
     with pytest.raises(InputError, match="not a tree"):
-        groups_from_index_tree(np.array([-1, -1]), np.array([0, 1]), np.ones(2))     # two roots
+        sparse.IndexTree(np.array([-1, -1]), np.array([0, 1]), np.ones(2))     # two roots
 
 
-# -- numpy reference of tree coding vs the core ---------------------------------------------------
+# -- the core's tree coding on fault-tree index trees -----------------------------------------------
 def _random_problem(seed: int, n_atoms_per_class: int = 4, d: int = 40, n: int = 7):  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(seed)
     t = default_bearing_tree(LABELS)
@@ -107,34 +116,52 @@ def _random_problem(seed: int, n_atoms_per_class: int = 4, d: int = 40, n: int =
     return tree, D, X
 
 
+def _omega(tree: sparse.IndexTree, A: np.ndarray) -> np.ndarray:
+    """The tree norm per row, in float64 from the node groups."""
+    return sum(w * np.linalg.norm(A[:, g], axis=1) for g, w in zip(tree.groups(), tree.weights.astype(np.float64)))
+
+
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000), t=st.floats(0.01, 3.0))
-def test_tree_prox_matches_core_and_is_idempotent_on_its_output(seed: int, t: float) -> None:
+def test_core_tree_prox_on_fault_tree_is_the_minimiser(seed: int, t: float) -> None:
     tree, _, _ = _random_problem(seed)
-    groups, weights = groups_from_index_tree(*tree)
-    v = np.random.default_rng(seed).normal(size=(3, tree[1].size)) * 2
-    mine = tree_prox(v, groups, weights, t)
-    core = sparse.IndexTree(*tree).prox(v, t)
-    np.testing.assert_allclose(mine, core, atol=1e-5)
+    core = sparse.IndexTree(*tree)
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(3, tree[1].size)) * 2
+    p = core.prox(v, t).astype(np.float64)
+    # p minimises 0.5 ||p - v||^2 + t Omega(p): no better point nearby, at 0 or at v
+    def f(q: np.ndarray) -> np.ndarray:
+        return 0.5 * np.sum((q - v) ** 2, axis=1) + t * _omega(core, q)
+    fp = f(p)
+    for q in [np.zeros_like(v), v] + [p + s * rng.normal(size=v.shape) for s in (1e-3, 1e-2, 1e-1) for _ in range(5)]:
+        assert np.all(fp <= f(q) + 1e-5 * (1 + np.abs(fp)))
     # the prox of 0 is 0; prox shrinks every group norm
-    assert np.all(tree_prox(np.zeros_like(v), groups, weights, t) == 0)
-    assert np.all(np.linalg.norm(mine, axis=1) <= np.linalg.norm(v, axis=1) + 1e-12)
+    assert np.all(core.prox(np.zeros_like(v), t) == 0)
+    assert np.all(np.linalg.norm(p, axis=1) <= np.linalg.norm(v, axis=1) + 1e-5)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_numpy_tree_fista_matches_core_tree_group_lasso(seed: int) -> None:
+def test_core_tree_group_lasso_is_optimal_on_fault_tree(seed: int) -> None:
     tree, D, X = _random_problem(seed)
-    groups, weights = groups_from_index_tree(*tree)
-    mine = tree_fista(X, D, groups, weights, 0.3, max_iter=3000, tol=1e-9)
-    core = sparse.tree_group_lasso(X, D.T, tree, 0.3, max_iter=3000, tol=1e-7)
-    np.testing.assert_allclose(mine, core, atol=2e-3)
+    core = sparse.IndexTree(*tree)
+    codes = sparse.tree_group_lasso(X, D.T, tree, 0.3, max_iter=3000, tol=1e-7).astype(np.float64)
+    groups, weights = core.groups(), core.weights.astype(np.float64)
     # optimality: for every group g whose codes are all zero, the gradient there is small enough
-    grad = (X - mine @ D) @ D.T
+    grad = (X - codes @ D) @ D.T
     for g, w in zip(groups, weights):
-        zero = np.all(np.abs(mine[:, g]) < 1e-12, axis=1)
-            # necessary condition: grad_g = sum_h w_h z_h|g with ||z_h|| <= 1 over the groups h meeting g
+        if w == 0:
+            continue
+        zero = np.all(np.abs(codes[:, g]) < 1e-12, axis=1)
+        # necessary condition: grad_g = sum_h w_h z_h|g with ||z_h|| <= 1 over the groups h meeting g
         bound = sum(wi for h, wi in zip(groups, weights) if set(g.tolist()) & set(h.tolist()))
-        assert np.all(np.linalg.norm(grad[zero][:, g], axis=1) <= 0.3 * bound * (1 + 1e-3) + 1e-6)
+        assert np.all(np.linalg.norm(grad[zero][:, g], axis=1) <= 0.3 * bound * (1 + 1e-3) + 1e-5)
+    # the fixed point of the proximal gradient step (the minimiser's characterisation)
+    L = np.linalg.eigvalsh(D @ D.T)[-1]
+    step = core.prox(codes + grad / L, 0.3 / L).astype(np.float64)
+    np.testing.assert_allclose(step, codes, atol=1e-4)
+    # a warm start at the solution stays there
+    again = sparse.tree_group_lasso(X, D.T, tree, 0.3, max_iter=3000, tol=1e-7, init=codes)
+    np.testing.assert_allclose(again, codes, atol=1e-4)
 
 
 # -- dictionary learning ----------------------------------------------------------------------------
@@ -169,6 +196,47 @@ def test_fisher_dl_dictionary_and_class_residuals() -> None:
     np.testing.assert_array_equal(again.components_, dl.components_)
     other = FisherDictionaryLearning(4, max_iter=4, random_state=1).fit(X, y)
     assert not np.array_equal(other.components_, dl.components_)
+
+
+def test_least_squares_form_reproduces_the_quadratic() -> None:
+    rng = np.random.default_rng(3)
+    M = rng.normal(size=(6, 9))
+    for H in (M.T @ M + 0.1 * np.eye(9), M.T @ M):        # definite, and singular (rank 6)
+        B = rng.normal(size=(4, 6)) @ M                   # rows in H's range
+        E, S = least_squares_form(H, B)
+        assert E.shape[1] == 9 and S.shape == (4, E.shape[0])
+        np.testing.assert_allclose(E.T @ E, H, atol=1e-10)
+        np.testing.assert_allclose(S @ E, B, atol=1e-10)
+
+
+def test_fisher_dl_coding_step_minimises_the_fddl_objective() -> None:
+    """The core's coder on the least-squares form solves the coding step: its codes are the
+    fixed point of a proximal gradient step on the FDDL smooth part (its gradient written out
+    here as in the objective), per sample, with the means held at the previous codes."""
+    X, y = _synthetic_classes(n_per=12, d=24)
+    dl = FisherDictionaryLearning(3, max_iter=2, coding_iter=4000, tol=1e-7, lambda_fisher=0.05,
+                                  random_state=0).fit(X, y)
+    D, yi = dl.components_, np.searchsorted(dl.classes_, y)
+    c = dl.classes_.size
+    blocks = [np.flatnonzero(dl.atom_class_ == i) for i in range(c)]
+    members = [np.flatnonzero(yi == i) for i in range(c)]
+    W = 1.0 - dl.structure * dl.relationship_
+    np.fill_diagonal(W, 1.0)
+    tree = sparse.IndexTree(*dl.index_tree_)
+    A0 = dl.train_codes_
+    A = dl._fisher_codes(X, D, A0, members, blocks, W, tree)
+    lam, eta = dl.lambda_fisher, dl.eta
+    Mc = np.stack([A0[m].mean(axis=0) for m in members])
+    target = 2.0 * Mc[yi] - A0.mean(axis=0)
+    grad = (A @ D - X) @ D.T + lam * ((1.0 + eta) * A - target)
+    for j, b in enumerate(blocks):
+        part = A[:, b] @ D[b]
+        grad[:, b] += W[yi, j][:, None] * (part @ D[b].T)
+        own = yi == j
+        grad[np.ix_(own, b)] -= X[own] @ D[b].T
+    L = 2.0 * np.linalg.eigvalsh(D @ D.T)[-1] + lam * (1 + eta)   # any step 1/L > 0 has the minimiser as fixed point
+    step = tree.prox(A - grad / L, dl.alpha / L).astype(np.float64)
+    np.testing.assert_allclose(step, A, atol=1e-4)
 
 
 def test_fisher_dl_bad_params_and_tree() -> None:

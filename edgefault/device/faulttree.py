@@ -3,7 +3,7 @@
 A :class:`FaultTree` is a small JSON-able config. It gives
 
 * the index tree used by tree-structured sparse coding over a dictionary made of one
-  sub-dictionary per class (:meth:`FaultTree.groups`): one group per atom (optional), one per
+  sub-dictionary per class (:meth:`FaultTree.index_tree`): one group per atom (optional), one per
   class, one per internal node (e.g. a fault location, the union of its severities) and the
   root; every pair of groups is nested or disjoint, so the tree-structured norm
   ``sum_g w_g ||a_g||_2`` has an exact proximal operator (group soft-thresholding applied
@@ -16,15 +16,15 @@ A :class:`FaultTree` is a small JSON-able config. It gives
 labels ``normal`` / ``healthy`` hang under the root; ``<location>@<severity>`` labels (e.g.
 ``inner_race@0.007``) are grouped under their location; a label without ``@`` is a location.
 
-Also here: a plain numpy proximal operator of the tree norm and a FISTA solver
-(:func:`tree_prox`, :func:`tree_fista`), the reference that training and tests use; the device
-codes with the C++ kernels of :mod:`edgefault.device.sparse` when they are available.
+A fault tree is the label hierarchy only: the runtime structure of the tree norm is the
+:class:`edgefault.device.sparse.IndexTree` built from :meth:`FaultTree.index_tree`, and coding
+(training and device alike) is the core's :class:`edgefault.device.sparse.TreeLassoCoder`.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -199,12 +199,6 @@ class FaultTree:
                 atom_node[k] = cn
         return (np.asarray(parent, dtype=np.int32), atom_node, np.asarray(weight, dtype=np.float32))
 
-    def groups(self, atom_classes: Sequence[int], classes: Sequence[str],
-               **weights: float) -> tuple[list[np.ndarray], np.ndarray]:
-        """Groups of atom indices of the tree norm, leaves to root, and their weights (nodes of
-        weight 0 left out); see :meth:`index_tree` and :func:`groups_from_index_tree`."""
-        return groups_from_index_tree(*self.index_tree(atom_classes, classes, **weights))
-
     def __repr__(self) -> str:
         return f"FaultTree({json.dumps(self.to_dict())})"
 
@@ -233,128 +227,26 @@ def default_bearing_tree(labels: Sequence[str]) -> FaultTree:
     return FaultTree(TreeNode("all", children))
 
 
-# -- numpy reference of tree-structured coding -------------------------------------------------
+# -- transitional ------------------------------------------------------------------------------
 def groups_from_index_tree(parent: np.ndarray, atom_node: np.ndarray,
                            weight: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Groups (atoms of each node's subtree) in post-order (children before parents) and their
-    weights, nodes of weight 0 and empty nodes left out. Raises InputError if ``parent`` is not
-    a tree with a single root."""
-    parent = np.asarray(parent, dtype=np.int64)
-    atom_node = np.asarray(atom_node, dtype=np.int64)
-    weight = np.asarray(weight, dtype=np.float64)
-    n = parent.size
-    if n == 0 or weight.shape != (n,) or atom_node.ndim != 1:
-        raise InputError(f"index tree: parent {parent.shape}, weight {weight.shape}, atom_node "
-                         f"{atom_node.shape} do not describe a tree")
-    roots = np.flatnonzero(parent == -1)
-    if roots.size != 1 or np.any((parent < -1) | (parent >= n)):
-        raise InputError(f"index tree: not a tree (roots {roots.tolist()}, parents must be in [-1, {n}))")
-    if atom_node.size and (atom_node.min() < 0 or atom_node.max() >= n):
-        raise InputError(f"index tree: atom_node must index nodes in [0, {n})")
-    children: list[list[int]] = [[] for _ in range(n)]
-    for v in range(n):
-        if parent[v] >= 0:
-            children[int(parent[v])].append(v)
-    order: list[int] = []
-    stack = [(int(roots[0]), False)]
-    seen = 0
-    while stack:
-        v, done = stack.pop()
-        if done:
-            order.append(v)
-            continue
-        seen += 1
-        if seen > n:
-            break
-        stack.append((v, True))
-        stack.extend((c, False) for c in reversed(children[v]))
-    if len(order) != n:
-        raise InputError("index tree: not a tree (some nodes are not reachable from the root or lie on a cycle)")
-    own: list[list[int]] = [[] for _ in range(n)]
-    for k, v in enumerate(atom_node):
-        own[int(v)].append(k)
-    sub: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
-    groups, weights = [], []
-    for v in order:
-        parts = [np.asarray(own[v], dtype=np.int64)] + [sub[c] for c in children[v]]
-        sub[v] = np.sort(np.concatenate(parts))
-        if weight[v] > 0 and sub[v].size:
-            groups.append(sub[v])
-            weights.append(float(weight[v]))
-    return groups, np.asarray(weights, dtype=np.float64)
+    """Deprecated; kept only for ``edgefault/kinds/sfdsc.py`` (being split out of
+    ``kinds/models.py``), which calls it to validate a bundle's tree. Validate with
+    ``edgefault.device.sparse.IndexTree(parent, atom_node, weight)`` instead and remove this.
 
+    Validates through :class:`~edgefault.device.sparse.IndexTree` (``InputError`` "... not a
+    tree ..."; also refuses a tree without atoms and negative or non-finite weights) and returns
+    the atoms of each node's subtree with weight > 0, deepest nodes first, and their weights."""
+    from edgefault.device.sparse import IndexTree
 
-def _prox_plan(groups: Sequence[np.ndarray], weights: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Groups batched by height (all groups of one height are disjoint, and every group comes
-    after the groups it contains) and by size: a list of (index array (n_groups, size), weights)."""
-    sets = [set(map(int, g)) for g in groups]
-    height = []
-    for i, g in enumerate(sets):
-        h = 0
-        for j in range(i):
-            if sets[j] < g or (sets[j] == g and j < i):
-                h = max(h, height[j] + 1)
-        height.append(h)
-    plan = []
-    for h in sorted(set(height)):
-        by_size: dict[int, list[int]] = {}
-        for i, hi in enumerate(height):
-            if hi == h:
-                by_size.setdefault(len(groups[i]), []).append(i)
-        for size, members in sorted(by_size.items()):
-            plan.append((np.stack([np.asarray(groups[i], dtype=np.int64) for i in members]),
-                         np.asarray([weights[i] for i in members], dtype=np.float64)))
-    return plan
-
-
-def tree_prox(A: np.ndarray, groups: Sequence[np.ndarray], weights: np.ndarray, t: float,
-              plan: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
-    """Proximal operator of ``t * sum_g w_g ||a_g||_2`` for groups ordered leaves to root,
-    applied to each row of ``A`` (n, k): group soft-thresholding, children before parents."""
-    A = np.array(A, dtype=np.float64, copy=True)
-    for idx, w in (plan if plan is not None else _prox_plan(groups, weights)):
-        sub = A[:, idx]                                   # (n, n_groups, size)
-        nrm = np.sqrt(np.einsum("igs,igs->ig", sub, sub))
-        shrink = np.maximum(1.0 - t * w / np.maximum(nrm, 1e-300), 0.0)
-        A[:, idx] = sub * shrink[:, :, None]
-    return A
-
-
-def tree_fista(X: np.ndarray, D: np.ndarray, groups: Sequence[np.ndarray], weights: np.ndarray,
-               alpha: float, *, max_iter: int = 200, tol: float = 1e-6, A0: np.ndarray | None = None,
-               smooth: tuple[Callable[[np.ndarray], np.ndarray], float] | None = None) -> np.ndarray:
-    """Codes A (n, k) minimising ``0.5 ||x - a D||^2 + alpha * Omega(a)`` for each row x of X
-    (n, d), dictionary D (k, d) with atoms as rows, by FISTA with the exact tree prox.
-
-    ``smooth`` optionally adds a smooth term: ``(gradient function A -> dA, its Lipschitz constant)``.
-    Step ``1 / (L (1 + 1e-4))``; a row stops when ``||a_new - a|| <= tol * max(||a_new||, 1e-12)``
-    (the stopping rule of the core's coder).
-    """
-    X = np.asarray(X, dtype=np.float64)
-    D = np.asarray(D, dtype=np.float64)
-    G = D @ D.T
-    XD = X @ D.T
-    L = float(np.linalg.eigvalsh(G)[-1])
-    extra_L = float(smooth[1]) if smooth is not None else 0.0
-    step = 1.0 / max((L + extra_L) * (1.0 + 1e-4), 1e-12)
-    A = np.zeros((X.shape[0], D.shape[0])) if A0 is None else np.array(A0, dtype=np.float64)
-    Y = A.copy()
-    tk = 1.0
-    live = np.ones(X.shape[0], dtype=bool)
-    plan = _prox_plan(groups, weights)
-    for _ in range(max_iter):
-        grad = Y @ G - XD
-        if smooth is not None:
-            grad = grad + smooth[0](Y)
-        A_new = tree_prox(Y - step * grad, groups, weights, step * alpha, plan)
-        t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * tk * tk))
-        Y_new = A_new + ((tk - 1.0) / t_new) * (A_new - A)
-        done = np.linalg.norm(A_new - A, axis=1) <= tol * np.maximum(np.linalg.norm(A_new, axis=1), 1e-12)
-        # rows that stopped keep their iterate (no further updates), as in a per-signal solver
-        A = np.where(live[:, None], A_new, A)
-        Y = np.where(live[:, None], Y_new, Y)
-        live &= ~done
-        tk = t_new
-        if not live.any():
-            break
-    return A
+    t = IndexTree(parent, atom_node, weight)
+    depth = np.zeros(t.n_nodes, dtype=np.int64)
+    for v in range(t.n_nodes):
+        u = int(t.parent[v])
+        while u != -1:
+            depth[v] += 1
+            u = int(t.parent[u])
+    groups = t.groups()
+    keep = [v for v in sorted(range(t.n_nodes), key=lambda v: (-depth[v], v))
+            if t.weights[v] > 0 and groups[v].size]
+    return [groups[v] for v in keep], t.weights[keep].astype(np.float64)

@@ -15,20 +15,54 @@ same class, e.g. 0.5 for two severities of one location, 0 for unrelated faults)
 sub-dictionary of an unrelated class is penalised fully, a sibling's less. ``m_i``, ``m`` are the
 class / overall means of the codes (held at the previous iterate, as in FDDL's per-class update).
 
-Training alternates (1) sparse coding of every sample by FISTA with the exact tree prox and
-(2) a block update of each sub-dictionary (closed-form least squares of the quadratic terms,
-then atoms renormalised), for ``max_iter`` rounds. Deterministic for a given ``random_state``.
+Training alternates (1) sparse coding of every sample and (2) a block update of each
+sub-dictionary (closed-form least squares of the quadratic terms, then atoms renormalised), for
+``max_iter`` rounds. Deterministic for a given ``random_state``.
+
+All coding (the training step, :meth:`FisherDictionaryLearning.transform`,
+:meth:`~FisherDictionaryLearning.class_residuals`) is the C++ core's tree-structured group lasso
+(:class:`edgefault.device.sparse.TreeLassoCoder`: FISTA, exact tree prox, float32), the coder the
+device runs. In the training step the smooth part of a class-i sample's objective is a quadratic
+``1/2 a^T H_i a - b^T a`` (``H_i`` the same for every sample of class i, the means held fixed),
+so it is handed to the coder as the least-squares problem ``1/2 ||s - E_i a||^2`` with
+``E_i^T E_i = H_i`` and ``E_i^T s = b`` (:func:`least_squares_form`), warm-started from the
+previous round's codes.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from scipy.linalg import solve_triangular
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
-from edgefault.device.faulttree import FaultTree, default_bearing_tree, groups_from_index_tree, tree_fista
+from edgefault.device.faulttree import FaultTree, default_bearing_tree
+from edgefault.device.sparse import IndexTree, TreeLassoCoder
+
+
+def least_squares_form(H: np.ndarray, B: np.ndarray, rel_floor: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """``(E (r, k), S (n, r))`` with ``E^T E = H`` and ``E^T s_i = b_i``, so that
+    ``1/2 ||s_i - E a||^2 = 1/2 a^T H a - b_i^T a + const``: a least-squares coder over the
+    dictionary E (columns = atoms) minimises the quadratic. H (k, k) symmetric positive
+    semi-definite, B (n, k) the rows b_i.
+
+    H positive definite (as with ``lambda_fisher * (1 + eta) > 0``): ``E = L^T`` from the Cholesky
+    factor ``H = L L^T``, exact. Otherwise ``E = diag(sqrt(s)) V^T`` from ``H = V diag(s) V^T``
+    without the eigen-directions ``s <= rel_floor * max(s)`` (b_i taken on H's range)."""
+    try:
+        Lc = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        Lc = None
+    if Lc is not None and np.all(np.diag(Lc) > np.sqrt(rel_floor * max(float(np.max(np.diag(H))), 0.0))):
+        return np.ascontiguousarray(Lc.T), np.ascontiguousarray(solve_triangular(Lc, B.T, lower=True).T)
+    s, V = np.linalg.eigh(H)
+    keep = s > rel_floor * max(float(s[-1]), 0.0)
+    if not keep.any():
+        raise ValueError("least_squares_form: H has no positive eigenvalue")
+    r = np.sqrt(s[keep])
+    return r[:, None] * V[:, keep].T, (B @ V[:, keep]) / r
 
 
 class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
@@ -42,16 +76,17 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
     structure : 0..1, how much tree relatedness lowers the between-class penalty.
     tree : a :class:`FaultTree`, its dict, or None (the bearing default built from the labels,
         ``str`` of each class).
-    w_atom, w_class, w_node, w_root : weights of the tree's groups (see
-        :meth:`FaultTree.groups`).
+    w_atom, w_class, w_node, w_root : weights of the tree's groups (atom, class, inner node,
+        root; see :meth:`FaultTree.index_tree`).
     max_iter : alternations of coding and dictionary update; ``coding_iter`` FISTA iterations
         per coding step (and for ``transform``); ``tol`` FISTA's relative-change stop.
     random_state : seed of the atom initialisation (random training samples of each class).
 
     Attributes: ``components_`` (n_atoms, n_features) unit-norm atoms, ``atom_class_`` (class
-    index of each atom), ``classes_``, ``tree_``, ``groups_`` / ``group_weights_`` (leaves to
-    root), ``index_tree_`` (parent, atom_node, weight) in the layout of the core's index tree,
-    ``relationship_``, ``objective_`` (per iteration), ``n_iter_``, ``n_features_in_``.
+    index of each atom), ``classes_``, ``tree_``, ``index_tree_`` (parent, atom_node, weight): the
+    arrays of the :class:`~edgefault.device.sparse.IndexTree` of the norm (kept as arrays so the
+    estimator pickles), ``relationship_``, ``objective_`` (per iteration), ``n_iter_``,
+    ``n_features_in_``.
     """
 
     def __init__(self, n_atoms_per_class: int = 12, *, alpha: float = 0.02, lambda_fisher: float = 0.01,
@@ -99,10 +134,43 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
         tree.check_labels(names)
         return tree
 
-    def _code(self, X: np.ndarray, D: np.ndarray, smooth: Any = None, A0: np.ndarray | None = None,
-              max_iter: int | None = None) -> np.ndarray:
-        return tree_fista(X, D, self.groups_, self.group_weights_, float(self.alpha),
-                          max_iter=int(max_iter or self.coding_iter), tol=float(self.tol), A0=A0, smooth=smooth)
+    def _index_tree(self) -> IndexTree:
+        return IndexTree(*self.index_tree_)
+
+    def _encode(self, S: np.ndarray, E: np.ndarray, tree: IndexTree, init: np.ndarray | None = None) -> np.ndarray:
+        """Core tree-lasso codes (float64 copy of the float32 result) of rows S over E (r, k),
+        columns = atoms."""
+        coder = TreeLassoCoder(E, tree)
+        return coder.encode(S, float(self.alpha), max_iter=int(self.coding_iter), tol=float(self.tol),
+                            init=init).astype(np.float64)
+
+    def _code(self, X: np.ndarray, D: np.ndarray) -> np.ndarray:
+        """Codes of X (n, d) over the atoms D (k, d): ``0.5 ||x - a D||^2 + alpha Omega(a)``."""
+        return self._encode(X, np.ascontiguousarray(D.T), self._index_tree())
+
+    def _fisher_codes(self, X: np.ndarray, D: np.ndarray, A: np.ndarray, members: list[np.ndarray],
+                      blocks: list[np.ndarray], W: np.ndarray, tree: IndexTree) -> np.ndarray:
+        """The coding step: per class i, codes of its samples minimising the FDDL objective
+        ``1/2 a^T H_i a - b^T a + alpha Omega(a)`` (class / overall code means from A held fixed),
+        warm-started from A; returns the new codes (n, k)."""
+        lam, eta = float(self.lambda_fisher), float(self.eta)
+        Mc = np.stack([A[m].mean(axis=0) for m in members])           # class means of codes
+        mall = A.mean(axis=0)
+        G = D @ D.T
+        Gb = [G[np.ix_(b, b)] for b in blocks]
+        out = np.empty_like(A)
+        for i, m in enumerate(members):
+            # reconstruction + block terms (W[i, i] = 1: the fidelity term) + Fisher ridge
+            H = G.copy()
+            for j, b in enumerate(blocks):
+                H[np.ix_(b, b)] += W[i, j] * Gb[j]
+            H[np.diag_indices_from(H)] += lam * (1.0 + eta)
+            B = X[m] @ D.T
+            B[:, blocks[i]] *= 2.0                                      # + x D_i^T (fidelity)
+            B += lam * (2.0 * Mc[i] - mall)                             # Fisher target
+            E, S = least_squares_form(H, B)
+            out[m] = self._encode(S, E, tree, init=A[m])
+        return out
 
     # -- fit ------------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> "FisherDictionaryLearning":
@@ -123,7 +191,7 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
         self.index_tree_ = self.tree_.index_tree(
             atom_class, names, atom_weight=float(self.w_atom), class_weight=float(self.w_class),
             node_weight=float(self.w_node), root_weight=float(self.w_root))
-        self.groups_, self.group_weights_ = groups_from_index_tree(*self.index_tree_)
+        tree = self._index_tree()                    # validates the tree (the core's type)
         S = self.tree_.relationship(names)
         self.relationship_ = S
         W = 1.0 - float(self.structure) * S          # between-class weights w_ij
@@ -137,30 +205,11 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
             pick = rng.choice(members[i], size=k, replace=members[i].size < k)
             D[blocks[i]] = X[pick] + 1e-3 * rng.standard_normal((k, d)) * (np.std(X) + 1e-12)
         D = self._normalise(D, X, members, atom_class, rng)
-        lam, eta = float(self.lambda_fisher), float(self.eta)
         A = np.zeros((n, c * k))
         obj = []
         for _ in range(int(self.max_iter)):
-            # --- coding step: FISTA on the full FDDL objective (means fixed at the last iterate)
-            Mc = np.stack([A[m].mean(axis=0) for m in members])           # class means of codes
-            mall = A.mean(axis=0)
-            own = np.zeros((n, c * k))                                     # x D_i^T in block i
-            for i in range(c):
-                own[np.ix_(members[i], blocks[i])] = X[members[i]] @ D[blocks[i]].T
-            Gb = [D[b] @ D[b].T for b in blocks]
-            Cw = W[yi]                                                     # (n, c) block weights
-            fisher_target = 2.0 * Mc[yi] - mall
-
-            def grad(Y: np.ndarray) -> np.ndarray:
-                g = np.empty_like(Y)
-                for j, b in enumerate(blocks):
-                    g[:, b] = Cw[:, j:j + 1] * (Y[:, b] @ Gb[j])
-                g -= own
-                g += lam * ((1.0 + eta) * Y - fisher_target)
-                return g
-
-            Lb = max(float(np.linalg.eigvalsh(G)[-1]) for G in Gb) * float(W.max())
-            A = self._code(X, D, smooth=(grad, Lb + lam * (1.0 + eta)), A0=A)
+            # --- coding step: the core's coder on the full FDDL objective (means at the last iterate)
+            A = self._fisher_codes(X, D, A, members, blocks, W, tree)
             # --- dictionary step: block-wise closed-form update, then unit-norm atoms
             for i in range(c):
                 bi = blocks[i]
@@ -175,7 +224,7 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
                 ridge = 1e-6 * (np.trace(M) / k + 1e-12)
                 D[bi] = np.linalg.solve(M + ridge * np.eye(k), rhs)
             D = self._normalise(D, X, members, atom_class, rng)
-            obj.append(self._objective(X, A, D, yi, members, blocks, W))
+            obj.append(self._objective(X, A, D, yi, members, blocks, W, tree))
         self.components_ = D
         self.train_codes_ = A
         self.objective_ = np.asarray(obj)
@@ -195,7 +244,7 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
         return D / np.linalg.norm(D, axis=1, keepdims=True)
 
     def _objective(self, X: np.ndarray, A: np.ndarray, D: np.ndarray, yi: np.ndarray,
-                   members: list[np.ndarray], blocks: list[np.ndarray], W: np.ndarray) -> float:
+                   members: list[np.ndarray], blocks: list[np.ndarray], W: np.ndarray, tree: IndexTree) -> float:
         f = 0.5 * float(np.sum((X - A @ D) ** 2))
         for i, m in enumerate(members):
             for j, b in enumerate(blocks):
@@ -210,8 +259,7 @@ class FisherDictionaryLearning(TransformerMixin, BaseEstimator):
             f += 0.5 * float(self.lambda_fisher) * (float(np.sum((A[m] - mi) ** 2))
                                                     - m.size * float(np.sum((mi - mall) ** 2))
                                                     + float(self.eta) * float(np.sum(A[m] ** 2)))
-        for g, w in zip(self.groups_, self.group_weights_):
-            f += float(self.alpha) * w * float(np.sum(np.linalg.norm(A[:, g], axis=1)))
+        f += float(self.alpha) * float(np.sum(tree.value(A)))
         return f
 
     # -- use ------------------------------------------------------------------------------------
