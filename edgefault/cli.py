@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -10,8 +11,7 @@ from typing import Any, Sequence
 
 from edgefault import __version__
 from edgefault.errors import EdgefaultError, InputError
-
-HEALTHY_LABELS = ("normal", "healthy")
+from edgefault.io.manifest import HEALTHY_LABELS
 
 
 def _channels_arg(s: str | None) -> list[str] | None:
@@ -30,71 +30,40 @@ def _progress(it: Sequence[Any], desc: str):  # type: ignore[no-untyped-def]
 
 
 # -- train ---------------------------------------------------------------------------------------
-def _healthy_sources(args: argparse.Namespace) -> list[tuple[Path, float | None, list[str] | None]]:
-    """(path, fs from manifest, channels from manifest) of the healthy recordings to train on."""
-    if args.manifest:
-        from edgefault.io.manifest import load_manifest
+def _training_sources(args: argparse.Namespace, kind: Any) -> tuple[list[tuple[Path, float | None, list[str] | None]],
+                                                                    list[str] | None]:
+    """(path, fs from manifest, channels from manifest) of the recordings to train on, and their
+    labels for classify kinds (anomaly kinds: the healthy rows only, no labels)."""
+    from edgefault.io.manifest import is_healthy, load_manifest, select_rows
 
+    if kind.task == "classify":
+        if not args.manifest:
+            raise InputError(f"train classify --method {kind.name} needs --manifest M.csv with "
+                             f"path,label[,fs,channels,...] columns")
+        rows, labels = select_rows(load_manifest(args.manifest, root=args.root), include_labels=args.include_labels,
+                                   where=args.where, label_columns=args.label_columns, healthy=args.healthy_label)
+        return [(r.path, r.fs, list(r.channels) if r.channels else None) for r in rows], labels
+    if args.manifest:
         rows = load_manifest(args.manifest, root=args.root)
-        healthy = [r for r in rows if r.label.lower() in {h.lower() for h in args.healthy_label}]
+        healthy = [r for r in rows if is_healthy(r.label, args.healthy_label)]
         if not healthy:
             labels = sorted({r.label for r in rows})
             raise InputError(f"manifest {args.manifest} has no rows labelled {args.healthy_label} "
                              f"(labels present: {labels}); pass --healthy-label")
-        return [(r.path, r.fs, list(r.channels) if r.channels else None) for r in healthy]
+        return [(r.path, r.fs, list(r.channels) if r.channels else None) for r in healthy], None
     if not args.files:
         raise InputError("give healthy recordings: --manifest M.csv or one or more FILEs")
-    return [(Path(f), None, None) for f in args.files]
-
-
-def _train_classify(args: argparse.Namespace) -> int:
-    """`train classify --method sfdsc`: every manifest row (label from --label-columns) is a
-    training recording; the bundle names the fault per window."""
-    if args.method not in ("sfdsc", "gaussian"):  # gaussian is the parser default: not a classifier
-        raise InputError(f"train classify --method {args.method}: available methods: sfdsc")
-    if not args.manifest:
-        raise InputError("train classify needs --manifest M.csv with path,label[,fs,channels,...] columns")
-    from edgefault.evaluation.experiments import _classify_rows
-    from edgefault.io.readers import read_recording
-    from edgefault.train.sfdsc import pack_sfdsc, sfdsc_spec, train_sfdsc
-
-    rows, labels = _classify_rows(args)
-    channels = _channels_arg(args.channels)
-    fs = args.fs or next((r.fs for r in rows if r.fs), None)
-    if fs is None:
-        raise InputError("the manifest has no fs column: pass --fs")
-    blocks = []
-    for r, lab in _progress(list(zip(rows, labels)), "reading"):
-        rec = read_recording(r.path, channels=channels or (list(r.channels) if r.channels else None), fs=fs,
-                             default_fs=r.fs or args.file_fs)
-        if channels is None:
-            channels = list(rec.channels)
-        blocks.append((rec.data, lab, r.path.name))
-    spec = sfdsc_spec(float(fs), channels or ["ch0"], window=args.window, hop=args.hop,
-                      representation=args.representation, env_fmax=args.env_fmax)
-    res = train_sfdsc(blocks, spec, max_windows_per_class=args.max_windows, random_state=args.seed,
-                      n_atoms_per_class=args.atoms, C=args.svm_c, use_extra=not args.no_window_stats)
-    bundle = pack_sfdsc(res, args.out, name=args.name)
-    print(json.dumps({"bundle": str(args.out), "bundle_id": bundle.bundle_id, "labels": res.labels,
-                      "n_train_windows": res.info["n_train_windows"],
-                      "windows_per_label": res.info["windows_per_label"]}))
-    return 0
+    return [(Path(f), None, None) for f in args.files], None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.task == "classify":
-        return _train_classify(args)
-    if args.task != "anomaly":
-        raise InputError(f"train {args.task}: only 'anomaly' is available in this version")
-    if args.method not in ("gaussian", "vae"):
-        raise InputError(f"train anomaly --method {args.method}: available methods: gaussian, vae")
-    if args.method == "vae":
-        import edgefault.train.vae  # noqa: F401  (fails early with MissingDependencyError naming the install)
+    from edgefault import kinds
     from edgefault.io.readers import read_recording
-    from edgefault.device.spec import FeatureSpec
-    from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
-    sources = _healthy_sources(args)
+    kind = kinds.get(args.method or kinds.names(args.task)[0], task=args.task)
+    args.window = args.window or 1024
+    kind.require_training()  # fails early with MissingDependencyError naming the install
+    sources, labels = _training_sources(args, kind)
     channels = _channels_arg(args.channels)
     recs = []
     fs = args.fs
@@ -105,25 +74,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         fs = rec.fs
         if channels is None:
             channels = list(rec.channels)
-        recs.append(rec)
-    assert fs is not None
-    if args.method == "vae":
-        return _train_vae(args, recs, fs, channels or list(recs[0].channels))
-    spec = FeatureSpec.for_anomaly(fs, channels or recs[0].channels, window=args.window,
-                                   hop=args.hop or args.window // 2, n_bands=args.bands)
-    result = train_gaussian(recs, spec, target_far=args.target_far, calib_fraction=args.calib_fraction,
-                            calibration=args.calibration, drift_far=args.drift_far,
-                            adaptive_threshold=args.adaptive_threshold)
-    bundle = pack_gaussian(result, args.out, k=args.k, n=args.n, name=args.name)
-    cal = result.calibration
-    summary = {
-        "out": str(args.out), "bundle_id": bundle.bundle_id, "fs": spec.fs, "channels": list(spec.channels),
-        "window": spec.window, "hop": spec.hop, "n_features": spec.feature_dim,
-        "n_train_windows": result.info["n_train_windows"], "n_calib_windows": result.info["n_calib_windows"],
-        "threshold": cal.threshold, "calibration": cal.method, "target_far": cal.target_far,
-        "far_on_calibration": cal.far_on_calibration, **_drift_summary(result.drift),
-    }
-    print(json.dumps(summary, indent=2))
+        recs.append(dataclasses.replace(rec, path=Path(path).name))
+    assert fs is not None and channels is not None
+    data = kinds.TrainData(recordings=recs, labels=labels, fs=float(fs), channels=list(channels))
+    trained = kind.train(data, args, Path(args.out))
+    print(json.dumps(trained.summary, allow_nan=False))
     return 0
 
 
@@ -135,43 +90,6 @@ def _drift_far(text: str) -> float | None:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a rate such as 1e-4, or 'off'; got {text!r}") from None
-
-
-def _drift_summary(d: dict[str, Any] | None) -> dict[str, Any]:
-    if not d:
-        return {"drift_far": None}
-    return {"drift_far": d["target_far"], "drift_score_h": d["score"]["h"],
-            "drift_latent_limit": (d.get("latent") or {}).get("limit"),
-            "adaptive_threshold": bool(d["adaptive"]["enabled"])}
-
-
-def _train_vae(args: argparse.Namespace, recs: list[Any], fs: float, channels: list[str]) -> int:
-    from edgefault.train.vae import pack_vae, train_vae, vae_spec, vae_waveform_spec
-
-    hop = args.hop or args.window // 2
-    spec = (vae_waveform_spec(fs, channels, window=args.window, hop=hop) if args.input == "waveform"
-            else vae_spec(fs, channels, window=args.window, hop=hop))
-    forecast = (args.forecast_horizon or max(1, args.window // 8)) if args.forecast else 0
-    result = train_vae(recs, spec, arch=args.arch, epochs=args.epochs, seed=args.seed, input=args.input,
-                       forecast=forecast, target_far=args.target_far, calibration=args.calibration,
-                       calib_fraction=args.calib_fraction, progress=sys.stderr.isatty(),
-                       drift_far=args.drift_far, adaptive_threshold=args.adaptive_threshold)
-    bundle = pack_vae(result, args.out, k=args.k, n=args.n, name=args.name)
-    cal = result.calibration
-    info = result.info
-    summary = {
-        "out": str(args.out), "bundle_id": bundle.bundle_id, "method": "vae", "arch": result.arch,
-        "input": args.input, "fs": spec.fs, "channels": list(spec.channels), "window": spec.window, "hop": spec.hop,
-        "n_inputs": int(bundle.model["input_shape"][1]) * int(bundle.model["input_shape"][2]), "n_fit_windows": info["n_fit_windows"],
-        "n_val_windows": info["n_val_windows"], "n_calib_windows": info["n_calib_windows"],
-        "epochs_run": info["epochs_run"], "best_epoch": info["best_epoch"], "stopped": info["stopped"],
-        "train_seconds": info["train_seconds"], "mflop_per_window": bundle.model["mflop_per_window"],
-        "onnx_score_max_rel_diff": result.parity["score_max_rel_diff"],
-        "threshold": cal.threshold, "calibration": cal.method, "target_far": cal.target_far,
-        "far_on_calibration": cal.far_on_calibration, **_drift_summary(info.get("drift")),
-    }
-    print(json.dumps(summary, indent=2))
-    return 0
 
 
 # -- score ---------------------------------------------------------------------------------------
@@ -292,6 +210,91 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out_dir=args.out_dir, seed=args.seed, quiet=args.quiet)
 
 
+def _method_help(task: str | None = None) -> str:
+    from edgefault import kinds
+
+    return "; ".join(f"{k.name} ({k.task}{', default' if k is kinds.kinds(k.task)[0] else ''}): {k.help}"
+                     for k in kinds.kinds(task))
+
+
+def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool) -> None:
+    """Options every model kind reads (train and eval)."""
+    p.add_argument("--method", help="model kind: " + _method_help())
+    p.add_argument("--fs", type=float, help="model sample rate in Hz; files at another rate are resampled "
+                                            "(eval default: the most common rate in the manifest)")
+    p.add_argument("--channels", help="channels to use, e.g. DE,FE (train default: all of the first file; "
+                                      "eval default: DE if present)")
+    p.add_argument("--window", type=int, default=None, help="window length in samples (default 1024; "
+                                                            "eval --dataset cmapss: 30 cycles)")
+    p.add_argument("--hop", type=int, help="hop in samples (default window/2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of training (default 0; eval --dataset "
+                                                       "cmapss: the first split seed)")
+    p.add_argument("--target-far", type=float, default=0.01, help="anomaly: target false-alarm rate per window "
+                                                                  "(default 0.01)")
+    p.add_argument("--calibration", default="auto", choices=["auto", "percentile", "lognormal", "pot"],
+                   help="anomaly: threshold calibration on held-out healthy windows; pot = peaks over threshold "
+                        "(generalised Pareto) for target rates far below 1/n (default auto)")
+    if calib_fraction:
+        p.add_argument("--calib-fraction", type=float, default=0.3,
+                       help="anomaly: fraction at the end of each healthy recording held out for calibration "
+                            "(default 0.3)")
+    p.add_argument("--k", type=int, default=3, help="anomaly: alarm when k of the last n windows are anomalous "
+                                                    "(default 3)")
+    p.add_argument("--n", type=int, default=5, help="see --k (default 5)")
+    p.add_argument("--drift-far", type=_drift_far, default=1e-4, metavar="RATE",
+                   help="anomaly: target false-drift onsets per window of the drift monitors, calibrated on "
+                        "the held-out healthy blocks (default 1e-4; 'off': no drift monitors; docs/drift.md)")
+    p.add_argument("--adaptive-threshold", action="store_true",
+                   help="anomaly: enable the per-machine adaptive threshold in the bundle (default off)")
+    p.add_argument("--healthy-label", nargs="+", default=list(HEALTHY_LABELS),
+                   help="manifest labels that mark healthy recordings (default: normal healthy)")
+
+
+def _add_kind_arguments(p: argparse.ArgumentParser) -> None:
+    """Each registered kind's own options, in a group of its own."""
+    from edgefault import kinds
+
+    for k in kinds.kinds():
+        k.add_arguments(p.add_argument_group(f"--method {k.name} ({k.task})"))
+
+
+def _add_row_arguments(p: Any) -> None:
+    """Manifest row selection and class labels (classify kinds, train and eval)."""
+    p.add_argument("--label-columns", help="manifest columns joined with '@' into the class label of non-healthy "
+                                           "rows, e.g. fault,diameter_in (default: the label column)")
+    p.add_argument("--include-labels", help="keep only rows with these labels (comma-separated)")
+    p.add_argument("--where", action="append", help="keep only rows with COLUMN in values: COLUMN=V1,V2 (repeatable)")
+
+
+def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    from edgefault.evaluation.cmapss import add_cmapss_arguments
+
+    p.add_argument("--dataset", default="manifest", choices=["manifest", "cmapss"],
+                   help="manifest: recordings listed in --manifest (default); cmapss: NASA C-MAPSS engines in --data "
+                        "(see edgefault/evaluation/cmapss.py)")
+    p.add_argument("--manifest",
+                   help="CSV with path,label[,fs,channels,group columns] (required with --dataset manifest)")
+    p.add_argument("--root", help="folder that relative manifest paths are relative to")
+    p.add_argument("--task", choices=["anomaly", "classify"],
+                   help="what to evaluate (default: the task of --method, else anomaly)")
+    p.add_argument("--protocol", default="split", choices=["split", "cross-group", "logo"],
+                   help="split: chronological blocks of each recording; cross-group: train on "
+                        "--train-groups, test on --test-groups; logo: leave one group out")
+    p.add_argument("--group", default="load_hp", help="group column for cross-group / logo (default load_hp)")
+    p.add_argument("--train-groups", help="comma-separated group values to train on (cross-group)")
+    p.add_argument("--test-groups", help="comma-separated group values to test on (cross-group; default: the rest)")
+    p.add_argument("--fractions", default="0.5,0.2,0.3",
+                   help="train,calib,test fractions of each healthy recording, in time order (default 0.5,0.2,0.3)")
+    p.add_argument("--out", help="also write the JSON report here")
+    _add_model_arguments(p, calib_fraction=False)
+    add_cmapss_arguments(p.add_argument_group("C-MAPSS (--dataset cmapss)"))
+    c = p.add_argument_group("classify (--task classify)")
+    _add_row_arguments(c)
+    c.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 of the training (default 5)")
+    c.add_argument("--per-group", action="store_true", help="split protocol: one model per value of --group")
+    _add_kind_arguments(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgefault", description="Machine-fault detection at the edge.")
     p.add_argument("--version", action="version", version=f"edgefault {__version__}")
@@ -300,47 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and pack a bundle")
     t.add_argument("task", choices=["anomaly", "classify"], help="what the model does")
     t.add_argument("files", nargs="*", help="healthy recordings (instead of --manifest)")
-    t.add_argument("--method", default="gaussian", help="anomaly: gaussian (default) or vae (needs torch); "
-                                                        "classify: sfdsc")
-    from edgefault.evaluation.experiments import add_classify_arguments
-
-    add_classify_arguments(t.add_argument_group("classify (train classify --method sfdsc)"))
-    t.add_argument("--arch", default="cnn", choices=["cnn", "transformer"], help="vae: network (default cnn)")
-    t.add_argument("--input", default="spectrum", choices=["spectrum", "waveform"],
-                   help="vae: model input (default spectrum: per-channel band energies in dB; waveform: the "
-                        "raw window of every channel, standardised per channel)")
-    t.add_argument("--forecast", action="store_true",
-                   help="vae --input waveform: add a forecasting head predicting the window's last samples "
-                        "from the rest; its error joins the score (default off)")
-    t.add_argument("--forecast-horizon", type=int, help="samples the forecasting head predicts (default window/8)")
-    t.add_argument("--epochs", type=int, default=200, help="vae: maximum epochs, early stopping on a later "
-                                                           "validation block (default 200)")
-    t.add_argument("--seed", type=int, default=0, help="vae: random seed (default 0)")
-    t.add_argument("--manifest", help="CSV with path,label[,fs,channels,...]; healthy rows are used")
-    t.add_argument("--root", help="folder that relative manifest paths are relative to")
-    t.add_argument("--healthy-label", nargs="+", default=list(HEALTHY_LABELS),
-                   help="manifest labels that mark healthy recordings (default: normal healthy)")
     t.add_argument("--out", required=True, help="bundle file to write (.efb)")
     t.add_argument("--name", help="a name stored in the bundle")
-    t.add_argument("--fs", type=float, help="model sample rate in Hz; files at another rate are resampled")
+    t.add_argument("--manifest", help="CSV with path,label[,fs,channels,...]; anomaly: the healthy rows are used")
+    t.add_argument("--root", help="folder that relative manifest paths are relative to")
     t.add_argument("--file-fs", type=float, help="sample rate of files that carry none (.mat, .csv, .npy)")
-    t.add_argument("--window", type=int, default=1024, help="window length in samples (default 1024)")
-    t.add_argument("--hop", type=int, help="hop in samples (default window/2)")
-    t.add_argument("--bands", type=int, default=16, help="log-spaced band energies per channel (default 16)")
-    t.add_argument("--channels", help="channels to use, e.g. DE,FE (default: all of the first file)")
-    t.add_argument("--target-far", type=float, default=0.01, help="target false-alarm rate per window (default 0.01)")
-    t.add_argument("--calibration", default="auto", choices=["auto", "percentile", "lognormal", "pot"],
-                   help="threshold calibration on held-out healthy windows; pot = peaks over threshold "
-                        "(generalised Pareto) for target rates far below 1/n (default auto)")
-    t.add_argument("--calib-fraction", type=float, default=0.3,
-                   help="fraction at the end of each healthy recording held out for calibration (default 0.3)")
-    t.add_argument("--k", type=int, default=3, help="alarm when k of the last n windows are anomalous (default 3)")
-    t.add_argument("--n", type=int, default=5, help="see --k (default 5)")
-    t.add_argument("--drift-far", type=_drift_far, default=1e-4, metavar="RATE",
-                   help="anomaly: target false-drift onsets per window of the drift monitors, calibrated on "
-                        "the held-out healthy blocks (default 1e-4; 'off': no drift monitors; docs/drift.md)")
-    t.add_argument("--adaptive-threshold", action="store_true",
-                   help="anomaly: enable the per-machine adaptive threshold in the bundle (default off)")
+    _add_model_arguments(t, calib_fraction=True)
+    _add_row_arguments(t.add_argument_group("classify: manifest rows and labels"))
+    _add_kind_arguments(t)
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("score", help="score files with a bundle: JSON lines, one object per window")
@@ -358,10 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "bundle's choice); needs a bundle with drift settings")
     s.set_defaults(func=cmd_score)
 
-    e = sub.add_parser("eval", help="leak-safe evaluation on a manifest; metrics as JSON")
-    from edgefault.evaluation.experiments import add_eval_arguments
-
-    add_eval_arguments(e)
+    e = sub.add_parser("eval", help="leak-safe evaluation on a manifest or C-MAPSS; metrics as JSON")
+    _add_eval_arguments(e)
     e.set_defaults(func=cmd_eval)
 
     i = sub.add_parser("info", help="describe a bundle (verifies it)")

@@ -38,8 +38,8 @@ def _deps():  # type: ignore[no-untyped-def]
 
 
 def session(onnx_bytes: bytes):  # type: ignore[no-untyped-def]
-    """An onnxruntime session configured like the device's (edgefault.kinds.models.onnx_session)."""
-    from edgefault.kinds.models import onnx_session
+    """An onnxruntime session configured like the device's (edgefault.kinds.base.onnx_session)."""
+    from edgefault.kinds.base import onnx_session
 
     return onnx_session(onnx_bytes)
 

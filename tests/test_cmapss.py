@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from edgefault.io.cmapss import FD001_CONSTANT, SENSOR_NAMES, load_subset, read_cmapss, read_rul
 from edgefault.errors import InputError
-from edgefault.evaluation.cmapss import assert_disjoint_units, early_cycles, select_sensors, split_units
+from edgefault.evaluation.cmapss import early_cycles, select_sensors
+from edgefault.evaluation.protocols import assert_disjoint_units, split_units
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +214,7 @@ def test_eval_cli_writes_report_and_rejects_bad_options(cmapss_dir: Path, tmp_pa
     assert "injected_step" not in r["runs"][0]["models"]["gaussian"]
     capsys.readouterr()
     for bad, msg in [(["--sensors", "s2,s99"], "unknown sensors"), (["--early-fraction", "0.9"], "early-fraction"),
-                     (["--method", "sfdsc"], "gaussian or vae"), (["--window", "200"], "early-life cycles")]:
+                     (["--method", "sfdsc"], "available: gaussian, vae"), (["--window", "200"], "early-life cycles")]:
         assert main(["eval", "--dataset", "cmapss", "--data", str(cmapss_dir), *bad]) == 2
         assert msg in capsys.readouterr().err
 
@@ -256,7 +257,9 @@ def test_runtime_scores_match_a_numpy_reference(cmapss_dir: Path, tmp_path: Path
     """The Gaussian's per-cycle windows through Runtime.push equal a numpy recomputation: window
     mean and population std per sensor, standardised, squared Mahalanobis distance; the channel
     contributions sum to the score."""
-    from edgefault.evaluation.cmapss import _early_blocks, _gaussian_bundle, stream_unit
+    from edgefault import kinds
+    from edgefault.cli import build_parser
+    from edgefault.evaluation.cmapss import _early_blocks, _train, stream_unit
     from edgefault.device.runtime import Runtime
     from edgefault.device.spec import FeatureSpec
 
@@ -267,8 +270,8 @@ def test_runtime_scores_match_a_numpy_reference(cmapss_dir: Path, tmp_path: Path
                        blocks=({"kind": "time_stats", "stats": ["mean", "std"]},), taper="rect")
     tb, _ = _early_blocks(train[:30], sensors, 0.3, w)
     cb, _ = _early_blocks(train[30:45], sensors, 0.3, w)
-    args = argparse.Namespace(target_far=0.01, subset="FD001", early_fraction=0.3, k=3, n=5)
-    bundle, info = _gaussian_bundle(spec, tb, cb, args, tmp_path / "g.efb", [])
+    args = build_parser().parse_args(["eval", "--dataset", "cmapss", "--target-far", "0.01", "--k", "3", "--n", "5"])
+    bundle, info = _train(kinds.get("gaussian"), sensors, spec, tb, cb, args, 0, [], tmp_path / "g.efb")
     rt = Runtime(bundle)
     unit = train[60]
     x = unit.channels(sensors).astype(np.float32).astype(np.float64)

@@ -19,7 +19,7 @@ from edgefault.cli import main  # noqa: E402
 from edgefault.errors import BundleError, InputError  # noqa: E402
 from edgefault.export import pack_bundle  # noqa: E402
 from edgefault.device.faulttree import FaultTree, default_bearing_tree  # noqa: E402
-from edgefault.kinds.models import ovr_from_ovo, svm_ovo_decision  # noqa: E402
+from edgefault.kinds.sfdsc import ovr_from_ovo, svm_ovo_decision  # noqa: E402
 from edgefault.device.runtime import Runtime  # noqa: E402
 from edgefault.io.synth import bearing_signal  # noqa: E402
 from edgefault.train.fisher_dl import FisherDictionaryLearning, least_squares_form  # noqa: E402

@@ -29,8 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgefault.errors import InputError
+from edgefault.io.manifest import is_healthy
 
-HEALTHY = ("normal", "healthy")
 SEVERITY_SEP = "@"
 
 
@@ -215,7 +215,7 @@ def default_bearing_tree(labels: Sequence[str]) -> FaultTree:
     children: list[TreeNode] = []
     by_loc: dict[str, list[str]] = {}
     for lab in labels:
-        if lab.lower() in HEALTHY:
+        if is_healthy(lab):
             children.append(TreeNode(lab, label=lab))
         else:
             by_loc.setdefault(location_of(lab), []).append(lab)
@@ -227,26 +227,3 @@ def default_bearing_tree(labels: Sequence[str]) -> FaultTree:
     return FaultTree(TreeNode("all", children))
 
 
-# -- transitional ------------------------------------------------------------------------------
-def groups_from_index_tree(parent: np.ndarray, atom_node: np.ndarray,
-                           weight: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Deprecated; kept only for ``edgefault/kinds/sfdsc.py`` (being split out of
-    ``kinds/models.py``), which calls it to validate a bundle's tree. Validate with
-    ``edgefault.device.sparse.IndexTree(parent, atom_node, weight)`` instead and remove this.
-
-    Validates through :class:`~edgefault.device.sparse.IndexTree` (``InputError`` "... not a
-    tree ..."; also refuses a tree without atoms and negative or non-finite weights) and returns
-    the atoms of each node's subtree with weight > 0, deepest nodes first, and their weights."""
-    from edgefault.device.sparse import IndexTree
-
-    t = IndexTree(parent, atom_node, weight)
-    depth = np.zeros(t.n_nodes, dtype=np.int64)
-    for v in range(t.n_nodes):
-        u = int(t.parent[v])
-        while u != -1:
-            depth[v] += 1
-            u = int(t.parent[u])
-    groups = t.groups()
-    keep = [v for v in sorted(range(t.n_nodes), key=lambda v: (-depth[v], v))
-            if t.weights[v] > 0 and groups[v].size]
-    return [groups[v] for v in keep], t.weights[keep].astype(np.float64)

@@ -11,7 +11,7 @@ from edgefault.device.drift import monitor_from_settings
 from edgefault.device.bundle import Bundle, load_bundle
 from edgefault.device.state import read_state, write_state
 from edgefault.errors import InputError
-from edgefault.kinds.models import device_model
+from edgefault.kinds import device_model
 
 STATE_VERSION = 2  # 2: + drift monitors / adaptive threshold; version 1 states still load (drift restarts)
 _DRIFT_BITS = _core.FLAG_DRIFT | _core.FLAG_DRIFT_CHANGED | _core.FLAG_RETRAIN

@@ -36,7 +36,7 @@ trend inside the window).
 
 ``--method vae`` also trains a VAE over the raw windows (waveform input, whatever ``--input``
 says: spectra of 30-cycle windows mean little) on the same split, scored through its own bundle
-in the same run; see :func:`_vae_bundle`.
+in the same run; see :func:`_train`.
 
 Sensors (``--sensors auto``): those with at least 3 distinct values in the train units' early
 life; this drops constant sensors (and two-level quantisation noise such as FD001's s6), which
@@ -52,7 +52,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgefault.io.cmapss import FD001_CONSTANT, FD001_MIXED, FD001_TRENDING, SENSOR_NAMES, CmapssUnit, load_subset
+from edgefault import kinds
 from edgefault.errors import InputError
+from edgefault.evaluation.protocols import parse_fractions, split_units
 
 DEFAULT_WINDOW = 30
 ROLES = ("train", "calib", "test")
@@ -81,45 +83,6 @@ def add_cmapss_arguments(p: Any) -> None:
                         "in early-life standard deviations (default 1; 0 = skip)")
     p.add_argument("--max-units", type=int, default=None,
                    help="use only this many engines of the training file (after shuffling; for quick runs)")
-
-
-def split_units(unit_ids: Sequence[int], fractions: Sequence[float], seed: int = 0,
-                max_units: int | None = None) -> dict[str, list[int]]:
-    """Shuffle unit ids with ``seed`` and cut them into train / calib / test by ``fractions``;
-    every role gets at least one unit and no unit is in two roles."""
-    ids = np.asarray(list(unit_ids), dtype=np.int64)
-    if len(np.unique(ids)) != ids.size:
-        raise InputError("unit split: duplicate unit ids")
-    if len(fractions) != 3 or min(fractions) <= 0:
-        raise InputError(f"unit split: expected three positive fractions, got {list(fractions)}")
-    rng = np.random.default_rng(seed)
-    ids = ids[rng.permutation(ids.size)]
-    if max_units is not None:
-        if max_units < 3:
-            raise InputError(f"--max-units must be >= 3 (one unit per role), got {max_units}")
-        ids = ids[:max_units]
-    n = ids.size
-    if n < 3:
-        raise InputError(f"unit split: need at least 3 units, got {n}")
-    f = np.asarray(fractions, dtype=np.float64) / float(np.sum(fractions))
-    n_train = max(1, int(round(f[0] * n)))
-    n_calib = max(1, int(round(f[1] * n)))
-    n_train = min(n_train, n - 2)
-    n_calib = min(n_calib, n - n_train - 1)
-    out = {"train": sorted(ids[:n_train].tolist()), "calib": sorted(ids[n_train:n_train + n_calib].tolist()),
-           "test": sorted(ids[n_train + n_calib:].tolist())}
-    assert_disjoint_units(out)
-    return out
-
-
-def assert_disjoint_units(split: dict[str, list[int]]) -> None:
-    """Raise InputError if any unit id is in two roles."""
-    seen: dict[int, str] = {}
-    for role, ids in split.items():
-        for u in ids:
-            if u in seen and seen[u] != role:
-                raise InputError(f"leak: unit {u} is in both the {seen[u]} and the {role} units")
-            seen[u] = role
 
 
 def early_cycles(unit: CmapssUnit, fraction: float) -> int:
@@ -355,69 +318,35 @@ def _early_blocks(units: Sequence[CmapssUnit], sensors: Sequence[str], fraction:
     return blocks, skipped
 
 
-def _gaussian_bundle(spec: Any, train_blocks: list[np.ndarray], calib_blocks: list[np.ndarray],
-                     args: argparse.Namespace, out: Path, train_ids: list[int]) -> tuple[Any, dict[str, Any]]:
-    from edgefault.device.thresholds import calibrate_threshold
-    from edgefault.train.anomaly import AnomalyTraining, block_features, pack_gaussian
-    from edgefault.train.gaussian import GaussianAnomalyModel
-
-    X_train = np.concatenate([block_features(spec, b) for b in train_blocks])
-    X_calib = np.concatenate([block_features(spec, b) for b in calib_blocks])
-    model = GaussianAnomalyModel().fit(X_train)
-    train_scores = model.score_samples(X_train)
-    calib_scores = model.score_samples(X_calib)
-    cal = calibrate_threshold(calib_scores, target_far=args.target_far)
-    info = {"n_train_windows": int(X_train.shape[0]), "n_calib_windows": int(X_calib.shape[0]),
-            "shrinkage": model.shrinkage_, "dataset": f"C-MAPSS {args.subset}", "train_units": train_ids,
-            "early_fraction": args.early_fraction,
-            "train_far_at_threshold": float(np.mean(train_scores > cal.threshold))}
-    res = AnomalyTraining(model=model, calibration=cal, spec=spec, train_scores=train_scores,
-                          calib_scores=calib_scores, info=info)
-    bundle = pack_gaussian(res, out, k=args.k, n=args.n, name=f"cmapss-{args.subset}-gaussian")
-    return bundle, {"threshold": cal.threshold, "calibration": cal.method,
-                    "far_on_calibration": cal.far_on_calibration,
-                    "n_train_windows": info["n_train_windows"], "n_calib_windows": info["n_calib_windows"],
-                    "features": list(spec.feature_names)}
-
-
-def _vae_bundle(sensors: Sequence[str], window: int, hop: int, train_blocks: list[np.ndarray],
-                calib_blocks: list[np.ndarray], args: argparse.Namespace, seed: int,
-                out: Path) -> tuple[Any, dict[str, Any]]:
-    """Waveform VAE (raw windows of the sensors, standardised per channel) on the train engines'
-    early life, threshold calibrated on the calibration engines' early life like the Gaussian's.
+def _train(kind: Any, sensors: Sequence[str], spec: Any, train_blocks: list[np.ndarray],
+           calib_blocks: list[np.ndarray], args: argparse.Namespace, seed: int, train_ids: list[int],
+           out: Path) -> tuple[Any, dict[str, Any]]:
+    """Train ``kind`` on the train engines' early life, threshold calibrated on the calibration
+    engines' early life (``TrainData.calib``).
 
     The train engines' early-life blocks are joined into one recording with a NaN row between
     engines: windows across a boundary are non-finite and dropped, so no training window mixes two
-    engines; ``train_vae`` cuts that recording in time order into fit | validation (early stopping,
-    healthy error level) | its own calibration block, which is then replaced by the calibration
-    engines' threshold."""
+    engines. Kinds that take a feature spec (the Gaussian) see the time statistics ``spec``; the
+    others (the VAE) build their own input, raw windows of the sensors (``--input waveform``)."""
     from edgefault.io.readers import Recording
-    from edgefault.device.runtime import Runtime
-    from edgefault.device.thresholds import calibrate_threshold
-    from edgefault.train.vae import pack_vae, train_vae, vae_waveform_spec
 
-    spec = vae_waveform_spec(1.0, list(sensors), window=window, hop=hop)
+    opts = argparse.Namespace(**{**vars(args), "seed": seed, "input": "waveform", "calib_fraction": None,
+                                 "name": f"cmapss-{args.subset}-{kind.name}" + (f"-{args.arch}" if kind.reference else "")})
+    info = {"dataset": f"C-MAPSS {args.subset}", "train_units": train_ids, "early_fraction": args.early_fraction}
     sep = np.full((1, len(sensors)), np.nan, dtype=np.float32)
     parts: list[np.ndarray] = []
     for b in train_blocks:
         parts += [b, sep]
     rec = Recording(data=np.ascontiguousarray(np.concatenate(parts[:-1]), dtype=np.float32), fs=1.0,
                     channels=tuple(sensors), path="cmapss-train-engines-early-life")
-    fc = (getattr(args, "forecast_horizon", None) or max(1, window // 8)) if getattr(args, "forecast", False) else 0
-    res = train_vae([rec], spec, arch=args.arch, epochs=args.epochs, seed=seed, target_far=args.target_far,
-                    calib_fraction=0.1, val_fraction=0.2, train_hop=1, input="waveform", forecast=fc)
-    rt = Runtime(pack_vae(res, out, k=args.k, n=args.n))
-    calib_scores = np.concatenate([np.asarray(stream_unit(rt, b)["score"]) for b in calib_blocks])
-    res.calibration = calibrate_threshold(calib_scores, target_far=args.target_far)
-    bundle = pack_vae(res, out, k=args.k, n=args.n, name=f"cmapss-{args.subset}-vae-{args.arch}")
-    cal = res.calibration
-    keys = ("arch", "epochs_run", "best_epoch", "stopped", "train_seconds", "n_fit_windows", "n_val_windows",
-            "n_parameters")
-    return bundle, {"threshold": cal.threshold, "calibration": cal.method,
-                    "far_on_calibration": cal.far_on_calibration, "n_calib_windows": int(calib_scores.size),
-                    "input": "waveform", "forecast_horizon": fc, "vae": {k: res.info.get(k) for k in keys},
-                    "mflop_per_window": bundle.model.get("mflop_per_window"),
-                    "onnx_score_max_rel_diff": res.parity.get("score_max_rel_diff")}
+    data = kinds.TrainData(recordings=[rec], fs=1.0, channels=list(sensors), calib=calib_blocks, train_hop=1,
+                           spec=spec if kind.takes_feature_spec else None, info=info)
+    opts.window = spec.window
+    opts.hop = spec.hop
+    trained = kind.train(data, opts, out)
+    return trained.bundle, {"threshold": trained.threshold, "calibration": trained.calibration,
+                            "n_train_windows": trained.n_train_windows, "n_calib_windows": trained.n_calib_windows,
+                            **trained.eval_info}
 
 
 SUMMARY_KEYS: tuple[tuple[str, ...], ...] = (
@@ -453,12 +382,10 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_cmapss_eval(args: argparse.Namespace) -> dict[str, Any]:
     """The protocol of the module docstring over split seeds ``--seed`` .. ``--seed + --seeds - 1``."""
-    from edgefault.evaluation.experiments import _parse_fractions
-
     if not args.data:
         raise InputError("--dataset cmapss needs --data (the folder with train_FD001.txt)")
-    if args.method not in ("gaussian", "vae"):
-        raise InputError(f"--dataset cmapss: --method gaussian or vae, got {args.method!r}")
+    kind = kinds.get(args.method or kinds.names("anomaly")[0], task="anomaly")
+    kind.require_training()
     if not 0.05 <= args.early_fraction <= 0.8:
         raise InputError(f"--early-fraction must be in [0.05, 0.8], got {args.early_fraction}")
     if args.last_k < 1:
@@ -466,16 +393,16 @@ def run_cmapss_eval(args: argparse.Namespace) -> dict[str, Any]:
     n_seeds = int(getattr(args, "seeds", 1) or 1)
     if n_seeds < 1:
         raise InputError(f"--seeds must be >= 1, got {n_seeds}")
-    fractions = _parse_fractions(args.fractions)
+    fractions = parse_fractions(args.fractions)
     train_file, test_file = load_subset(args.data, args.subset)
-    runs = [_run_split(args, train_file, test_file, fractions, args.seed + i) for i in range(n_seeds)]
+    runs = [_run_split(args, kind, train_file, test_file, fractions, args.seed + i) for i in range(n_seeds)]
     head = {k: runs[0][k] for k in ("dataset", "protocol", "fractions", "window_cycles", "hop_cycles",
                                     "early_fraction", "last_k", "target_far", "k", "n")}
-    return {**head, "method": args.method, "seeds": [r["seed"] for r in runs], "summary": _summarise(runs),
+    return {**head, "method": kind.name, "seeds": [r["seed"] for r in runs], "summary": _summarise(runs),
             "runs": runs}
 
 
-def _run_split(args: argparse.Namespace, train_file: list[CmapssUnit], test_file: list[CmapssUnit],
+def _run_split(args: argparse.Namespace, kind: Any, train_file: list[CmapssUnit], test_file: list[CmapssUnit],
                fractions: list[float], seed: int) -> dict[str, Any]:
     from edgefault.device.runtime import Runtime
     from edgefault.device.spec import FeatureSpec
@@ -514,17 +441,11 @@ def _run_split(args: argparse.Namespace, train_file: list[CmapssUnit], test_file
         "models": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        bundle, info = _gaussian_bundle(spec, train_blocks, calib_blocks, args, Path(tmp) / "g.efb", split["train"])
-        rt = Runtime(bundle)
-        report["models"]["gaussian"] = {**info, "stats": _stats(args.stats),
-                                        **evaluate_runtime(rt, units["test"], test_file, sensors,
-                                                           args.early_fraction, args.last_k, effect,
-                                                           inject_scale, args.inject_sd)}
-        if args.method == "vae":
-            bundle, info = _vae_bundle(sensors, window, hop, train_blocks, calib_blocks, args, seed,
-                                       Path(tmp) / "v.efb")
-            rt = Runtime(bundle)
-            report["models"]["vae"] = {**info, **evaluate_runtime(rt, units["test"], test_file, sensors,
-                                                                  args.early_fraction, args.last_k, effect,
-                                                                  inject_scale, args.inject_sd)}
+        for k in ([kinds.get(kind.reference, task="anomaly")] if kind.reference else []) + [kind]:
+            bundle, info = _train(k, sensors, spec, train_blocks, calib_blocks, args, seed, split["train"],
+                                  Path(tmp) / f"{k.name}.efb")
+            extra = {"stats": _stats(args.stats)} if k.takes_feature_spec else {}
+            report["models"][k.name] = {**info, **extra, **evaluate_runtime(
+                Runtime(bundle), units["test"], test_file, sensors, args.early_fraction, args.last_k, effect,
+                inject_scale, args.inject_sd)}
     return report

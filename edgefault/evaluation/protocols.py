@@ -47,6 +47,11 @@ __all__ = [
     "leave_one_group_out",
     "assert_no_overlap",
     "windows_of",
+    "anomaly_folds",
+    "classify_folds",
+    "split_units",
+    "assert_disjoint_units",
+    "parse_fractions",
     "ROLES",
 ]
 
@@ -514,3 +519,184 @@ def windows_of(segment: Segment | tuple[int, int], window: int, hop: int) -> tup
     count = 0 if length < window else (length - window) // hop + 1
     starts = start + hop * np.arange(count, dtype=np.int64)
     return int(count), starts
+
+
+# --------------------------------------------------------------------------- eval folds
+# The folds `edgefault eval` runs. Every fold is a Split checked by assert_no_overlap (gap = one
+# window) before anything is trained, so a leak stops the evaluation with an error.
+
+
+def _checked(split: Split, gap: int) -> Split:
+    assert_no_overlap(split, gap=gap)
+    return split
+
+
+def _whole(row: ManifestRow, length: LengthFn | Mapping[Any, int], role: str) -> Segment:
+    return Segment(row, 0, _length_of(row, length), role)
+
+
+def _values(text: str | None) -> set[str] | None:
+    return {v.strip() for v in text.split(",")} if text else None
+
+
+def anomaly_folds(rows: Sequence[ManifestRow], healthy: Sequence[bool], protocol: str, *, group: str,
+                  fractions: Sequence[float], window: int, length: LengthFn | Mapping[Any, int],
+                  train_groups: str | None = None, test_groups: str | None = None
+                  ) -> list[tuple[str, Split | str]]:
+    """Folds of an anomaly evaluation as (name, Split) or (name, reason it is skipped).
+
+    Healthy training recordings are cut in time order into train | calib | test blocks
+    (``fractions``, gap of one window): the model sees train + calib, the later test block is
+    scored. Fault recordings and healthy recordings of held-out groups are tested whole.
+
+    * ``split``: every healthy recording trains, every fault recording is tested;
+    * ``cross-group``: healthy recordings with ``group`` in ``train_groups`` train; recordings in
+      ``test_groups`` (default: every other value) are tested;
+    * ``logo``: one fold per ``group`` value: healthy recordings of the other values train, the
+      value's recordings are tested.
+    """
+    fr = dict(zip(ROLES, fractions))
+    idx = list(range(len(rows)))
+    gval = [str(r.groups.get(group, "")) for r in rows]
+
+    def fold(name: str, train: list[int], test: list[int]) -> Split:
+        cut = split_protocol([rows[i] for i in train], fr, gap=window, length=length, min_len=window)
+        whole = [_whole(rows[i], length, "test") for i in test]  # healthy ones first, as given
+        return _checked(Split(cut.train, cut.calib, cut.test + whole,
+                              protocol=f"anomaly_{protocol}", params={**cut.params, "fold": name}), window)
+
+    h = [i for i in idx if healthy[i]]
+    f = [i for i in idx if not healthy[i]]
+    if protocol == "split":
+        return [("all", fold("all", h, f))]
+    if protocol == "cross-group":
+        tg, sg = _values(train_groups), _values(test_groups)
+        if not tg:
+            raise InputError("--protocol cross-group needs --train-groups (e.g. --train-groups 0)")
+        in_test = [(gval[i] in sg) if sg else (gval[i] not in tg) for i in idx]
+        train_h = [i for i in h if gval[i] in tg]
+        if not train_h:
+            raise InputError(f"no healthy recordings with {group} in {sorted(tg)}")
+        test = [i for i in h if in_test[i] and gval[i] not in tg] + [i for i in f if in_test[i]]
+        return [("cross", fold("cross", train_h, test))]
+    if protocol != "logo":
+        raise InputError(f"--protocol {protocol!r}: expected split, cross-group or logo")
+    out: list[tuple[str, Split | str]] = []
+    for g in sorted(set(gval)):
+        train_h = [i for i in h if gval[i] != g]
+        if not train_h:
+            out.append((g, f"no healthy recordings outside {group}={g}"))
+            continue
+        test_f = [i for i in f if gval[i] == g]
+        if not test_f:
+            out.append((g, f"no fault recordings with {group}={g}"))
+            continue
+        out.append((g, fold(g, train_h, [i for i in h if gval[i] == g] + test_f)))
+    return out
+
+
+def classify_folds(rows: Sequence[ManifestRow], healthy: Sequence[bool], protocol: str, *, group: str,
+                   window: int, length: LengthFn | Mapping[Any, int], per_group: bool = False,
+                   train_groups: str | None = None, test_groups: str | None = None) -> list[tuple[str, Split]]:
+    """Folds of a classification evaluation as (name, Split) with train and test roles.
+
+    * ``split``: every recording cut into [first half train | gap of one window | second half
+      test]; with ``per_group`` one fold per value of ``group``;
+    * ``cross-group``: whole recordings with ``group`` in ``train_groups`` train, whole
+      recordings in ``test_groups`` (default: the rest) are tested;
+    * ``logo``: one fold per ``group`` value of the non-healthy recordings (or ``test_groups``):
+      the others train, that value is tested; healthy recordings (no group value of their own)
+      are split in halves in every fold, first half train, second half test.
+    """
+    idx = list(range(len(rows)))
+    gval = [str(r.groups.get(group, "")) for r in rows]
+
+    def halves(i: int) -> tuple[Segment, Segment]:
+        (_, s0, e0), (_, s1, e1) = contiguous_blocks(_length_of(rows[i], length), [0.5, 0.5], gap=window,
+                                                     min_len=window)
+        return Segment(rows[i], s0, e0, "train"), Segment(rows[i], s1, e1, "test")
+
+    def split(name: str, train: list[Segment], test: list[Segment]) -> tuple[str, Split]:
+        return name, _checked(Split(train, [], test, protocol=f"classify_{protocol}", params={"fold": name}), window)
+
+    if protocol == "split":
+        out = []
+        for g in (sorted(set(gval)) if per_group else ["all"]):
+            hv = [halves(i) for i in idx if not per_group or gval[i] == g]
+            out.append(split(g, [a for a, _ in hv], [b for _, b in hv]))
+        return out
+    if protocol == "cross-group":
+        tg, sg = _values(train_groups), _values(test_groups)
+        if not tg:
+            raise InputError("--protocol cross-group needs --train-groups (e.g. --train-groups 0)")
+        train = [_whole(rows[i], length, "train") for i in idx if gval[i] in tg]
+        test = [_whole(rows[i], length, "test") for i in idx if gval[i] not in tg and (sg is None or gval[i] in sg)]
+        if not train or not test:
+            raise InputError(f"cross-group: {len(train)} training and {len(test)} test recordings with "
+                             f"{group} in {sorted(tg)} / {sorted(sg) if sg else 'the rest'}")
+        return [split(f"train {','.join(sorted(tg))}", train, test)]
+    if protocol != "logo":
+        raise InputError(f"--protocol {protocol!r}: expected split, cross-group or logo")
+    values = sorted({gval[i] for i in idx if not healthy[i]})
+    if test_groups:
+        values = [v.strip() for v in test_groups.split(",")]
+    hv = {i: halves(i) for i in idx if healthy[i]}
+    out = []
+    for v in values:
+        test_f = [_whole(rows[i], length, "test") for i in idx if not healthy[i] and gval[i] == v]
+        if not test_f:
+            raise InputError(f"logo: no recording with {group}={v}")
+        train = [_whole(rows[i], length, "train") for i in idx if not healthy[i] and gval[i] != v]
+        out.append(split(v, train + [a for a, _ in hv.values()], test_f + [b for _, b in hv.values()]))
+    return out
+
+
+def split_units(unit_ids: Sequence[int], fractions: Sequence[float], seed: int = 0,
+                max_units: int | None = None) -> dict[str, list[int]]:
+    """Split whole units (engines, machines) into train / calib / test: ids shuffled with
+    ``seed`` and cut by ``fractions``; every role gets at least one unit and no unit is in two
+    roles (checked by :func:`assert_disjoint_units`)."""
+    ids = np.asarray(list(unit_ids), dtype=np.int64)
+    if len(np.unique(ids)) != ids.size:
+        raise InputError("unit split: duplicate unit ids")
+    if len(fractions) != 3 or min(fractions) <= 0:
+        raise InputError(f"unit split: expected three positive fractions, got {list(fractions)}")
+    rng = np.random.default_rng(seed)
+    ids = ids[rng.permutation(ids.size)]
+    if max_units is not None:
+        if max_units < 3:
+            raise InputError(f"--max-units must be >= 3 (one unit per role), got {max_units}")
+        ids = ids[:max_units]
+    n = ids.size
+    if n < 3:
+        raise InputError(f"unit split: need at least 3 units, got {n}")
+    f = np.asarray(fractions, dtype=np.float64) / float(np.sum(fractions))
+    n_train = max(1, int(round(f[0] * n)))
+    n_calib = max(1, int(round(f[1] * n)))
+    n_train = min(n_train, n - 2)
+    n_calib = min(n_calib, n - n_train - 1)
+    out = {"train": sorted(ids[:n_train].tolist()), "calib": sorted(ids[n_train:n_train + n_calib].tolist()),
+           "test": sorted(ids[n_train + n_calib:].tolist())}
+    assert_disjoint_units(out)
+    return out
+
+
+def assert_disjoint_units(split: dict[str, list[int]]) -> None:
+    """Raise InputError if any unit id is in two roles."""
+    seen: dict[int, str] = {}
+    for role, ids in split.items():
+        for u in ids:
+            if u in seen and seen[u] != role:
+                raise InputError(f"leak: unit {u} is in both the {seen[u]} and the {role} units")
+            seen[u] = role
+
+
+def parse_fractions(s: str) -> list[float]:
+    """--fractions: three positive numbers summing to 1 (train, calib, test)."""
+    try:
+        f = [float(v) for v in s.split(",")]
+    except ValueError:
+        raise InputError(f"--fractions {s!r}: expected three numbers like 0.5,0.2,0.3") from None
+    if len(f) != 3 or min(f) <= 0 or abs(sum(f) - 1.0) > 1e-6:
+        raise InputError(f"--fractions {s!r}: expected three positive fractions summing to 1")
+    return f

@@ -7,11 +7,13 @@ import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from edgefault.errors import InputError
 
-__all__ = ["ManifestRow", "load_manifest"]
+__all__ = ["ManifestRow", "load_manifest", "select_rows", "is_healthy", "HEALTHY_LABELS"]
+
+HEALTHY_LABELS = ("normal", "healthy")  # manifest labels of healthy recordings unless told otherwise
 
 _LABEL_COLS = ("label", "fault")
 _FS_COLS = ("fs", "fs_hz")
@@ -179,3 +181,53 @@ def load_manifest(path: str | Path, root: str | Path | None = None) -> list[Mani
     if not rows:
         raise InputError(f"manifest {src} lists no recordings (only a header)")
     return rows
+
+
+def is_healthy(label: str, healthy: Sequence[str] = HEALTHY_LABELS) -> bool:
+    """Whether a manifest label marks a healthy recording (case-insensitive)."""
+    return label.lower() in {h.lower() for h in healthy}
+
+
+def select_rows(rows: Sequence[ManifestRow], *, include_labels: str | None = None, where: Sequence[str] | None = None,
+                label_columns: str | None = None, healthy: Sequence[str] = HEALTHY_LABELS
+                ) -> tuple[list[ManifestRow], list[str]]:
+    """Rows kept by ``include_labels`` (comma-separated labels) and ``where`` (``COLUMN=V1,V2``
+    filters, all must hold), and their class labels: the label column, or for non-healthy rows
+    the ``label_columns`` (comma-separated; ``label``/``fault`` = the label) joined with '@'."""
+    keep = {v.strip() for v in include_labels.split(",")} if include_labels else None
+    conds: list[tuple[str, set[str]]] = []
+    for w in where or []:
+        if "=" not in w:
+            raise InputError(f"--where {w!r}: expected COLUMN=V1,V2,...")
+        col, vals = w.split("=", 1)
+        conds.append((col.strip(), {v.strip() for v in vals.split(",")}))
+    cols = [c.strip() for c in label_columns.split(",")] if label_columns else []
+    out_rows, labels = [], []
+    for r in rows:
+        if keep is not None and r.label not in keep:
+            continue
+        ok = True
+        for col, vals in conds:
+            v = r.label if col in ("label", "fault") and col not in r.groups else r.groups.get(col)
+            if v is None:
+                raise InputError(f"--where: {r.path.name} has no column {col!r} (columns: {sorted(r.groups)})")
+            ok &= v in vals
+        if not ok:
+            continue
+        lab = r.label
+        if cols and not is_healthy(r.label, healthy):
+            parts = []
+            for c in cols:
+                if c in ("label", "fault"):
+                    parts.append(r.label)
+                elif c in r.groups:
+                    parts.append(r.groups[c])
+                else:
+                    raise InputError(f"--label-columns: {r.path.name} has no column {c!r} "
+                                     f"(columns: {sorted(r.groups)})")
+            lab = "@".join(parts)
+        out_rows.append(r)
+        labels.append(lab)
+    if not out_rows:
+        raise InputError("no manifest rows left after --include-labels / --where")
+    return out_rows, labels

@@ -38,9 +38,16 @@ __all__ = ["explain_windows", "explain_recording", "window_inputs"]
 
 
 def _graph(bundle: Any) -> Any:
-    from edgefault.train.vae import load_scoring_graph  # raises MissingDependencyError naming the install
+    """The bundle's differentiable scoring graph, from its model kind (InputError when the kind has none)."""
+    from edgefault import kinds
 
-    return load_scoring_graph(bundle)
+    graph = kinds.get(bundle.kind).scoring_graph(bundle)  # MissingDependencyError naming the install
+    if graph is None:
+        with_graph = [k.name for k in kinds.kinds() if type(k).scoring_graph is not kinds.ModelKind.scoring_graph]
+        raise InputError(f"bundle {bundle.path or bundle.bundle_id} is a {bundle.kind!r} model; explain computes "
+                         f"gradient attribution for {', '.join(map(repr, with_graph))} bundles only (other models: the score's own "
+                         f"`contrib`)")
+    return graph
 
 
 def window_inputs(bundle: Any, data: np.ndarray, scale: float = 1.0
@@ -86,7 +93,7 @@ def _group_names(bundle: Any, edges: np.ndarray, group: str) -> list[str]:
     if group == "time":
         return [f"{c}.seg{g:02d}_{edges[g]}_{edges[g + 1]}" for c in chans for g in range(edges.size - 1)]
     try:
-        from edgefault.kinds.models import device_model
+        from edgefault.kinds import device_model
 
         names = list(device_model(bundle).contrib_names)[: len(chans) * (edges.size - 1)]
         if len(names) == len(chans) * (edges.size - 1):
@@ -187,9 +194,6 @@ def explain_recording(bundle_path: str | Path, recording: str | Path, *, start: 
 
     t_begin = time.perf_counter()
     b = load_bundle(bundle_path)
-    if b.kind != "vae":
-        raise InputError(f"bundle {bundle_path} is a {b.kind!r} model; explain computes gradient attribution "
-                         f"for 'vae' bundles only (other models: the score's own `contrib`)")
     graph = _graph(b)
     rt = Runtime(b)
     spec = b.spec

@@ -50,8 +50,14 @@ def fingerprint(recordings: Sequence[Recording]) -> str:
 def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target_far: float = 0.01,
                    calib_fraction: float = 0.3, calibration: str = "auto",
                    hysteresis: float = 0.9, drift_far: float | None = 1e-4,
-                   adaptive_threshold: bool = False) -> AnomalyTraining:
+                   adaptive_threshold: bool = False, calib_blocks: Sequence[np.ndarray] | None = None,
+                   info: dict[str, Any] | None = None) -> AnomalyTraining:
     """Fit on the earlier block of each healthy recording, calibrate the threshold on the later one.
+
+    calib_blocks : separate healthy calibration blocks (n, n_channels), e.g. other machines or a
+        later session: the model is then fitted on every window of the recordings and calibrated
+        (threshold and drift limits, one session per block) on these.
+    info : entries added to the training record.
 
     drift_far : target false-drift onsets per window of the drift monitors (score CUSUM + MEWMA of
         the feature vector), calibrated on the calibration block against the training block's
@@ -62,7 +68,7 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
     """
     if not recordings:
         raise InputError("no healthy recordings to train on")
-    if not 0.05 <= calib_fraction <= 0.7:
+    if calib_blocks is None and not 0.05 <= calib_fraction <= 0.7:
         raise InputError(f"calibration fraction must be in [0.05, 0.7], got {calib_fraction}")
     train_parts: list[np.ndarray] = []
     calib_parts: list[np.ndarray] = []
@@ -71,14 +77,22 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
     for ri, r in enumerate(recordings):
         if r.fs != spec.fs:
             raise InputError(f"{r.path}: sample rate {r.fs} Hz differs from the spec's {spec.fs} Hz")
-        blocks = contiguous_blocks(r.data.shape[0], [1.0 - calib_fraction, calib_fraction],
-                                   gap=spec.window, names=["train", "calib"], min_len=spec.window)
+        blocks = [("train", 0, r.data.shape[0])] if calib_blocks is not None else contiguous_blocks(
+            r.data.shape[0], [1.0 - calib_fraction, calib_fraction], gap=spec.window, names=["train", "calib"],
+            min_len=spec.window)
         for name, start, stop in blocks:
             f = block_features(spec, r.data[start:stop])
             (train_parts if name == "train" else calib_parts).append(f)
             if name == "calib":
                 calib_groups.append(np.full(f.shape[0], ri))
             blocks_info.append({"file": Path(r.path).name, "block": name, "start": int(start), "stop": int(stop)})
+    for bi, b in enumerate(calib_blocks or ()):
+        f = block_features(spec, b)
+        calib_parts.append(f)
+        calib_groups.append(np.full(f.shape[0], bi))
+        blocks_info.append({"file": f"calibration block {bi}", "block": "calib", "start": 0, "stop": int(b.shape[0])})
+    if not calib_parts:
+        raise InputError("no calibration windows: give calibration blocks or longer recordings")
     X_train = np.concatenate(train_parts)
     X_calib = np.concatenate(calib_parts)
     if X_train.shape[0] < max(16, spec.feature_dim // 4):
@@ -98,7 +112,7 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
         "n_train_windows": int(X_train.shape[0]), "n_calib_windows": int(X_calib.shape[0]),
         "shrinkage": model.shrinkage_, "blocks": blocks_info,
         "files": [Path(r.path).name for r in recordings], "fingerprint": fingerprint(recordings),
-        "train_far_at_threshold": float(np.mean(train_scores > cal.threshold)),
+        "train_far_at_threshold": float(np.mean(train_scores > cal.threshold)), **(info or {}),
     }
     return AnomalyTraining(model=model, calibration=cal, spec=spec, train_scores=train_scores,
                            calib_scores=calib_scores, info=info, drift=drift)

@@ -9,7 +9,7 @@ every row is described by per-class group residuals ``||x - a^i D_i||^2`` and ac
 (standardised) go into an SVM with a quadratic kernel ``(gamma <u, v> + 1)^2``.
 
 The SVM is trained with scikit-learn's SVC and evaluated in numpy exactly as on the device
-(:func:`edgefault.kinds.models.svm_ovo_decision`); ``predict_proba`` is the softmax of
+(:func:`edgefault.kinds.sfdsc.svm_ovo_decision`); ``predict_proba`` is the softmax of
 ``temperature`` times the one-vs-rest shaped decision (votes + confidences), so ``predict`` (its
 argmax) is the one-vs-one vote winner.
 
@@ -31,13 +31,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from edgefault.errors import InputError
-from edgefault.device.faulttree import HEALTHY
-from edgefault.kinds.models import (ovr_from_ovo, sfdsc_features, sfdsc_prepare, sfdsc_signal_matrix, softmax_rows,
-                      svm_ovo_decision)
+from edgefault.io.manifest import is_healthy
+from edgefault.kinds.sfdsc import (REPRESENTATIONS, ovr_from_ovo, sfdsc_features, sfdsc_prepare,
+                                  sfdsc_signal_matrix, softmax_rows, svm_ovo_decision)
 from edgefault.device.spec import FeatureSpec
 from edgefault.train.fisher_dl import FisherDictionaryLearning
 
-REPRESENTATIONS = ("bands", "log_power", "envelope", "magnitude", "raw")
 
 
 class SFDSCClassifier(ClassifierMixin, BaseEstimator):
@@ -299,7 +298,7 @@ def train_sfdsc(blocks: Sequence[tuple[np.ndarray, str, str]], spec: FeatureSpec
         X, y = X[sel], y[sel]
     params.setdefault("svm_cv", 3)
     clf = SFDSCClassifier(n_passthrough=2 * spec.n_channels, random_state=random_state, **params).fit(X, y)
-    normal = next((lab for lab in labels if lab.lower() in HEALTHY), None)
+    normal = next((lab for lab in labels if is_healthy(lab)), None)
     counts = {lab: int(np.sum(y == lab)) for lab in labels}
     info = {"method": "sfdsc", "n_train_windows": int(X.shape[0]), "windows_per_label": counts,
             "blocks": desc, "fingerprint": h.hexdigest()[:16], "params": clf.get_params(deep=False),

@@ -15,7 +15,7 @@ scoring time) and returns
 * ``score`` (batch,): ``recon_weight * mean(err) + kl_weight * KL / (n_channels * n)``, with
   ``KL = 0.5 * sum(mu^2 + exp(logvar) - 1 - logvar)``.
 
-On the device (:class:`edgefault.kinds.models.VAEDeviceModel`) the error is grouped by channel and
+On the device (:class:`edgefault.kinds.vae.VAEDeviceModel`) the error is grouped by channel and
 frequency band (spectrum) or channel and time segment (waveform; ``n_segments`` equal segments of
 the window, plus a ``time`` view summed over channels). A spectrum has no time axis inside the
 window, so spectrum bundles give no per-segment view: time resolution there is the hop between
