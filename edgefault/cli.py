@@ -227,6 +227,8 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool) ->
     p.add_argument("--window", type=int, default=None, help="window length in samples (default 1024; "
                                                             "eval --dataset cmapss: 30 cycles)")
     p.add_argument("--hop", type=int, help="hop in samples (default window/2)")
+    p.add_argument("--fmax", type=float, help="highest frequency in Hz any spectral feature may use (default: the "
+                                              "kind's own, about 0.45 fs; eval: set by --band-limit)")
     p.add_argument("--seed", type=int, default=0, help="random seed of training (default 0; eval --dataset "
                                                        "cmapss: the first split seed)")
     p.add_argument("--target-far", type=float, default=0.01, help="anomaly: target false-alarm rate per window "
@@ -286,6 +288,14 @@ def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fractions", default="0.5,0.2,0.3",
                    help="train,calib,test fractions of each healthy recording, in time order (default 0.5,0.2,0.3)")
     p.add_argument("--out", help="also write the JSON report here")
+    p.add_argument("--band-limit", default="auto", choices=["auto", "on", "off"],
+                   help="anomaly: pass every recording through the same low-pass (flat to 0.35 fs, -80 dB from "
+                        "0.40 fs) and cap features at 0.35 fs, so recordings resampled from another rate do not "
+                        "differ from native ones above the resampler's pass band (default auto: on when the "
+                        "manifest's recordings have different native rates)")
+    p.add_argument("--allow-confound", action="store_true",
+                   help="anomaly: report instead of refusing when a probe on content above 0.4 fs alone separates "
+                        "healthy from fault and the model's features reach there")
     _add_model_arguments(p, calib_fraction=False)
     add_cmapss_arguments(p.add_argument_group("C-MAPSS (--dataset cmapss)"))
     c = p.add_argument_group("classify (--task classify)")

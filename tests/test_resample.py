@@ -174,3 +174,32 @@ def test_bad_arrays():
     with pytest.raises(InputError, match="positive integers"):
         resample_filter(0, 1)
     assert resample(np.zeros((0, 2)), 2, 1).shape == (0, 2)
+
+
+@pytest.mark.parametrize("pass_f,stop_f", [(0.35, 0.40), (0.2, 0.3), (0.45, 0.5)])
+def test_lowpass_response_and_alignment(pass_f: float, stop_f: float) -> None:
+    """The common low-pass of `eval --band-limit`: flat to pass_f fs, 80 dB down from stop_f fs
+    (frequency response of the taps), and a pass-band tone comes out unshifted in time."""
+    from edgefault.io.resample import lowpass, lowpass_filter
+
+    h = lowpass_filter(pass_f, stop_f)
+    assert h.size % 2 == 1 and np.allclose(h, h[::-1])
+    H = np.abs(np.fft.rfft(h, 1 << 16))
+    f = np.fft.rfftfreq(1 << 16)
+    assert np.max(np.abs(H[f <= pass_f] - 1.0)) < 2e-4
+    assert 20 * np.log10(np.max(H[f >= stop_f])) <= -80.0
+    n = 4000
+    x = np.sin(2 * np.pi * 0.5 * pass_f * np.arange(n))[:, None] * np.ones((1, 2))
+    y = lowpass(x.astype(np.float32), pass_f, stop_f)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    core = slice(h.size, n - h.size)
+    np.testing.assert_allclose(y[core], x[core], atol=5e-4)
+
+
+def test_lowpass_bad_edges() -> None:
+    from edgefault.errors import InputError
+    from edgefault.io.resample import lowpass_filter
+
+    for a, b in [(0.4, 0.35), (0.0, 0.3), (0.3, 0.6)]:
+        with pytest.raises(InputError, match="band edges"):
+            lowpass_filter(a, b)

@@ -19,17 +19,22 @@ from edgefault.errors import InputError
 _SPEC_KEYS = {"fs", "window", "hop", "channels", "taper", "blocks"}
 
 
-def default_anomaly_blocks(fs: float, window: int, n_bands: int = 16) -> list[dict[str, Any]]:
+def default_anomaly_blocks(fs: float, window: int, n_bands: int = 16,
+                           fmax: float | None = None) -> list[dict[str, Any]]:
     """Features for the Gaussian anomaly model: scale-free shape statistics, RMS, log-spaced band
-    energies in dB up to 0.45 fs (clear of the anti-aliasing roll-off) and the spectral shape."""
+    energies in dB up to 0.45 fs (clear of the anti-aliasing roll-off) and the spectral shape.
+    With ``fmax`` the bands end there and the spectral shape (which spans every bin up to fs/2)
+    is left out, so no feature sees content above ``fmax``."""
     fmin = max(4.0 * fs / window, 20.0)
-    return [
+    blocks: list[dict[str, Any]] = [
         {"kind": "time_stats", "stats": ["rms", "kurtosis", "crest_factor", "skewness",
                                          "shape_factor", "impulse_factor"]},
         {"kind": "band_energy", "n_bands": int(n_bands), "spacing": "log", "fmin": float(fmin),
-         "fmax": float(0.45 * fs), "log": True},
-        {"kind": "spectral_shape"},
+         "fmax": float(0.45 * fs if fmax is None else fmax), "log": True},
     ]
+    if fmax is None:
+        blocks.append({"kind": "spectral_shape"})
+    return blocks
 
 
 @dataclass(frozen=True)
@@ -75,9 +80,9 @@ class FeatureSpec:
     # -- construction -----------------------------------------------------------------------
     @classmethod
     def for_anomaly(cls, fs: float, channels: Sequence[str], window: int = 1024,
-                    hop: int | None = None, n_bands: int = 16) -> "FeatureSpec":
+                    hop: int | None = None, n_bands: int = 16, fmax: float | None = None) -> "FeatureSpec":
         return cls(fs=fs, window=window, hop=hop or window // 2, channels=tuple(channels),
-                   blocks=tuple(default_anomaly_blocks(fs, window, n_bands)))
+                   blocks=tuple(default_anomaly_blocks(fs, window, n_bands, fmax)))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FeatureSpec":

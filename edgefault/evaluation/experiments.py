@@ -9,6 +9,7 @@ bundle and scored through ``Runtime.push`` exactly as on the device.
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +22,12 @@ from edgefault.errors import InputError
 from edgefault.evaluation.protocols import Split, anomaly_folds, classify_folds, parse_fractions
 from edgefault.io.manifest import is_healthy, load_manifest, select_rows
 
+# --band-limit: the common chain when recordings were made at different rates. The resampler is
+# flat (ripple < 1e-4) to 0.4 fs and rolls off above; after this low-pass (flat to 0.35 fs, 80 dB
+# down from 0.40 fs) a resampled and a native recording have passed through the same response,
+# and the features stop at 0.35 fs.
+BAND_PASS, BAND_STOP = 0.35, 0.40
+CONFOUND_AUROC = 0.75  # a probe above this separates the classes on what it sees
 
 def _rate_and_channels(args: argparse.Namespace, rows: list[Any], probe: Any) -> tuple[float, list[str]]:
     """Model rate (--fs, else the manifest's most common rate) and channels (--channels, else DE
@@ -46,8 +53,10 @@ class _Data:
     """Loads each manifest row once at the model rate."""
 
     def __init__(self, rows: list[Any], fs: float, channels: list[str], healthy: list[bool],
-                 fractions: list[float] | None = None) -> None:
+                 fractions: list[float] | None = None, band_limit: bool = False) -> None:
         self.rows, self.fs, self.channels, self.is_healthy, self.fractions = rows, fs, channels, healthy, fractions
+        self.band_limit = band_limit  # every recording through the same low-pass (BAND_PASS, BAND_STOP) x fs
+        self.mixed_rates = len({float(r.fs) for r in rows if r.fs}) > 1
         self.index = {r.key: i for i, r in enumerate(rows)}
         self._cache: dict[int, np.ndarray] = {}
 
@@ -57,7 +66,12 @@ class _Data:
 
             r = self.rows[i]
             rec = read_recording(r.path, channels=self.channels, fs=self.fs, default_fs=r.fs)
-            self._cache[i] = rec.data
+            x = rec.data
+            if self.band_limit:
+                from edgefault.io.resample import lowpass
+
+                x = lowpass(x, BAND_PASS, BAND_STOP)
+            self._cache[i] = x
         return self._cache[i]
 
     def length(self, row: Any) -> int:
@@ -124,10 +138,12 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
     test_h = [s for s in split.test if data.is_healthy[data.index[s.row.key]]]
     test_f = [s for s in split.test if not data.is_healthy[data.index[s.row.key]]]
     neg_scores, neg_alarm = [], []
+    neg_by_group: dict[str, list[np.ndarray]] = defaultdict(list)
     for s in test_h:
         sc, _, al = _score_block(rt, data.signal(data.index[s.row.key])[s.start:s.stop])
         neg_scores.append(sc)
         neg_alarm.append(al)
+        neg_by_group[str(s.row.groups.get(args.group, "-"))].append(sc)
     neg = np.concatenate(neg_scores) if neg_scores else np.zeros(0)
     pos_by_row: dict[int, np.ndarray] = {}
     for s in test_f:
@@ -162,15 +178,24 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
         "threshold": thr, "calibration": trained.calibration,
         "n_train_windows": trained.n_train_windows, "n_calib_windows": trained.n_calib_windows,
         "detection_rate_by_label": {k: float(np.mean(v)) for k, v in sorted(per_label.items())},
+        # AUROC by group only where healthy test windows of that group exist: healthy windows of
+        # one group against faults of another would measure the group (e.g. the load), not the fault.
         f"by_{args.group}": {
-            g: {"auroc": auroc(np.r_[np.zeros(neg.size), np.ones(sum(len(a) for a in d["pos"]))],
-                               np.r_[neg, np.concatenate(d["pos"])]),
+            g: {"auroc": auroc(np.r_[np.zeros(sum(a.size for a in neg_by_group[g])),
+                                     np.ones(sum(len(a) for a in d["pos"]))],
+                               np.r_[np.concatenate(neg_by_group[g]), np.concatenate(d["pos"])]),
                 "detection_rate": float(np.mean(np.concatenate(d["pos"]) > thr))}
-            for g, d in sorted(per_group.items())},
+            for g, d in sorted(per_group.items()) if g in neg_by_group},
+        f"by_{args.group}_omitted": sorted(g for g in per_group if g not in neg_by_group),
+        f"detection_rate_by_{args.group}": {g: float(np.mean(np.concatenate(d["pos"]) > thr))
+                                             for g, d in sorted(per_group.items())},
         "healthy_blocks": blocks_desc,
         "healthy_test_blocks": [{"file": s.row.path.name, "start": int(s.start), "stop": int(s.stop)} for s in test_h],
         **trained.eval_info,
     }
+    report["confound_check"] = _confound_check(data, split, trained.bundle.spec, args)
+    if test_h:
+        report["injected_attribution"] = _injected_attribution(rt, data, test_h)
     if len(data.channels) > 1 and "DE" in data.channels:
         # Root cause: for drive-end faults the top channel of contrib should be the drive end.
         tops = [c for s in test_f if str(s.row.groups.get("fault_end", "")).startswith("drive")
@@ -184,6 +209,136 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
                                                         "detection_rate", "threshold", "calibration",
                                                         "top_channel_is_DE_for_drive_end_faults")}
     return report
+
+
+def _probe_auroc(data: _Data, split: Split, blocks: list[dict[str, Any]], args: argparse.Namespace) -> float | None:
+    """AUROC of a Gaussian (Ledoit-Wolf) on the given feature blocks only, trained on the fold's
+    training blocks and scored on its test blocks: what a model restricted to those features
+    scores on the same protocol."""
+    from edgefault.device.spec import FeatureSpec
+    from edgefault.evaluation.metrics import auroc
+    from edgefault.train.gaussian import GaussianAnomalyModel
+
+    hop = args.hop or args.window // 2
+    spec = FeatureSpec(fs=data.fs, window=args.window, hop=hop, channels=tuple(data.channels), blocks=tuple(blocks))
+
+    def feats(s: Any) -> np.ndarray:
+        f, _, ok = spec.transform(data.signal(data.index[s.row.key])[s.start:s.stop])
+        return f[ok].astype(np.float64)
+
+    X = np.concatenate([feats(s) for s in split.train])
+    model = GaussianAnomalyModel().fit(X)
+    neg = [model.score_samples(feats(s)) for s in split.test if data.is_healthy[data.index[s.row.key]]]
+    pos = [model.score_samples(feats(s)) for s in split.test if not data.is_healthy[data.index[s.row.key]]]
+    if not neg or not pos:
+        return None
+    n, p = np.concatenate(neg), np.concatenate(pos)
+    return auroc(np.r_[np.zeros(n.size), np.ones(p.size)], np.r_[n, p])
+
+
+def _reaches_above(spec: Any, f_hz: float) -> bool:
+    """Whether any feature of ``spec`` sees content above ``f_hz`` (time statistics see the whole
+    band unless the signal was low-passed)."""
+    for b in spec.blocks:
+        kind = b.get("kind")
+        if kind == "band_energy" and (b.get("fmax") or spec.fs / 2) > f_hz:
+            return True
+        if kind in ("spectral_shape", "log_power_spectrum", "power_spectrum", "magnitude_spectrum", "envelope",
+                    "envelope_spectrum", "time_stats", "raw"):
+            return True
+    return False
+
+
+def _confound_check(data: _Data, split: Split, spec: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Trivial and confounded probes beside the model: a Gaussian on the log band energies above
+    0.4 fs only (where a resampled recording's anti-aliasing roll-off lives), and one on the window
+    RMS only (level). Fails (InputError) when recordings come at different native rates (so some
+    were resampled), the chain was not band-limited, the model's features reach above 0.4 fs and
+    the high-band probe separates the classes. With one native rate, content above 0.4 fs can be
+    part of a real fault: the probe is reported, not enforced."""
+    f_hi = 0.4 * data.fs
+    high = _probe_auroc(data, split, [{"kind": "band_energy", "n_bands": 8, "spacing": "linear", "fmin": f_hi,
+                                       "fmax": 0.5 * data.fs, "log": True}], args)
+    level = _probe_auroc(data, split, [{"kind": "time_stats", "stats": ["rms"]}], args)
+    reaches = (not data.band_limit) and _reaches_above(spec, f_hi)
+    out = {"high_band_probe_auroc": high, "level_only_probe_auroc": level, "mixed_native_rates": data.mixed_rates,
+           "band_limited": data.band_limit, "model_features_reach_above_0.4fs": reaches}
+    out["confounded"] = bool(data.mixed_rates and reaches and high is not None and high > CONFOUND_AUROC)
+    if out["confounded"] and not args.allow_confound:
+        raise InputError(f"confound: a Gaussian on the band energies above 0.4 fs alone separates healthy from fault "
+                         f"windows (AUROC {high:.3f}) and the model's features reach there on a chain that is not "
+                         f"band-limited (recordings at different native rates?); run with --band-limit on, or "
+                         f"--band-limit off --allow-confound to measure it anyway")
+    return out
+
+
+_BAND_NAME = re.compile(r"^(?P<ch>[^.]+)\.band\d+_(?P<lo>[\d.]+)_(?P<hi>[\d.]+)Hz")
+
+
+def _injected_attribution(rt: Any, data: _Data, test_h: list[Any], n_bands: int = 6, seed: int = 0) -> dict[str, Any]:
+    """Attribution measured where it can fail: into the middle third of each later healthy test
+    block, a tone at the centre of one of the model's bands is added on one channel (amplitude =
+    that channel's standard deviation in the block), for every channel x ``n_bands`` bands spread
+    over the model's range. Over the anomalous windows lying wholly inside the injection: how often
+    the top channel of ``contrib`` is the injected one, and the top band the injected band (chance
+    levels beside); over the whole block: the share of anomalous windows inside the injection
+    (chance: the injected share of windows) and the share of injected windows flagged."""
+    names = [n for n in rt._contrib_names if _BAND_NAME.match(n)]
+    bands: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for n in names:
+        m = _BAND_NAME.match(n)
+        assert m is not None
+        bands[m["ch"]].append((n, float(np.sqrt(float(m["lo"]) * float(m["hi"])))))
+    chans = list(data.channels)
+    if not all(bands.get(c) for c in chans):
+        return {"skipped": "the model's contrib names no frequency bands"}
+    w, fs = rt.spec.window, rt.spec.fs
+    hits = {"channel": 0, "band": 0, "windows": 0, "inside": 0, "flagged": 0, "flagged_inside": 0,
+            "n_inside": 0, "n_windows": 0, "trials": 0}
+    for s in test_h:
+        x0 = data.signal(data.index[s.row.key])[s.start:s.stop].astype(np.float64)
+        n = x0.shape[0]
+        a, b = n // 3, 2 * n // 3
+        if b - a < 2 * w:
+            continue
+        t = np.arange(n) / fs
+        for ci, c in enumerate(chans):
+            picks = np.unique(np.round(np.linspace(0, len(bands[c]) - 1, n_bands)).astype(int))
+            for bi in picks:
+                name, f0 = bands[c][bi]
+                x = x0.copy()
+                x[a:b, ci] += np.std(x0[:, ci]) * np.sqrt(2.0) * np.sin(2 * np.pi * f0 * t[a:b])
+                rt.reset()
+                feed = x.astype(np.float32) if x.shape[1] > 1 else x[:, 0].astype(np.float32)
+                ev = [e for e in rt.push(feed) if e.valid]
+                hits["trials"] += 1
+                for e in ev:
+                    end = int(round(e.t * fs))
+                    inside = end - w >= a and end <= b
+                    hits["n_windows"] += 1
+                    hits["n_inside"] += inside
+                    if not e.anomaly:
+                        continue
+                    hits["flagged"] += 1
+                    hits["flagged_inside"] += inside
+                    if inside:
+                        ctr = e.contrib
+                        hits["windows"] += 1
+                        hits["channel"] += max(ctr["channel"], key=ctr["channel"].get) == c
+                        band = ctr.get("band") or {}
+                        hits["band"] += bool(band) and max(band, key=band.get) == name
+    if not hits["trials"]:
+        return {"skipped": "healthy test blocks too short for an injection"}
+    nw = max(hits["windows"], 1)
+    return {"trials": hits["trials"], "alarmed_injected_windows": hits["windows"],
+            "top_channel_is_injected": hits["channel"] / nw, "chance_top_channel": 1.0 / len(chans),
+            "top_band_is_injected": hits["band"] / nw,
+            "chance_top_band": 1.0 / sum(len(v) for v in bands.values()),
+            "flagged_windows_inside_injection": hits["flagged_inside"] / max(hits["flagged"], 1),
+            "chance_inside_injection": hits["n_inside"] / max(hits["n_windows"], 1),
+            "injected_windows_flagged": hits["flagged_inside"] / max(hits["n_inside"], 1),
+            "injection": "tone at a band centre, amplitude = the channel's std, middle third of each healthy test "
+                         "block, one channel at a time"}
 
 
 def _eval_kind(args: argparse.Namespace) -> Any:
@@ -219,11 +374,36 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     for i, r in enumerate(rows):
         have = {c.upper() for c in (r.channels or available_channels(r.path))}
         (usable if all(c.upper() in have for c in channels) else skipped).append(i)
-    data = _Data([rows[i] for i in usable], fs, channels, [healthy[i] for i in usable], fractions)
+    native = sorted({float(rows[i].fs) for i in usable if rows[i].fs})
+    mixed = len(native) > 1
+    band_limit = mixed if args.band_limit == "auto" else args.band_limit == "on"
+    if band_limit and args.fmax is None:
+        args.fmax = BAND_PASS * fs
+    data = _Data([rows[i] for i in usable], fs, channels, [healthy[i] for i in usable], fractions, band_limit)
+    h_rates = sorted({float(rows[i].fs) for i in usable if healthy[i] and rows[i].fs})
+    f_rates = sorted({float(rows[i].fs) for i in usable if not healthy[i] and rows[i].fs})
+    h_groups = sorted({str(rows[i].groups.get(args.group, "")) for i in usable if healthy[i]})
+    f_groups = sorted({str(rows[i].groups.get(args.group, "")) for i in usable if not healthy[i]})
+    confounds = []
+    if h_rates != f_rates:
+        confounds.append(f"healthy recordings at {h_rates} Hz, faults at {f_rates} Hz: resampled to {fs:g} Hz; "
+                         + ("every recording then low-passed by the same filter (flat to 0.35 fs, -80 dB from "
+                            "0.40 fs) and features capped at 0.35 fs" if band_limit else
+                            "NOT band-limited: content above 0.4 fs differs by recorder (see confound_check)"))
+    if h_groups != f_groups:
+        confounds.append(f"healthy recordings only at {args.group} {h_groups}, faults at {f_groups}: pooled AUROC "
+                         f"compares groups as well as faults; by-{args.group} AUROC only where both exist")
+    n_h = sum(1 for i in usable if healthy[i])
+    if n_h < 2:
+        confounds.append(f"{n_h} healthy recording: one session; the false-alarm rate on later healthy data of the "
+                         f"same session does not show between-session shift")
     report: dict[str, Any] = {
         "task": "anomaly", "method": kind.name, "protocol": args.protocol, "fs": fs, "channels": channels,
         "window": args.window, "hop": args.hop or args.window // 2, "fractions": fractions,
         "n_recordings": len(rows), "skipped_recordings": [str(rows[i].path.name) for i in skipped],
+        "native_rates": native, "band_limit": ({"pass_hz": BAND_PASS * fs, "stop_hz": BAND_STOP * fs,
+                                                "features_fmax_hz": args.fmax} if band_limit else None),
+        "confounds": confounds,
     }
     folds = anomaly_folds(data.rows, data.is_healthy, args.protocol, group=args.group, fractions=fractions,
                           window=args.window, length=data.length, train_groups=args.train_groups,

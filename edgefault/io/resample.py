@@ -39,7 +39,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from edgefault.errors import InputError
 
-__all__ = ["resample", "rational_ratio", "resample_filter", "CUTOFF_FACTOR", "STOPBAND_DB"]
+__all__ = ["resample", "rational_ratio", "resample_filter", "lowpass", "lowpass_filter", "CUTOFF_FACTOR", "STOPBAND_DB"]
 
 #: cutoff of the anti-aliasing filter, as a fraction of the lower Nyquist frequency
 CUTOFF_FACTOR = 0.9
@@ -175,3 +175,33 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float, axis: int = 0) -> np.nd
         )
         out[:, res::up] = windows @ phases[p]
     return np.moveaxis(np.ascontiguousarray(out.T).reshape((n_out,) + rest), 0, axis)
+
+
+def lowpass_filter(pass_fraction: float, stop_fraction: float) -> np.ndarray:
+    """Linear-phase Kaiser-windowed sinc low-pass (float64, odd length, unit DC gain): flat
+    (ripple about 1e-4) up to ``pass_fraction * fs``, at least ``STOPBAND_DB`` down from
+    ``stop_fraction * fs`` (both fractions of the sample rate, 0 < pass < stop <= 0.5)."""
+    if not 0.0 < pass_fraction < stop_fraction <= 0.5:
+        raise InputError(f"low-pass band edges: expected 0 < pass < stop <= 0.5 (fractions of fs), got "
+                         f"{pass_fraction}, {stop_fraction}")
+    width = 2.0 * np.pi * (stop_fraction - pass_fraction)
+    atten = STOPBAND_DB + 2.0  # Kaiser's formulas land within ~1 dB of the design
+    n = int(math.ceil((atten - 7.95) / (2.285 * width)))
+    n += 1 - n % 2  # odd
+    beta = 0.1102 * (atten - 8.7)
+    k = np.arange(n) - (n - 1) / 2.0
+    fc = 0.5 * (pass_fraction + stop_fraction)
+    h = 2.0 * fc * np.sinc(2.0 * fc * k) * np.kaiser(n, beta)
+    return h / h.sum()
+
+
+def lowpass(x: np.ndarray, pass_fraction: float, stop_fraction: float) -> np.ndarray:
+    """``x`` (n_samples, ...) filtered along axis 0 by :func:`lowpass_filter`, delay compensated
+    (zero outside the signal, as :func:`resample`); float32 for float32 input."""
+    h = lowpass_filter(pass_fraction, stop_fraction)
+    arr = np.asarray(x)
+    a = arr.astype(np.float64).reshape(arr.shape[0], -1)
+    out = np.empty_like(a)
+    for j in range(a.shape[1]):
+        out[:, j] = np.convolve(a[:, j], h, mode="same")
+    return out.reshape(arr.shape).astype(np.float32 if arr.dtype == np.float32 else np.float64)

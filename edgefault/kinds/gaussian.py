@@ -60,7 +60,8 @@ class GaussianKind(ModelKind):
         from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
         spec = data.spec or FeatureSpec.for_anomaly(data.fs, data.channels, window=opts.window,
-                                                    hop=opts.hop or opts.window // 2, n_bands=opts.bands)
+                                                    hop=opts.hop or opts.window // 2, n_bands=opts.bands,
+                                                    fmax=getattr(opts, "fmax", None))
         result = train_gaussian(data.recordings, spec, target_far=opts.target_far, calib_fraction=opts.calib_fraction,
                                 calibration=opts.calibration, drift_far=opts.drift_far,
                                 adaptive_threshold=opts.adaptive_threshold, calib_blocks=data.calib, info=data.info)

@@ -234,7 +234,8 @@ class VAEKind(ModelKind):
         hop = opts.hop or opts.window // 2
         inp = opts.input
         spec = data.spec or (vae_waveform_spec(data.fs, data.channels, window=opts.window, hop=hop)
-                             if inp == "waveform" else vae_spec(data.fs, data.channels, window=opts.window, hop=hop))
+                             if inp == "waveform" else vae_spec(data.fs, data.channels, window=opts.window, hop=hop,
+                                                                fmax=getattr(opts, "fmax", None)))
         horizon = (opts.forecast_horizon or max(1, spec.window // 8)) if opts.forecast else 0
         # With separate calibration blocks the VAE still keeps a short calibration block of its own
         # (drift limits); the threshold is then set on the separate blocks through the device path.

@@ -62,16 +62,16 @@ SPECTRUM_KINDS = ("band_energy", "log_power_spectrum")
 
 
 def vae_spec(fs: float, channels: Sequence[str], window: int = 1024, hop: int | None = None,
-             representation: str = "bands", n_bands: int = 64) -> FeatureSpec:
+             representation: str = "bands", n_bands: int = 64, fmax: float | None = None) -> FeatureSpec:
     """Feature spec of the VAE input, per channel: ``bands`` (default) = ``n_bands`` linear band
     energies in dB over 0..0.45 fs (a smoothed log spectrum: each value averages about
     0.45 window / n_bands bins, so single-window periodogram noise does not dominate the
     reconstruction error; the top 10 % of the band is left out as it holds the anti-aliasing
     roll-off, which differs between recorders and resamplers), or ``lps`` = the full log-power
-    spectrum (window/2 + 1 bins)."""
+    spectrum (window/2 + 1 bins). ``fmax``: the bands end there instead of 0.45 fs."""
     if representation == "bands":
         block: dict[str, Any] = {"kind": "band_energy", "n_bands": int(n_bands), "spacing": "linear",
-                                 "fmin": 0.0, "fmax": 0.45 * float(fs), "log": True}
+                                 "fmin": 0.0, "fmax": 0.45 * float(fs) if fmax is None else float(fmax), "log": True}
     elif representation == "lps":
         block = {"kind": "log_power_spectrum"}
     else:
