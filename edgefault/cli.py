@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from edgefault import __version__
 from edgefault.errors import EdgefaultError, InputError
+from edgefault.device.thresholds import CALIBRATIONS
 from edgefault.io.manifest import HEALTHY_LABELS
 
 
@@ -233,9 +234,11 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool) ->
                                                        "cmapss: the first split seed)")
     p.add_argument("--target-far", type=float, default=0.01, help="anomaly: target false-alarm rate per window "
                                                                   "(default 0.01)")
-    p.add_argument("--calibration", default="auto", choices=["auto", "percentile", "lognormal", "pot"],
-                   help="anomaly: threshold calibration on held-out healthy windows; pot = peaks over threshold "
-                        "(generalised Pareto) for target rates far below 1/n (default auto)")
+    p.add_argument("--calibration", default="auto", choices=list(CALIBRATIONS),
+                   help="anomaly: threshold calibration on held-out healthy windows: robust = block bootstrap for "
+                        "serial correlation and a between-session offset, threshold at the 90 %% guaranteed-"
+                        "performance quantile; auto = percentile, or a log-normal tail below 10 expected "
+                        "exceedances; pot = peaks over threshold (generalised Pareto) (default auto)")
     if calib_fraction:
         p.add_argument("--calib-fraction", type=float, default=0.3,
                        help="anomaly: fraction at the end of each healthy recording held out for calibration "

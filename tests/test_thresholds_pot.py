@@ -121,3 +121,59 @@ def test_bad_arguments() -> None:
     with pytest.raises(InputError, match="at least 3"):
         gpd_fit(np.array([1.0, np.nan, 2.0, 3.0]))
     assert math.isfinite(gpd_fit(np.array([0.0, 1.0, 2.0, 3.0, 4.0]), "mle")[1])
+
+
+# -- robust calibration: serial correlation and between-session shift --------------------------------
+def test_effective_size_sees_serial_correlation() -> None:
+    from edgefault.device.thresholds import effective_size
+
+    rng = np.random.default_rng(0)
+    iid = np.exp(rng.normal(size=4000))
+    n_iid, tau_iid = effective_size(iid)
+    smooth = np.exp(np.convolve(rng.normal(size=4000 + 15), np.ones(16) / 4.0, mode="valid"))  # 16-window overlap
+    n_s, tau_s = effective_size(smooth)
+    assert tau_iid < 1.3 and n_iid > 3000
+    assert tau_s > 8 and n_s < 4000 / 8
+
+
+def test_robust_threshold_is_at_least_plain_and_grows_with_session_spread() -> None:
+    from edgefault.device.thresholds import calibrate_robust, calibrate_threshold
+
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(4), 500)
+    same = np.exp(rng.normal(size=2000))
+    shifted = same * np.exp(np.repeat(rng.normal(0, 0.5, 4), 500))
+    plain = calibrate_threshold(same, 0.01).threshold
+    r_same = calibrate_robust(same, 0.01, groups=groups)
+    r_shift = calibrate_robust(shifted, 0.01, groups=groups)
+    assert r_same.threshold >= plain and r_same.method.startswith("robust-")
+    assert r_shift.details["session_sd_log"] > 0.2 > r_same.details["session_sd_log"]
+    assert r_shift.threshold > calibrate_threshold(shifted, 0.01).threshold
+    d = r_shift.details
+    assert d["effective_windows"] <= 2000 and 0 <= d["far_on_calibration_ci95"][0] <= d["far_on_calibration_ci95"][1] <= 1
+
+
+def test_wilson_interval_covers_the_rate() -> None:
+    from edgefault.device.thresholds import wilson_interval
+
+    lo, hi = wilson_interval(5, 100)
+    assert lo < 0.05 < hi and 0 <= lo and hi <= 1
+    assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_gaussian_robust_calibration_scores_each_session_by_a_model_without_it() -> None:
+    """With several healthy recordings, robust calibration scores each recording's calibration
+    block with a model fitted on the others (a new session lands farther than a seen one)."""
+    from conftest import noise_recording
+
+    from edgefault.device.spec import FeatureSpec
+    from edgefault.train.anomaly import train_gaussian
+
+    recs = [noise_recording(seconds=10.0, seed=s) for s in range(3)]
+    for i, r in enumerate(recs):
+        r.data[:] *= np.float32(1.0 + 0.2 * i)  # a gain change between sessions
+    spec = FeatureSpec.for_anomaly(recs[0].fs, recs[0].channels, window=256, hop=128, n_bands=8)
+    plain = train_gaussian(recs, spec, target_far=0.01, drift_far=None)
+    robust = train_gaussian(recs, spec, target_far=0.01, calibration="robust", drift_far=None)
+    assert robust.calibration.details["leave_one_session_out"] is True
+    assert robust.calibration.threshold > plain.calibration.threshold

@@ -119,6 +119,83 @@ class Calibration:
         return asdict(self)
 
 
+def effective_size(scores: np.ndarray) -> tuple[float, float]:
+    """(effective number of independent windows, integrated autocorrelation time) of a score
+    stream in time order (overlapping windows are serially correlated: n_eff = n / tau), from the
+    log scores (positive scores) or the scores."""
+    from edgefault.device.drift import autocorr_time
+
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[np.isfinite(s)]
+    u = np.log(s) if s.size and np.all(s > 0) else s
+    tau = max(1.0, autocorr_time(u))
+    return s.size / tau, tau
+
+
+def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a rate k / n (n may be an effective, non-integer size)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    den = 1.0 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def calibrate_robust(scores: np.ndarray, target_far: float = 0.01, *, groups: np.ndarray | None = None,
+                     guarantee: float = 0.9, n_boot: int = 64, seed: int = 0, hysteresis: float = 0.9) -> Calibration:
+    """A threshold that holds on healthy data recorded later, not only on the calibration block.
+
+    The plain estimate (:func:`calibrate_threshold` ``auto``: percentile, or a log-normal tail
+    when there are too few windows) is repeated on ``n_boot`` replicates of the calibration
+    scores, each a stationary block bootstrap (mean block = the integrated autocorrelation time
+    of the log scores: overlapping windows are not independent) shifted in log score by a random
+    session offset drawn from the between-session spread (random-effects estimate over
+    ``groups``, one label per window, e.g. the recording; else over sub-blocks of the stream;
+    :func:`edgefault.device.drift.session_spread`). The threshold is the ``guarantee`` quantile of
+    the replicate thresholds (Gandy & Kvaloy's guaranteed conditional performance: with
+    probability ``guarantee`` the false-alarm rate of a new session is at most about the target),
+    never below the plain estimate. ``details`` holds the effective sample size, the
+    autocorrelation time, the session spread and the replicate spread."""
+    from edgefault.device.drift import block_bootstrap_indices, session_spread
+
+    base = calibrate_threshold(scores, target_far, "auto", hysteresis)
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if not 0.5 <= guarantee < 1.0:
+        raise InputError(f"guarantee must be in [0.5, 1), got {guarantee}")
+    if np.any(s <= 0):
+        raise InputError("robust calibration needs positive scores (log scale)")
+    ls = np.log(s)
+    n_eff, tau = effective_size(s)
+    sd_b, source, n_groups = session_spread(ls, tau, groups)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(int(n_boot)):
+        idx = block_bootstrap_indices(s.size, s.size, max(tau, 1.0), rng)
+        b = np.exp(ls[idx] + rng.normal(0.0, float(sd_b[0])))
+        try:
+            reps.append(calibrate_threshold(b, target_far, "auto", hysteresis).threshold)
+        except InputError:  # a degenerate replicate (ties): skip it
+            continue
+    if len(reps) < n_boot // 2:
+        raise InputError("robust calibration: most bootstrap replicates were degenerate; give more healthy data")
+    thr = max(float(np.quantile(reps, guarantee)), base.threshold)
+    far = float(np.mean(s > thr))
+    lo, hi = wilson_interval(far * n_eff, n_eff)
+    details = {**base.details, "plain_method": base.method, "plain_threshold": base.threshold,
+               "effective_windows": n_eff, "autocorr_time": tau, "session_sd_log": float(sd_b[0]),
+               "session_source": source, "n_sessions": n_groups, "guarantee": guarantee, "n_boot": len(reps),
+               "replicate_thresholds_q10_q50_q90": [float(v) for v in np.quantile(reps, [0.1, 0.5, 0.9])],
+               "far_on_calibration_ci95": [lo, hi],
+               "min_supported_far": 10.0 / n_eff}
+    if n_eff * target_far < 10:
+        details["warning"] = (f"{n_eff:.0f} effective windows for target_far={target_far}: fewer than 10 expected "
+                              f"independent exceedances, the threshold rests on a log-normal tail")
+    return Calibration(threshold=thr, clear_threshold=float(hysteresis * thr), method=f"robust-{base.method}",
+                       target_far=float(target_far), n_windows=int(s.size), far_on_calibration=far, details=details)
+
+
 def calibrate_threshold(scores: np.ndarray, target_far: float = 0.01, method: str = "auto",
                         hysteresis: float = 0.9, tail_fraction: float = 0.1, gpd_method: str = "mle") -> Calibration:
     """Threshold such that about ``target_far`` of healthy windows score above it.
@@ -209,3 +286,18 @@ def calibrate_threshold(scores: np.ndarray, target_far: float = 0.01, method: st
     return Calibration(threshold=float(thr), clear_threshold=float(hysteresis * thr), method=used,
                        target_far=float(target_far), n_windows=int(n), far_on_calibration=far,
                        details=details)
+
+
+CALIBRATIONS = ("robust", "auto", "percentile", "lognormal", "pot")
+
+
+def calibrate(scores: np.ndarray, target_far: float = 0.01, method: str = "robust", hysteresis: float = 0.9,
+              groups: np.ndarray | None = None) -> Calibration:
+    """Threshold calibration by name: ``robust`` (:func:`calibrate_robust`: serial correlation and
+    between-session shift, ``groups`` = the session of each window) or one of the plain methods of
+    :func:`calibrate_threshold`."""
+    if method == "robust":
+        return calibrate_robust(scores, target_far, groups=groups, hysteresis=hysteresis)
+    if method not in CALIBRATIONS:
+        raise InputError(f"unknown calibration method {method!r}; use {', '.join(CALIBRATIONS)}")
+    return calibrate_threshold(scores, target_far, method, hysteresis)

@@ -154,6 +154,10 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
     if not pos_by_row:
         raise InputError("no fault recordings in the test set")
     pos = np.concatenate(list(pos_by_row.values()))
+    from edgefault.device.thresholds import effective_size, wilson_interval
+
+    n_eff = float(sum(effective_size(sc)[0] for sc in neg_scores if sc.size))
+    far = float(np.mean(neg > thr))
     y_true = np.r_[np.zeros(neg.size, dtype=int), np.ones(pos.size, dtype=int)]
     y_score = np.r_[neg, pos]
     y_pred = (y_score > thr).astype(int)
@@ -168,7 +172,10 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
     report = {
         "n_healthy_test_windows": int(neg.size), "n_fault_windows": int(pos.size),
         "auroc": auroc(y_true, y_score),
-        "false_alarm_rate": float(np.mean(neg > thr)),
+        "false_alarm_rate": far,
+        # overlapping windows are not independent: the interval uses the effective number of windows
+        "false_alarm_rate_ci95": list(wilson_interval(far * n_eff, n_eff)),
+        "n_healthy_test_effective": n_eff,
         "false_alarm_rate_debounced": float(np.mean(np.concatenate(neg_alarm))) if neg_alarm else None,
         "target_far": args.target_far,
         "detection_rate": float(np.mean(pos > thr)),

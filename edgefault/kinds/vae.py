@@ -228,7 +228,7 @@ class VAEKind(ModelKind):
     def train(self, data: TrainData, opts: argparse.Namespace, out: Path) -> Trained:
         self.require_training()
         from edgefault.device.runtime import Runtime
-        from edgefault.device.thresholds import calibrate_threshold
+        from edgefault.device.thresholds import calibrate
         from edgefault.train.vae import pack_vae, train_vae, vae_spec, vae_waveform_spec
 
         hop = opts.hop or opts.window // 2
@@ -254,7 +254,7 @@ class VAEKind(ModelKind):
                 rt.reset()
                 x = np.ascontiguousarray(b, dtype=np.float32)
                 scores += [e.score for e in rt.push(x if x.shape[1] > 1 else x[:, 0]) if e.valid]
-            res.calibration = calibrate_threshold(np.array(scores, dtype=np.float64), target_far=opts.target_far,
+            res.calibration = calibrate(np.array(scores, dtype=np.float64), target_far=opts.target_far,
                                                   method=opts.calibration)
             n_calib = len(scores)
         bundle = pack_vae(res, out, k=opts.k, n=opts.n, name=getattr(opts, "name", None))

@@ -18,7 +18,7 @@ from edgefault.errors import InputError
 from edgefault.evaluation.protocols import contiguous_blocks
 from edgefault.io.readers import Recording
 from edgefault.device.spec import FeatureSpec
-from edgefault.device.thresholds import Calibration, calibrate_threshold
+from edgefault.device.thresholds import Calibration, calibrate
 from edgefault.train.gaussian import GaussianAnomalyModel
 
 
@@ -73,6 +73,7 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
     train_parts: list[np.ndarray] = []
     calib_parts: list[np.ndarray] = []
     calib_groups: list[np.ndarray] = []  # recording index of each calibration window (drift: between-session spread)
+    train_owner: list[int] = []  # recording index of each training block
     blocks_info = []
     for ri, r in enumerate(recordings):
         if r.fs != spec.fs:
@@ -83,6 +84,8 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
         for name, start, stop in blocks:
             f = block_features(spec, r.data[start:stop])
             (train_parts if name == "train" else calib_parts).append(f)
+            if name == "train":
+                train_owner.append(ri)
             if name == "calib":
                 calib_groups.append(np.full(f.shape[0], ri))
             blocks_info.append({"file": Path(r.path).name, "block": name, "start": int(start), "stop": int(stop)})
@@ -101,7 +104,20 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
     model = GaussianAnomalyModel().fit(X_train)
     train_scores = model.score_samples(X_train)
     calib_scores = model.score_samples(X_calib)
-    cal = calibrate_threshold(calib_scores, target_far=target_far, method=calibration, hysteresis=hysteresis)
+    groups = np.concatenate(calib_groups)
+    cross = calibration == "robust" and calib_blocks is None and len(set(train_owner)) >= 2
+    if cross:
+        # Leave one session out: each recording's calibration block scored by a model fitted on the
+        # other recordings, so the threshold sees how far a session the model never saw lands.
+        loso = np.empty_like(calib_scores)
+        for ri in sorted(set(train_owner)):
+            others = np.concatenate([p for p, o in zip(train_parts, train_owner) if o != ri])
+            loso[groups == ri] = GaussianAnomalyModel().fit(others).score_samples(X_calib[groups == ri])
+        cal = calibrate(loso, target_far=target_far, method=calibration, hysteresis=hysteresis, groups=groups)
+        cal.details["leave_one_session_out"] = True
+    else:
+        cal = calibrate(calib_scores, target_far=target_far, method=calibration, hysteresis=hysteresis,
+                        groups=groups)
     drift = None
     if drift_far is not None:
         from edgefault.device.drift import calibrate_drift

@@ -43,7 +43,7 @@ from edgefault.errors import InputError, MissingDependencyError
 from edgefault.evaluation.protocols import contiguous_blocks
 from edgefault.io.readers import Recording
 from edgefault.device.spec import FeatureSpec
-from edgefault.device.thresholds import Calibration, calibrate_threshold
+from edgefault.device.thresholds import Calibration, calibrate
 
 TORCH_HINT = ("the VAE needs PyTorch: `pip install edgefault[train]` and the CPU build of torch, "
               "`pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`")
@@ -560,7 +560,8 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
             with torch.no_grad():
                 return graph(torch.from_numpy(x))[0].numpy().astype(np.float64)
     calib_scores = session_scores(X["calib"])
-    cal = calibrate_threshold(calib_scores, target_far=target_far, method=calibration, hysteresis=hysteresis)
+    cal = calibrate(calib_scores, target_far=target_far, method=calibration, hysteresis=hysteresis,
+                    groups=np.concatenate(calib_groups))
     fit_scores = session_scores(X["fit"])
     info = {
         "arch": arch, "input": input, "seed": seed, "latent": latent, "beta": beta, "lr": lr,
