@@ -79,6 +79,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     assert fs is not None and channels is not None
     data = kinds.TrainData(recordings=recs, labels=labels, fs=float(fs), channels=list(channels))
     trained = kind.train(data, args, Path(args.out))
+    if trained.calib_scores is not None:
+        from edgefault.device.thresholds import evidence
+
+        ev = evidence(trained.calib_scores, args.target_far)
+        trained.summary.update(ev)
+        if not ev["target_supported"]:
+            msg = (f"{trained.summary.get('n_calib_windows')} calibration windows count as {ev['n_calib_effective']:g} "
+                   f"independent ones (serial correlation of overlapping windows): they support false-alarm targets down to about "
+                   f"{ev['min_supported_far']:.2g} (10 expected exceedances), so the threshold for --target-far "
+                   f"{args.target_far:g} is extrapolated; record more healthy data (or raise --target-far)")
+            if args.strict:
+                Path(args.out).unlink(missing_ok=True)
+                raise InputError(msg + "; refused by --strict")
+            print(f"edgefault train: warning: {msg}", file=sys.stderr)
     print(json.dumps(trained.summary, allow_nan=False))
     return 0
 
@@ -218,9 +232,9 @@ def _method_help(task: str | None = None) -> str:
                      for k in kinds.kinds(task))
 
 
-def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool) -> None:
-    """Options every model kind reads (train and eval)."""
-    p.add_argument("--method", help="model kind: " + _method_help())
+def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool, task: str | None = None) -> None:
+    """Options every model kind (of ``task``) reads, for train and eval."""
+    p.add_argument("--method", help="model kind: " + _method_help(task))
     p.add_argument("--fs", type=float, help="model sample rate in Hz; files at another rate are resampled "
                                             "(eval default: the most common rate in the manifest)")
     p.add_argument("--channels", help="channels to use, e.g. DE,FE (train default: all of the first file; "
@@ -232,6 +246,10 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool) ->
                                               "kind's own, about 0.45 fs; eval: set by --band-limit)")
     p.add_argument("--seed", type=int, default=0, help="random seed of training (default 0; eval --dataset "
                                                        "cmapss: the first split seed)")
+    if task == "classify":
+        p.add_argument("--healthy-label", nargs="+", default=list(HEALTHY_LABELS),
+                       help="manifest labels that mark healthy recordings (default: normal healthy)")
+        return
     p.add_argument("--target-far", type=float, default=0.01, help="anomaly: target false-alarm rate per window "
                                                                   "(default 0.01)")
     p.add_argument("--calibration", default="auto", choices=list(CALIBRATIONS),
@@ -255,11 +273,11 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool) ->
                    help="manifest labels that mark healthy recordings (default: normal healthy)")
 
 
-def _add_kind_arguments(p: argparse.ArgumentParser) -> None:
-    """Each registered kind's own options, in a group of its own."""
+def _add_kind_arguments(p: argparse.ArgumentParser, task: str | None = None) -> None:
+    """Each registered kind's (of ``task``) own options, in a group of its own."""
     from edgefault import kinds
 
-    for k in kinds.kinds():
+    for k in kinds.kinds(task):
         k.add_arguments(p.add_argument_group(f"--method {k.name} ({k.task})"))
 
 
@@ -313,22 +331,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"edgefault {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a model and pack a bundle")
-    t.add_argument("task", choices=["anomaly", "classify"], help="what the model does")
-    t.add_argument("files", nargs="*", help="healthy recordings (instead of --manifest)")
-    t.add_argument("--out", required=True, help="bundle file to write (.efb)")
-    t.add_argument("--name", help="a name stored in the bundle")
-    t.add_argument("--manifest", help="CSV with path,label[,fs,channels,...]; anomaly: the healthy rows are used")
-    t.add_argument("--root", help="folder that relative manifest paths are relative to")
-    t.add_argument("--file-fs", type=float, help="sample rate of files that carry none (.mat, .csv, .npy)")
-    _add_model_arguments(t, calib_fraction=True)
-    _add_row_arguments(t.add_argument_group("classify: manifest rows and labels"))
-    _add_kind_arguments(t)
-    t.set_defaults(func=cmd_train)
+    t = sub.add_parser("train", help="train a model and pack a bundle",
+                       description="train anomaly: a model of healthy signal that scores how unusual each window "
+                                   "is; train classify: a fault classifier from labelled recordings. "
+                                   "`edgefault train TASK --help` lists that task's methods and options.")
+    tsub = t.add_subparsers(dest="task", metavar="TASK", required=True)
+    for task, what in (("anomaly", "an anomaly model from healthy recordings"),
+                       ("classify", "a fault classifier from labelled manifest rows")):
+        tp = tsub.add_parser(task, help=f"train {what}")
+        if task == "anomaly":
+            tp.add_argument("files", nargs="*", help="healthy recordings: WAV, CSV, NPY/NPZ, .mat, Parquet "
+                                                     "(instead of --manifest)")
+        tp.add_argument("--out", required=True, help="bundle file to write (.efb)")
+        tp.add_argument("--name", help="a name stored in the bundle")
+        tp.add_argument("--manifest", help="CSV with path,label[,fs,channels,...]" +
+                        ("; the healthy rows are used" if task == "anomaly" else "; every kept row trains"))
+        tp.add_argument("--root", help="folder that relative manifest paths are relative to")
+        tp.add_argument("--file-fs", type=float, help="sample rate of files that carry none (.mat, .csv, .npy)")
+        if task == "anomaly":
+            tp.add_argument("--strict", action="store_true",
+                            help="refuse (no bundle) when the calibration data cannot support --target-far "
+                                 "(fewer than 10 expected independent exceedances); default: warn")
+        _add_model_arguments(tp, calib_fraction=True, task=task)
+        if task == "classify":
+            _add_row_arguments(tp.add_argument_group("manifest rows and labels"))
+        _add_kind_arguments(tp, task)
+        tp.set_defaults(func=cmd_train)
 
     s = sub.add_parser("score", help="score files with a bundle: JSON lines, one object per window")
-    s.add_argument("bundle")
-    s.add_argument("files", nargs="+")
+    s.add_argument("bundle", help="the model bundle (.efb) to score with")
+    s.add_argument("files", nargs="+", help="recordings to score: WAV, CSV, NPY/NPZ, .mat, Parquet")
     s.add_argument("--channels", help="file channels to feed the bundle's channels, in order, e.g. DE,FE")
     s.add_argument("--fs", type=float, help="sample rate of files that carry none (default: the bundle's)")
     s.add_argument("--chunk", type=int, default=4096, help="samples per push (default 4096)")
@@ -346,14 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     i = sub.add_parser("info", help="describe a bundle (verifies it)")
-    i.add_argument("bundle")
+    i.add_argument("bundle", help="the bundle (.efb) to verify and describe")
     i.add_argument("--verbose", action="store_true", help="include training block details")
     i.set_defaults(func=cmd_info)
 
     d = sub.add_parser("demo", help="train and score end to end on a simulated bearing (no data needed)")
     d.add_argument("--out-dir", default=None, help="keep the bundle and events here (default: temp dir)")
-    d.add_argument("--seed", type=int, default=7)
-    d.add_argument("--quiet", action="store_true")
+    d.add_argument("--seed", type=int, default=7, help="seed of the simulated machine (default 7)")
+    d.add_argument("--quiet", action="store_true", help="print nothing (the exit code says whether the demo detected the fault)")
     d.set_defaults(func=cmd_demo)
 
     v = sub.add_parser("serve", help="the field daemon: sources -> bundles -> sinks, from a TOML config")
@@ -378,8 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("explain", help="gradient attribution (integrated gradients) of a VAE bundle's score "
                                        "per channel and band / time segment; needs the [train] extra")
-    x.add_argument("bundle")
-    x.add_argument("recording")
+    x.add_argument("bundle", help="a VAE bundle (.efb)")
+    x.add_argument("recording", help="the recording whose windows to explain")
     x.add_argument("--out", help="JSON file to write (default stdout)")
     x.add_argument("--start", type=float, help="first second of the recording to explain (default 0)")
     x.add_argument("--end", type=float, help="last second (default: the end)")
@@ -405,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # with a nargs="*" positional; collect such files here.
     args, extra = parser.parse_known_args(argv)
     if extra:
-        if getattr(args, "command", None) == "train" and not any(e.startswith("-") for e in extra):
+        if hasattr(args, "files") and getattr(args, "command", None) == "train" and not any(e.startswith("-") for e in extra):
             args.files = list(args.files) + extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")

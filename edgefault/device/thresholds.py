@@ -132,6 +132,15 @@ def effective_size(scores: np.ndarray) -> tuple[float, float]:
     return s.size / tau, tau
 
 
+def evidence(calib_scores: np.ndarray, target_far: float) -> dict[str, Any]:
+    """How much a calibration set can support: its windows, its effective (independent) windows
+    and the smallest false-alarm target with 10 expected independent exceedances."""
+    n_eff, tau = effective_size(calib_scores)
+    return {"n_calib_effective": round(n_eff, 1), "calib_autocorr_time": round(tau, 2),
+            "min_supported_far": (10.0 / n_eff) if n_eff > 0 else None,
+            "target_supported": bool(n_eff > 0 and target_far >= 10.0 / n_eff)}
+
+
 def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval of a rate k / n (n may be an effective, non-integer size)."""
     if n <= 0:

@@ -80,6 +80,7 @@ class Trained:
     n_train_windows: int | None = None
     n_calib_windows: int | None = None
     eval_info: dict[str, Any] = field(default_factory=dict)
+    calib_scores: np.ndarray | None = None  # healthy calibration scores in time order (anomaly kinds)
 
 
 class ModelKind:

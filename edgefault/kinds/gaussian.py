@@ -77,7 +77,8 @@ class GaussianKind(ModelKind):
         }
         return Trained(bundle=bundle, summary=summary, threshold=cal.threshold, calibration=cal.method,
                        n_train_windows=info["n_train_windows"], n_calib_windows=info["n_calib_windows"],
-                       eval_info={"far_on_calibration": cal.far_on_calibration, "features": list(spec.feature_names)})
+                       eval_info={"far_on_calibration": cal.far_on_calibration, "features": list(spec.feature_names)},
+                       calib_scores=result.calib_scores)
 
 
 register(GaussianKind())

@@ -247,9 +247,9 @@ class VAEKind(ModelKind):
                         adaptive_threshold=opts.adaptive_threshold)
         res.info.update(data.info)
         n_calib = res.info["n_calib_windows"]
+        scores: list[float] = []
         if data.calib is not None:
             rt = Runtime(pack_vae(res, out, k=opts.k, n=opts.n))
-            scores = []
             for b in data.calib:
                 rt.reset()
                 x = np.ascontiguousarray(b, dtype=np.float32)
@@ -278,7 +278,8 @@ class VAEKind(ModelKind):
         if data.calib is not None:
             eval_info.update(far_on_calibration=cal.far_on_calibration, input=inp, forecast_horizon=horizon)
         return Trained(bundle=bundle, summary=summary, threshold=cal.threshold, calibration=cal.method,
-                       n_train_windows=info["n_fit_windows"], n_calib_windows=n_calib, eval_info=eval_info)
+                       n_train_windows=info["n_fit_windows"], n_calib_windows=n_calib, eval_info=eval_info,
+                       calib_scores=np.asarray(scores if data.calib is not None else res.calib_scores))
 
 
 register(VAEKind())

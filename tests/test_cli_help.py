@@ -1,0 +1,60 @@
+"""The CLI's help reads per task and per method, and training says what its data can support."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import noise_recording
+
+from edgefault.cli import main
+
+
+def _help(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(args + ["--help"])
+    assert e.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_train_help_is_split_by_task(capsys: pytest.CaptureFixture[str]) -> None:
+    top = _help(["train"], capsys)
+    assert "anomaly" in top and "classify" in top and "--bands" not in top
+    anomaly = _help(["train", "anomaly"], capsys)
+    classify = _help(["train", "classify"], capsys)
+    assert "--method gaussian (anomaly)" in anomaly and "--method vae (anomaly)" in anomaly
+    assert "sfdsc" not in anomaly.split("--method gaussian")[1] and "--atoms" not in anomaly
+    assert "--method sfdsc (classify)" in classify and "--target-far" not in classify and "--arch" not in classify
+    assert "--label-columns" in classify and "--label-columns" not in anomaly
+
+
+@pytest.mark.parametrize("cmd", [["score"], ["info"], ["explain"], ["demo"], ["report"]])
+def test_every_positional_and_option_has_help(cmd: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from edgefault.cli import build_parser
+
+    p = build_parser()
+    sub = next(a for a in p._actions if a.dest == "command").choices[cmd[0]]  # type: ignore[union-attr]
+    for a in sub._actions:
+        if a.dest != "help":
+            assert a.help, f"edgefault {cmd[0]}: {a.dest} has no help"
+
+
+def test_tiny_baseline_warns_and_strict_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rec = noise_recording(seconds=3.0, seed=3)
+    f = tmp_path / "h.npz"
+    np.savez(f, data=rec.data, fs=np.float64(rec.fs), channels=np.array(rec.channels))
+    out = tmp_path / "m.efb"
+    assert main(["train", "anomaly", str(f), "--window", "256", "--out", str(out), "--drift-far", "off"]) == 0
+    cap = capsys.readouterr()
+    s = json.loads(cap.out)
+    assert s["target_supported"] is False and s["min_supported_far"] > 0.01 and s["n_calib_effective"] > 0
+    assert "independent" in cap.err and "--target-far" in cap.err and out.exists()
+    out2 = tmp_path / "m2.efb"
+    assert main(["train", "anomaly", str(f), "--window", "256", "--out", str(out2), "--drift-far", "off",
+                 "--strict"]) == 2
+    assert "refused by --strict" in capsys.readouterr().err and not out2.exists()
+    # a target the data supports: no warning
+    assert main(["train", "anomaly", str(f), "--window", "256", "--out", str(out2), "--drift-far", "off",
+                 "--target-far", "0.45", "--strict"]) == 0
+    assert json.loads(capsys.readouterr().out)["target_supported"] is True
