@@ -289,3 +289,25 @@ def test_drift_spans_from_a_real_runtime(tmp_path: Path) -> None:
     page = _parse(out)
     assert len(page.having("tr", "drift-span")) == runs
     assert page.having("rect", "drift") and len(page.having("p", "retrain")) == 1
+    # drift onsets in words, not raw JSON
+    text = " ".join(page.text)
+    assert "monitor" in text and "CUSUM" in text and '{"score"' not in text
+
+
+def test_largest_feature_and_extrapolated_rate_are_shown(scored: dict[str, Path], tmp_path: Path) -> None:
+    """The top feature of the alarmed windows (a time statistic here, not a band) appears on the
+    page, and alarms per hour from seconds of data say they are extrapolated."""
+    events = _load(scored["events"])
+    total: dict[str, float] = {}
+    for e in events:
+        if e.get("alarm"):
+            for n, v in e["contrib"]["feature"].items():
+                total[n] = total.get(n, 0.0) + v
+    non_band = {n: v for n, v in total.items() if ".band" not in n}
+    assert non_band
+    top = max(non_band, key=non_band.get)
+    out = tmp_path / "r.html"
+    write_report(scored["events"], out)
+    text = " ".join(_parse(out).text)
+    assert top in text
+    assert "extrapolated from" in text

@@ -562,12 +562,39 @@ def _bars(values: dict[str, float], group: str, k: int = 8) -> str:
     return "".join(out)
 
 
+def _group_values(contrib: dict[str, dict[str, float]], g: str) -> dict[str, float]:
+    """A group's entries as drawn: the ``feature`` list without the bands the ``band`` group shows
+    (spectrum models list the same names in both)."""
+    vals = contrib.get(g) or {}
+    if g == "feature" and contrib.get("band"):
+        vals = {k: v for k, v in vals.items() if k not in contrib["band"]}
+    return vals
+
+
+def _drift_text(d: Any) -> str:
+    """A drift value at onset (the Runtime's ``drift`` object) in words: the monitors that fired and
+    their statistics (score CUSUM, latent MEWMA)."""
+    if not isinstance(d, dict):
+        return str(d)
+    parts = []
+    mons = d.get("monitors")
+    if isinstance(mons, (list, tuple)) and mons:
+        parts.append(" + ".join(f"{m} monitor" for m in mons))
+    for key, label in (("score", "score CUSUM"), ("latent", "latent MEWMA")):
+        v = d.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            parts.append(f"{label} {_fmt(float(v))}")
+    rest = {k: v for k, v in d.items() if k not in ("monitors", "score", "latent", "active")}
+    parts += [f"{k} {v}" for k, v in list(rest.items())[:4]]
+    return ", ".join(parts) or "drift"
+
+
 def _groups(contrib: dict[str, dict[str, float]]) -> list[str]:
-    gs = [g for g in _GROUP_ORDER if contrib.get(g)]
+    """Up to four groups to draw: channel, band, time, then features other than the bands (the
+    largest single contributor, e.g. DE.kurtosis, is often there), then others."""
+    gs = [g for g in _GROUP_ORDER if _group_values(contrib, g)]
     gs += sorted(g for g in contrib if g not in _GROUP_ORDER and g not in _NOT_TERMS and contrib[g])
-    if "band" in gs and "feature" in gs:  # the feature list repeats the bands for spectrum models
-        gs.remove("feature")
-    return gs[:3]
+    return gs[:4]
 
 
 _CSS = """
@@ -655,7 +682,8 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
         ("alarm spans", f"{len(spans)}"),
         ("total alarm time", f"{_fmt_dur(alarm_time)} ({100 * alarm_time / duration:.3g} % of {_fmt_dur(duration)})"
          if duration > 0 else _fmt_dur(alarm_time)),
-        ("alarms per hour", f"{len(spans) / (duration / 3600):.3g}" if duration > 0 else "-"),
+        ("alarms per hour", (f"{len(spans) / (duration / 3600):.3g}" + (
+            f" (extrapolated from {_fmt_dur(duration)} of data)" if duration < 3600 else "")) if duration > 0 else "-"),
         ("windows in alarm", f"{n_alarm_w} ({100 * n_alarm_w / max(n_ev, 1):.3g} %)"),
     ]
     if n_drift:
@@ -706,7 +734,7 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
                     acc[n] = acc.get(n, 0.0) + v
         if total:
             page.append("<h3>All alarmed windows together</h3><div class=\"overall\">" +
-                        "".join(f"<div><b>{_e(g)}</b><br>{_bars(total[g], g)}</div>" for g in _groups(total)) +
+                        "".join(f"<div><b>{_e(g)}</b><br>{_bars(_group_values(total, g), g)}</div>" for g in _groups(total)) +
                         "</div>")
         page.append("<p><small>Bars: each name's summed contribution over the span's alarmed windows, as a share of "
                     "the group's sum. <code>channel</code> covers the whole score; <code>band</code> / "
@@ -716,7 +744,8 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
         for i, sp in enumerate(spans[:max_spans]):
             seg = segs[sp.segment]
             gs = _groups(sp.contrib)
-            charts = "".join(f"<div><b>{_e(g)}</b><br>{_bars(sp.contrib[g], g)}</div>" for g in gs) or "-"
+            charts = "".join(f"<div><b>{_e(g)}</b><br>{_bars(_group_values(sp.contrib, g), g)}</div>"
+                             for g in gs) or "-"
             top_ch = ""
             if sp.contrib.get("channel"):
                 top_ch = max(sp.contrib["channel"], key=sp.contrib["channel"].__getitem__)
@@ -737,7 +766,7 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
         page.append('<table class="drift"><tr><th>recording</th><th>drift from</th><th>to</th><th>windows</th>'
                     '<th>at onset</th></tr>' +
                     "".join(f'<tr class="drift-span"><td>{_e(k)}</td><td>{_e(_fmt_t(a))}</td><td>{_e(_fmt_t(b))}</td>'
-                            f'<td class="num">{n}</td><td><code>{_e(json.dumps(d, default=str)[:300])}</code></td></tr>'
+                            f'<td class="num">{n}</td><td>{_e(_drift_text(d))}</td></tr>'
                             for k, (a, b, n, d) in drift[:max_spans]) + "</table>")
         if len(drift) > max_spans:
             page.append(f"<p>{len(drift) - max_spans} more drift span(s) not listed.</p>")
