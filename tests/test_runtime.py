@@ -281,3 +281,37 @@ def test_import_is_light(tmp_path: Path) -> None:
                          cwd=tmp_path).stdout
     assert out.strip() == "[]"
     assert edgefault.__version__
+
+
+def test_refused_state_changes_nothing(small_bundle: Path) -> None:
+    """Each part of a state can be the bad one; the runtime after a refused set_state is the
+    runtime before it (tail, frame count, window number, alarm history), and keeps scoring alike."""
+    import copy
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(6000, 2)).astype(np.float32)
+    rt = Runtime(small_bundle)
+    rt.push(x[:3000] * 3)  # some alarm history
+    good = rt.get_state()
+    bad_parts = {
+        "alarm": lambda s: s["alarm"].update(above="x"),
+        "alarm_missing": lambda s: s["alarm"].pop("n_valid"),
+        "frames": lambda s: s.update(frames_seen=-5),
+        "tail": lambda s: s.update(tail=np.zeros((3, 7), dtype=np.float32)),
+        "seq": lambda s: s.update(seq="later"),
+        "drift": lambda s: s.update(drift={"monitors": 1}),
+    }
+    other = Runtime(small_bundle)
+    other.push(x[:1234])
+    for name, spoil in bad_parts.items():
+        st = copy.deepcopy(other.get_state())
+        spoil(st)
+        with pytest.raises(InputError):
+            rt.set_state(st)
+        now = rt.get_state()
+        assert now["frames_seen"] == good["frames_seen"] and now["seq"] == good["seq"], name
+        assert now["alarm"] == good["alarm"], name
+        np.testing.assert_array_equal(now["tail"], good["tail"], err_msg=name)
+    ref = Runtime(small_bundle)
+    ref.set_state(good)
+    assert [e.to_dict() for e in rt.push(x[3000:])] == [e.to_dict() for e in ref.push(x[3000:])]

@@ -448,12 +448,13 @@ class Runtime:
                 "ewma": [float(v) for v in ewma], "level": float(level)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        prev_drift = self._drift.get_state() if self._drift is not None else None
+        """Restore a state from :meth:`get_state`. A refused state (InputError) changes nothing:
+        every part applied before the bad one is put back."""
+        prev = self.get_state()
         try:
             self._set_state(state)
         except Exception:
-            if prev_drift is not None:  # a state refused after its drift part was applied
-                self._drift.set_state(*prev_drift)
+            self._set_state(prev)
             raise
 
     def _set_state(self, state: dict[str, Any]) -> None:
