@@ -282,6 +282,20 @@ def test_spool_torn_tail_is_cut(tmp_path: Path) -> None:
     s.close()
 
 
+
+def test_spool_skips_a_stray_jsonl_and_keeps_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    s = Spool(tmp_path)
+    s.append([b"a\n"])
+    s.close()
+    stray = tmp_path / "events-backup.jsonl"
+    stray.write_bytes(b'{"not": "ours"}\n')
+    with caplog.at_level("WARNING", logger="edgefault.daemon"):
+        s = Spool(tmp_path)
+    assert s.peek(10) == [b"a\n"] and s.pending == 1
+    s.close()
+    assert stray.read_bytes() == b'{"not": "ours"}\n'
+    assert "events-backup.jsonl" in caplog.text
+
 # -- metrics text ----------------------------------------------------------------------------------
 def test_metrics_text_and_promtool() -> None:
     m = Metrics()
@@ -504,3 +518,36 @@ def test_sensor_state_shared_with_runtime_and_bad_files_start_fresh(tmp_path: Pa
     assert f"state file {sd / 'm1.state.npz'} is not a readable edgefault state" in caplog.text
     assert "starting fresh" in caplog.text and w4.rt.get_state()["seq"] == 0 and w4.boot == 0
     w4.seqfile.close()
+
+
+def test_only_alarms_gets_drift_changes_and_the_retrain_onset(tmp_path: Path) -> None:
+    """A real drift-monitored run (healthy, then a x1.5 gain change): the events sent to
+    only_alarms sinks include every drift onset/end and the first retrain recommendation, once."""
+    from edgefault.daemon.service import sink_alert
+    from edgefault.device.runtime import Runtime
+    from edgefault.device.spec import FeatureSpec
+    from edgefault.io.readers import Recording
+    from edgefault.io.synth import bearing_signal
+    from edgefault.train.anomaly import pack_gaussian, train_gaussian
+
+    fs = 12000.0
+    spec = FeatureSpec(fs=fs, window=1024, hop=512, channels=("x",), blocks=(
+        {"kind": "time_stats", "stats": ["rms", "kurtosis", "crest_factor"]},
+        {"kind": "band_energy", "n_bands": 12, "spacing": "log", "fmin": 50.0, "fmax": 5000.0, "log": True}))
+    x = bearing_signal(60.0, fs, seed=1)[:, None]
+    res = train_gaussian([Recording(data=x, fs=fs, channels=("x",), path="healthy")], spec, target_far=0.01,
+                         drift_far=1e-3)
+    rt = Runtime(pack_gaussian(res, tmp_path / "m.efb"))
+    run = np.concatenate([bearing_signal(20.0, fs, seed=21), 1.5 * bearing_signal(30.0, fs, seed=22)])
+    events = rt.push(run.astype(np.float32))
+    retrain, sent = False, []
+    for ev in events:
+        alert, retrain = sink_alert(ev, retrain)
+        if alert:
+            sent.append(ev)
+    assert any(e.retrain for e in events) and sum(e.retrain for e in events) > 1
+    assert sum(e.retrain for e in sent if not (e.anomaly or e.alarm_changed or e.drift_changed)) <= 1
+    first = next(i for i, e in enumerate(events) if e.retrain)
+    assert events[first] in sent
+    changes = [e for e in events if e.drift_changed]
+    assert changes and all(e in sent for e in changes)

@@ -93,7 +93,7 @@ class SinkConfig:
     path: str | None = None  # file
     max_bytes: int = 10 << 20  # file rotation size
     backups: int = 5  # file rotation: files kept
-    only_alarms: bool = False  # deliver only events whose alarm state changed or that are anomalous
+    only_alarms: bool = False  # deliver only anomalous windows, alarm / drift changes and retrain recommendations
     mqtt: MQTTConfig | None = None
     url: str | None = None  # webhook
     timeout: float = 5.0  # webhook request timeout

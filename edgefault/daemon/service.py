@@ -86,6 +86,14 @@ class SeqFile:
 
 
 # -- one sensor -------------------------------------------------------------------------------------------
+
+def sink_alert(ev: Any, retrain_before: bool) -> tuple[bool, bool]:
+    """(alert, retrain now): an event reaches ``only_alarms`` sinks when its window is anomalous,
+    the alarm or the drift state changed, or retraining is newly recommended (the retrain flag
+    stays up while drift persists: only its first window is an alert)."""
+    retrain = bool(ev.retrain)
+    return bool(ev.anomaly or ev.alarm_changed or ev.drift_changed or (retrain and not retrain_before)), retrain
+
 class SensorWorker:
     def __init__(self, cfg: SensorConfig, daemon: "Daemon") -> None:
         self.cfg = cfg
@@ -104,6 +112,7 @@ class SensorWorker:
         self.seqfile = SeqFile(Path(daemon.cfg.state_dir) / f"{self.id}.seq")
         self.seq = self.seqfile.value  # next event gets seq + 1
         self.boot = 0
+        self._retrain = False  # the last event recommended retraining (only its onset is an alert)
         self._restore()
         self.thread = threading.Thread(target=self._loop, name=f"edgefault-score-{self.id}", daemon=True)
         self._stop = threading.Event()
@@ -197,7 +206,7 @@ class SensorWorker:
             d["window_seq"] = d.pop("seq")
             d = {**base, "seq": seq, **d, "dropped_frames": self.dropped_frames}
             recs.append(Record(sid, dumps(d, allow_nan=False, separators=(",", ":")).encode() + b"\n",
-                               bool(ev.anomaly or ev.alarm_changed)))
+                               self._alert(ev)))
             n_inval += not ev.valid
             n_anom += ev.anomaly
             n_alarm += ev.alarm_changed and ev.alarm
@@ -234,6 +243,11 @@ class SensorWorker:
         self.rt = new
         self._info()
         log.info("sensor %s: now running bundle %s", self.id, new.bundle.bundle_id)
+
+    def _alert(self, ev: Any) -> bool:
+        """Whether ``only_alarms`` sinks get the event: see :func:`sink_alert`."""
+        alert, self._retrain = sink_alert(ev, self._retrain)
+        return alert
 
     # -- state --
     def _restore(self) -> None:

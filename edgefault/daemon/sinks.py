@@ -34,7 +34,8 @@ class Record(NamedTuple):
     line: bytes
     """The event as one JSON object, UTF-8, ending in ``b"\\n"``."""
     alert: bool
-    """Whether sinks with ``only_alarms`` get it (the window was anomalous or the alarm changed)."""
+    """Whether sinks with ``only_alarms`` get it: the window was anomalous, the alarm changed, the
+    drift state changed (onset or end) or retraining is recommended."""
 
 
 def import_paho() -> Any:

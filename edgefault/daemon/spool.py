@@ -9,9 +9,12 @@ oldest segments are deleted and their unacknowledged records counted in ``droppe
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
+
+log = logging.getLogger("edgefault.daemon")
 
 SEGMENT_BYTES = 1 << 20
 
@@ -28,7 +31,14 @@ class Spool:
         self._closed = False
         # segments: [first_record, path, n_records, n_bytes]
         self._segs: list[list] = []
-        for p in sorted(self.dir.glob("*.jsonl"), key=lambda q: int(q.stem)):
+        segs = []
+        for p in self.dir.glob("*.jsonl"):
+            if p.stem.isdigit():
+                segs.append(p)
+            else:  # not a segment of ours (a stray copy, an editor backup): left where it is
+                log.warning("spool %s: ignoring %s (not a spool segment: segment files are <number>.jsonl)",
+                            self.dir, p.name)
+        for p in sorted(segs, key=lambda q: int(q.stem)):
             data = p.read_bytes()
             end = data.rfind(b"\n") + 1
             if end < len(data):  # torn final line after a crash: cut it
