@@ -587,8 +587,9 @@ def test_mqtt_sink_tls_and_password(tmp_path: Path, small_bundle: Path) -> None:
 
 
 def test_queue_full_drops_are_counted_never_silent(tmp_path: Path, small_bundle: Path) -> None:
-    """A sender far faster than scoring into a 2-chunk queue: chunks are dropped, and every frame is
-    accounted for: the windows scored are exactly those of the frames that were not dropped."""
+    """A sender far faster than scoring into a 2-chunk queue: chunks are dropped, every frame is
+    accounted for, and a dropped chunk becomes a marked gap (invalid windows), never a splice: the
+    events cover the whole stream on its true time grid, up to drops after the last queued chunk."""
     http, port = free_port(), free_port(socket.SOCK_DGRAM)
     text = config(tmp_path, small_bundle, http, f'type = "udp"\nlisten = "127.0.0.1:{port}"\ngap_fill_frames = 0')
     d = Served(tmp_path, text.replace("queue_chunks = 10000", "queue_chunks = 2"))
@@ -615,6 +616,9 @@ def test_queue_full_drops_are_counted_never_silent(tmp_path: Path, small_bundle:
     assert dropped > 0 and frames == mm['edgefault_packets_total{sensor="m1"}'] * n
     assert d.stop() == 0
     ev = read_events(tmp_path / "events.jsonl")
-    assert len(ev) == (frames - dropped - 256) // 128 + 1
+    assert (frames - dropped - 256) // 128 + 1 <= len(ev) <= (frames - 256) // 128 + 1
+    assert [e["t"] for e in ev] == [(256 + 128 * k) / 4000.0 for k in range(len(ev))]  # no splice: t stays true
+    if len(ev) > (frames - dropped - 256) // 128 + 1:  # a drop before a queued chunk: a gap, marked invalid
+        assert sum(not e["valid"] for e in ev) > 0
     seen = [e["dropped_frames"] for e in ev]  # events report the drops so far
     assert seen == sorted(seen) and 0 < seen[-1] <= dropped and seen[-1] % n == 0

@@ -551,3 +551,40 @@ def test_only_alarms_gets_drift_changes_and_the_retrain_onset(tmp_path: Path) ->
     assert events[first] in sent
     changes = [e for e in events if e.drift_changed]
     assert changes and all(e in sent for e in changes)
+
+
+
+def test_dropped_chunk_becomes_a_marked_gap_not_a_splice(tmp_path: Path, small_bundle: Path) -> None:
+    """A full queue drops a chunk: the next queued chunk carries the lost frame count, the scoring
+    thread pushes that many NaN frames first, so windows over the gap are invalid and every event's
+    time stays on the true sample grid; source gaps (gap()) travel the same way and are never dropped."""
+    from types import SimpleNamespace
+
+    from edgefault.daemon.config import SensorConfig, SourceConfig
+    from edgefault.daemon.service import SensorWorker
+    from edgefault.device.runtime import Runtime
+
+    sd = tmp_path / "st"
+    sd.mkdir()
+    daemon = SimpleNamespace(metrics=Metrics(), cfg=SimpleNamespace(state_dir=str(sd), state_interval=60.0))
+    cfg = SensorConfig(id="g", bundle=str(small_bundle), source=SourceConfig(type="stdin"), queue_chunks=1)
+    w = SensorWorker(cfg, daemon)  # type: ignore[arg-type]  # uses metrics and cfg only
+    got: list = []
+    w._score = lambda t, c: got.extend(w.rt.push(c))  # type: ignore[method-assign]
+    x = np.random.default_rng(9).standard_normal((4 * 2048, 2)).astype(np.float32)
+    a, b, c, d = (x[i * 2048:(i + 1) * 2048] for i in range(4))
+    assert w.offer(a) and not w.offer(b)  # queue of one: b is dropped
+    w._handle(*w.queue.get())
+    w.gap(2048)  # a source gap of c's length
+    assert w.offer(d)
+    item = w.queue.get()
+    assert item[2] == 2 * 2048  # b's frames and the gap travel with d
+    w._handle(*item)
+    w.seqfile.close()
+    ref = Runtime(small_bundle)
+    full = np.concatenate([a, np.full((2 * 2048, 2), np.nan, np.float32), d])
+    want = ref.push(full)
+    assert [e.to_dict() for e in got] == [e.to_dict() for e in want]
+    assert any(not e.valid for e in got) and w.dropped_frames == 2048
+    hop, win, fs = ref.spec.hop, ref.spec.window, ref.fs
+    assert [e.t for e in got] == [(win + k * hop) / fs for k in range(len(got))]

@@ -29,6 +29,7 @@ from edgefault.daemon.sinks import Record, Sink, make_sink
 from edgefault.daemon.sources import Source, make_source
 
 log = logging.getLogger("edgefault.daemon")
+GAP_PIECE = 1 << 16  # frames of NaN pushed at a time for a gap
 STATE_FORMAT = 1
 
 
@@ -105,7 +106,10 @@ class SensorWorker:
         self.n_channels = self.rt.spec.n_channels
         self.fs = self.rt.fs
         self.window = self.rt.spec.window
-        self.queue: queue.Queue[tuple[float, np.ndarray] | None] = queue.Queue(maxsize=cfg.queue_chunks)
+        # items: (receive time, chunk, frames lost just before it: dropped chunks and source gaps)
+        self.queue: queue.Queue[tuple[float, np.ndarray, int] | None] = queue.Queue(maxsize=cfg.queue_chunks)
+        self._lost = 0  # frames lost since the last queued chunk (under _lost_lock)
+        self._lost_lock = threading.Lock()
         self.dropped_frames = 0
         self.pending_rt: Runtime | None = None
         self.state_path = Path(daemon.cfg.state_dir) / f"{self.id}.state.npz"
@@ -145,24 +149,31 @@ class SensorWorker:
         counts it. Blocking (block=seconds): False after the timeout, nothing counted (the caller
         offers it again)."""
         n = int(chunk.shape[0])
-        try:
-            if block is None:
-                self.queue.put_nowait((time.monotonic(), chunk))
-            else:
-                self.queue.put((time.monotonic(), chunk), timeout=block)
-        except queue.Full:
-            if block is not None:
+        with self._lost_lock:  # the frames lost before this chunk travel with it, so the gap stays in place
+            lost, self._lost = self._lost, 0
+            try:
+                if block is None:
+                    self.queue.put_nowait((time.monotonic(), chunk, lost))
+                else:
+                    self.queue.put((time.monotonic(), chunk, lost), timeout=block)
+            except queue.Full:
+                if block is not None:
+                    self._lost = lost
+                    return False
+                self._lost = lost + n  # a dropped chunk becomes a marked gap, never a splice
+                self.dropped_frames += n
+                self.metrics.inc("edgefault_dropped_frames_total", n, sensor=self.id, reason="queue_full")
+                self.metrics.inc("edgefault_samples_total", n, sensor=self.id)
                 return False
-            self.dropped_frames += n
-            self.metrics.inc("edgefault_dropped_frames_total", n, sensor=self.id, reason="queue_full")
-            self.metrics.inc("edgefault_samples_total", n, sensor=self.id)
-            return False
         self.metrics.inc("edgefault_samples_total", n, sensor=self.id)
         return True
 
     def gap(self, frames: int) -> None:
-        """Push NaN frames for samples lost in a source gap: windows spanning it are flagged invalid."""
-        self.offer(np.full((frames, self.n_channels), np.nan, dtype=np.float32))
+        """Samples lost in a source gap: marked before the next chunk that arrives (NaN frames,
+        so windows spanning the gap come back invalid and `t` stays true). Never dropped."""
+        with self._lost_lock:
+            self._lost += int(frames)
+        self.metrics.inc("edgefault_samples_total", int(frames), sensor=self.id)  # the fill counts, as before
 
     # -- scoring thread --
     def _loop(self) -> None:
@@ -175,7 +186,7 @@ class SensorWorker:
                     if self._stop.is_set():
                         break
                 if item is not None:
-                    self._score(*item)
+                    self._handle(*item)
                 if self.pending_rt is not None:
                     self._swap()
                 if time.monotonic() >= self.next_save:
@@ -184,6 +195,12 @@ class SensorWorker:
         except Exception:
             log.exception("sensor %s: scoring thread failed", self.id)
             self.daemon.fatal.set()
+
+    def _handle(self, t_recv: float, chunk: np.ndarray, lost: int) -> None:
+        """Score one queued chunk, after marking the frames lost just before it as a gap."""
+        for k in range(0, lost, GAP_PIECE):  # bounded memory for long gaps
+            self._score(t_recv, np.full((min(GAP_PIECE, lost - k), self.n_channels), np.nan, dtype=np.float32))
+        self._score(t_recv, chunk)
 
     def _score(self, t_recv: float, chunk: np.ndarray) -> None:
         try:
