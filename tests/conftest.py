@@ -59,3 +59,30 @@ def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("bundle") / "small.efb"
     pack_gaussian(result, path, k=2, n=3, name="unit-test")
     return path
+
+
+def drift_bundle(path: Path, seconds: float = 60.0, fs: float = 12000.0, drift_far: float = 1e-3) -> Path:
+    """A Gaussian bundle with drift monitors on one simulated healthy bearing channel ``x``
+    (time statistics and 12 log band energies, window 1024, hop 512)."""
+    from edgefault.device.spec import FeatureSpec
+    from edgefault.io.readers import Recording
+    from edgefault.io.synth import bearing_signal
+    from edgefault.train.anomaly import pack_gaussian, train_gaussian
+
+    spec = FeatureSpec(fs=fs, window=1024, hop=512, channels=("x",), blocks=(
+        {"kind": "time_stats", "stats": ["rms", "kurtosis", "crest_factor"]},
+        {"kind": "band_energy", "n_bands": 12, "spacing": "log", "fmin": 50.0, "fmax": 5000.0, "log": True}))
+    x = bearing_signal(seconds, fs, seed=1)[:, None]
+    res = train_gaussian([Recording(data=x, fs=fs, channels=("x",), path="healthy")], spec, target_far=0.01,
+                         drift_far=drift_far)
+    pack_gaussian(res, path)
+    return path
+
+
+def gain_change_run(fs: float = 12000.0):  # type: ignore[no-untyped-def]
+    """20 s of healthy bearing, then 30 s at x1.5 gain: drift, then a retrain recommendation."""
+    import numpy as np
+
+    from edgefault.io.synth import bearing_signal
+
+    return np.concatenate([bearing_signal(20.0, fs, seed=21), 1.5 * bearing_signal(30.0, fs, seed=22)])

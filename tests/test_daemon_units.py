@@ -523,23 +523,13 @@ def test_sensor_state_shared_with_runtime_and_bad_files_start_fresh(tmp_path: Pa
 def test_only_alarms_gets_drift_changes_and_the_retrain_onset(tmp_path: Path) -> None:
     """A real drift-monitored run (healthy, then a x1.5 gain change): the events sent to
     only_alarms sinks include every drift onset/end and the first retrain recommendation, once."""
+    from conftest import drift_bundle, gain_change_run
+
     from edgefault.daemon.service import sink_alert
     from edgefault.device.runtime import Runtime
-    from edgefault.device.spec import FeatureSpec
-    from edgefault.io.readers import Recording
-    from edgefault.io.synth import bearing_signal
-    from edgefault.train.anomaly import pack_gaussian, train_gaussian
 
-    fs = 12000.0
-    spec = FeatureSpec(fs=fs, window=1024, hop=512, channels=("x",), blocks=(
-        {"kind": "time_stats", "stats": ["rms", "kurtosis", "crest_factor"]},
-        {"kind": "band_energy", "n_bands": 12, "spacing": "log", "fmin": 50.0, "fmax": 5000.0, "log": True}))
-    x = bearing_signal(60.0, fs, seed=1)[:, None]
-    res = train_gaussian([Recording(data=x, fs=fs, channels=("x",), path="healthy")], spec, target_far=0.01,
-                         drift_far=1e-3)
-    rt = Runtime(pack_gaussian(res, tmp_path / "m.efb"))
-    run = np.concatenate([bearing_signal(20.0, fs, seed=21), 1.5 * bearing_signal(30.0, fs, seed=22)])
-    events = rt.push(run.astype(np.float32))
+    rt = Runtime(drift_bundle(tmp_path / "m.efb"))
+    events = rt.push(gain_change_run().astype(np.float32))
     retrain, sent = False, []
     for ev in events:
         alert, retrain = sink_alert(ev, retrain)

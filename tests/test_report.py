@@ -262,21 +262,11 @@ def test_build_report_rejects_bad_scale(scored: dict[str, Path]) -> None:
 def test_drift_spans_from_a_real_runtime(tmp_path: Path) -> None:
     """A bundle with drift monitors scores a healthy stretch then a gain change: the page's drift
     spans are the runs of drift-active windows in the events, and retraining is recommended."""
-    from edgefault.io.readers import Recording
-    from edgefault.device.spec import FeatureSpec
-    from edgefault.io.synth import bearing_signal
-    from edgefault.train.anomaly import pack_gaussian, train_gaussian
+    from conftest import drift_bundle, gain_change_run
 
     fs = 12000.0
-    spec = FeatureSpec(fs=fs, window=1024, hop=512, channels=("x",), blocks=(
-        {"kind": "time_stats", "stats": ["rms", "kurtosis", "crest_factor"]},
-        {"kind": "band_energy", "n_bands": 12, "spacing": "log", "fmin": 50.0, "fmax": 5000.0, "log": True}))
-    x = bearing_signal(60.0, fs, seed=1)[:, None]
-    res = train_gaussian([Recording(data=x, fs=fs, channels=("x",), path="healthy")], spec, target_far=0.01,
-                         drift_far=1e-3)
-    bundle = tmp_path / "m.efb"
-    pack_gaussian(res, bundle)
-    run = np.concatenate([bearing_signal(20.0, fs, seed=21), 1.5 * bearing_signal(30.0, fs, seed=22)])
+    bundle = drift_bundle(tmp_path / "m.efb", fs=fs)
+    run = gain_change_run(fs)
     f = _npz(tmp_path / "run.npz", run[:, None].astype(np.float32), fs, ("x",))
     events_path = tmp_path / "ev.jsonl"
     assert main(["score", str(bundle), str(f), "--out", str(events_path)]) == 0
