@@ -244,16 +244,10 @@ def _probe_auroc(data: _Data, split: Split, blocks: list[dict[str, Any]], args: 
 
 
 def _reaches_above(spec: Any, f_hz: float) -> bool:
-    """Whether any feature of ``spec`` sees content above ``f_hz`` (time statistics see the whole
-    band unless the signal was low-passed)."""
-    for b in spec.blocks:
-        kind = b.get("kind")
-        if kind == "band_energy" and (b.get("fmax") or spec.fs / 2) > f_hz:
-            return True
-        if kind in ("spectral_shape", "log_power_spectrum", "power_spectrum", "magnitude_spectrum", "envelope",
-                    "envelope_spectrum", "time_stats", "raw"):
-            return True
-    return False
+    """Whether any feature of ``spec`` may see content above ``f_hz``: a band-energy block whose
+    top lies above it, or any other block (time statistics and raw windows see the whole band, the
+    spectra and envelope blocks have no upper limit below fs/2)."""
+    return any(b.get("kind") != "band_energy" or (b.get("fmax") or spec.fs / 2) > f_hz for b in spec.blocks)
 
 
 def _confound_check(data: _Data, split: Split, spec: Any, args: argparse.Namespace) -> dict[str, Any]:
