@@ -1,5 +1,7 @@
 """
-edgefault C++ core: framer, FFT, feature kernels, scoring and alarm state
+edgefault C++ core: framer, FFT, feature kernels, scoring and alarm state.
+
+Threads: every stateful object (FeatureExtractor, Pipeline, GaussianScorer, AlarmState, DriftMonitor, ScoredStream, OmpCoder, TreeLassoCoder) holds its own lock across each call that touches its state, getters and get_state/set_state included, so calls on one object from several threads serialise and give what a serial run in the order admitted gives (ScoredStream.push holds the locks of all its objects). Waiting for a lock releases the GIL.
 """
 from __future__ import annotations
 import numpy
@@ -39,7 +41,7 @@ class FeatureExtractor:
         ...
 class Pipeline:
     """
-    Streaming framer + feature extractor over n_channels interleaved channels.
+    Streaming framer + feature extractor over n_channels interleaved channels. Calls from several threads serialise on the pipeline's lock.
     """
     def __init__(self, n_channels: typing.SupportsInt | typing.SupportsIndex, hop: typing.SupportsInt | typing.SupportsIndex, extractor: FeatureExtractor) -> None:
         ...
@@ -49,12 +51,16 @@ class Pipeline:
         ...
     def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, features: bool = True, raw: bool = False) -> typing.Any:
         """
-        Push samples; returns (features (m, feature_dim), end_frame (m,), finite (m,), raw (m, c, window)).
+        Push samples (n,) or (n, n_channels), float32/float64/int16/int32, each multiplied by scale. Returns (features (m, feature_dim) float32, end_frame (m,) uint64, finite (m,) bool, raw (m, n_channels, window) float32) for the m windows completed; features / raw have 0 rows unless asked for.
         """
     def reset(self) -> None:
-        ...
+        """
+        Forget buffered samples.
+        """
     def set_state(self, tail: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], frames_seen: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
+        """
+        Restore a get_state() tail.
+        """
     @property
     def feature_dim(self) -> int:
         ...
@@ -114,7 +120,7 @@ class AlarmState:
         ...
 class ScoredStream:
     """
-    Fused push for core-scored models: framing, features, score, contributions and alarm state in one call. Holds references to the three objects.
+    Fused push for core-scored models: framing, features, score, contributions and alarm state (and drift) in one call. Holds references to the objects; a push holds the locks of all of them, so concurrent pushes serialise.
     """
     def __init__(self, pipeline: Pipeline, scorer: GaussianScorer, alarm: AlarmState, drift: typing.Any = None) -> None:
         """
@@ -122,7 +128,7 @@ class ScoredStream:
         """
     def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> typing.Any:
         """
-        None when no window completes, else (meta (m, 3) float64 = end_frame, flags (FLAG_* bits), score; contrib (m, feature_dim) float32).
+        None when no window completes, else (meta (m, 3) float64 = end_frame, flags (FLAG_* bits), score; contrib (m, feature_dim) float32), meta (m, 7) with drift.
         """
 class OmpCoder:
     """

@@ -1,22 +1,29 @@
-// Bindings for the streaming path: Framer-backed Pipeline, GaussianScorer, AlarmState.
+// Bindings for the streaming path: Framer-backed Pipeline, GaussianScorer, AlarmState and the
+// fused ScoredStream. Every object's mutable state is read and
+// written under its own lock (edgefault/lock.hpp), taken without waiting while holding the GIL
+// (pyutil.hpp), so concurrent calls from Python threads serialise.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "edgefault/drift.hpp"
 #include "edgefault/pipeline.hpp"
 #include "edgefault/scoring.hpp"
 #include "edgefault/stream.hpp"
+#include "pyutil.hpp"
 
 namespace py = pybind11;
 using edgefault::AlarmState;
 using edgefault::FeatureExtractor;
 using edgefault::GaussianScorer;
+using edgefault::Lock;
 using edgefault::Pipeline;
 using edgefault::PipelineOutput;
+using efpy::lock_with_gil;
 
 namespace {
 
@@ -67,37 +74,41 @@ py::object with_samples(const py::array& chunk, Fn&& fn) {
                        " is not supported: use float32, float64, int16 or int32");
 }
 
-// Binding-side handle on the three core objects a core-scored model streams through (the
-// Python Runtime keeps them too, for state save / restore).
-struct ScoredStream {
-  Pipeline* pipeline;
-  GaussianScorer* scorer;
-  AlarmState* alarm;
-  // Per-window buffers; grow to the largest chunk seen, then reused (no allocation per call).
-  std::vector<float> scratch;  // feature rows
+// ------------------------------------------------------------------ pushes
+
+// Binding-side handle on the fused stream (the Python Runtime keeps the three objects too, for
+// state save / restore).
+struct PyScoredStream {
+  PyScoredStream(Pipeline& p, GaussianScorer& s, AlarmState& a, edgefault::DriftMonitor* d) : stream(p, s, a, d) {}
+  edgefault::ScoredStream stream;
+  // Per-window buffers, used under the stream's lock; grow to the largest chunk seen, then reused.
   std::vector<std::uint64_t> end;
   std::vector<std::uint8_t> flags;
   std::vector<float> scores;
-  edgefault::DriftMonitor* drift = nullptr;  // optional: drift monitors + adaptive threshold
   std::vector<float> drift_rows;
 };
 
-// Returns None when no window completes; else (meta, contrib (m, feature_dim) float32), meta
-// float64 (m, 3) = end_frame, flags, score or, with drift monitors, (m, 7) = those plus threshold,
-// score drift stat, latent drift stat, signalling monitors (bits). Two allocations per call that
-// completes windows.
+// Returns None when no window completes; else (meta, contrib (m, feature_dim) float32), meta float64 (m, 3) = end_frame, flags, score or, with drift monitors,
+// (m, 7) = those plus threshold, score drift stat, latent drift stat, signalling monitors (bits).
+// The stream's locks are held from the sizing of the output to the end of the push.
 template <class T>
-py::object scored_push_typed(ScoredStream& st, const carray<T>& arr, float scale) {
-  Pipeline& p = *st.pipeline;
+py::object scored_push_typed(PyScoredStream& st, const carray<T>& arr, float scale) {
+  edgefault::ScoredStream& s = st.stream;
+  Pipeline& p = s.pipeline();
   const std::size_t n = checked_frames(arr, p.n_channels());
-  const std::size_t m = p.max_windows_for(n);
   const T* data = arr.data();
-  edgefault::ScoredOutput out;
-  if (m == 0) {  // just buffering: cheaper to keep the GIL than to release it
-    edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch, st.drift);
+  edgefault::ScoredStream::Locks held;
+  held.stream = lock_with_gil(s.mutex());
+  held.pipeline = lock_with_gil(p.mutex());
+  const std::size_t m = p.max_windows_for(held.pipeline, n);
+  if (m == 0) {  // just buffering (no window to score): cheaper to keep the GIL than to release it
+    p.push(held.pipeline, data, n, scale, PipelineOutput{});
     return py::none();
   }
-  const bool drift = st.drift != nullptr;
+  held.scorer = lock_with_gil(s.scorer().mutex());
+  if (s.drift() != nullptr) held.drift = lock_with_gil(s.drift()->mutex());
+  held.alarm = lock_with_gil(s.alarm().mutex());
+  const bool drift = s.drift() != nullptr;
   const std::size_t cols = drift ? 7 : 3;
   const auto mm = static_cast<py::ssize_t>(m);
   py::array_t<double> meta(std::vector<py::ssize_t>{mm, static_cast<py::ssize_t>(cols)});
@@ -106,8 +117,9 @@ py::object scored_push_typed(ScoredStream& st, const carray<T>& arr, float scale
     st.end.resize(m);
     st.flags.resize(m);
     st.scores.resize(m);
-    if (drift) st.drift_rows.resize(4 * m);
   }
+  if (drift && st.drift_rows.size() < 4 * m) st.drift_rows.resize(4 * m);
+  edgefault::ScoredOutput out;
   out.end_frame = st.end.data();
   out.flags = st.flags.data();
   out.scores = st.scores.data();
@@ -117,7 +129,7 @@ py::object scored_push_typed(ScoredStream& st, const carray<T>& arr, float scale
   double* mp = meta.mutable_data();
   {
     py::gil_scoped_release release;
-    edgefault::scored_push(p, *st.scorer, *st.alarm, data, n, scale, out, st.scratch, st.drift);
+    s.push(held, data, n, scale, out);
     for (std::size_t i = 0; i < m; ++i) {
       double* r = mp + cols * i;
       r[0] = static_cast<double>(st.end[i]);
@@ -135,7 +147,8 @@ py::object scored_push_typed(ScoredStream& st, const carray<T>& arr, float scale
 template <class T>
 py::tuple push_typed(Pipeline& p, const carray<T>& a, float scale, bool features, bool raw) {
   const std::size_t n = checked_frames(a, p.n_channels());
-  const std::size_t m = p.max_windows_for(n);
+  const Lock held = lock_with_gil(p.mutex());  // sizing and push in one critical section
+  const std::size_t m = p.max_windows_for(held, n);
   const std::size_t d = p.feature_dim();
   py::array_t<float> feat(std::vector<py::ssize_t>{static_cast<py::ssize_t>(features ? m : 0),
                                                    static_cast<py::ssize_t>(d)});
@@ -151,12 +164,12 @@ py::tuple push_typed(Pipeline& p, const carray<T>& a, float scale, bool features
   out.finite = reinterpret_cast<std::uint8_t*>(finite.mutable_data());
   out.max_windows = m;
   const T* data = a.data();
-  std::size_t got;
-  {
+  if (m == 0) {
+    p.push(held, data, n, scale, out);  // just buffering: keep the GIL
+  } else {
     py::gil_scoped_release release;
-    got = p.push(data, n, scale, out);
+    p.push(held, data, n, scale, out);
   }
-  (void)got;  // == m by construction
   return py::make_tuple(feat, end, finite, rawbuf);
 }
 
@@ -164,17 +177,28 @@ py::tuple push_typed(Pipeline& p, const carray<T>& a, float scale, bool features
 
 void register_stream(py::module_& m) {
   py::class_<Pipeline>(m, "Pipeline",
-                       "Streaming framer + feature extractor over n_channels interleaved channels.")
+                       "Streaming framer + feature extractor over n_channels interleaved channels. Calls from several "
+                       "threads serialise on the pipeline's lock.")
       .def(py::init([](std::size_t n_channels, std::size_t hop, const FeatureExtractor& extractor) {
              return new Pipeline(n_channels, hop, extractor.config());
            }),
            py::arg("n_channels"), py::arg("hop"), py::arg("extractor"))
       .def_property_readonly("n_channels", &Pipeline::n_channels)
       .def_property_readonly("window", &Pipeline::window)
-      .def_property_readonly("hop", [](const Pipeline& p) { return p.framer().hop(); })
+      .def_property_readonly("hop", &Pipeline::hop)
       .def_property_readonly("feature_dim", &Pipeline::feature_dim)
-      .def_property_readonly("frames_seen", [](const Pipeline& p) { return p.framer().frames_seen(); })
-      .def("max_windows_for", &Pipeline::max_windows_for, py::arg("n_frames"))
+      .def_property_readonly("frames_seen",
+                             [](const Pipeline& p) {
+                               const Lock held = lock_with_gil(p.mutex());
+                               return p.frames_seen(held);
+                             })
+      .def(
+          "max_windows_for",
+          [](const Pipeline& p, std::size_t n_frames) {
+            const Lock held = lock_with_gil(p.mutex());
+            return p.max_windows_for(held, n_frames);
+          },
+          py::arg("n_frames"))
       .def(
           "push",
           [](Pipeline& p, const py::array& chunk, float scale, bool features, bool raw) {
@@ -183,24 +207,32 @@ void register_stream(py::module_& m) {
             });
           },
           py::arg("chunk"), py::arg("scale") = 1.0f, py::arg("features") = true, py::arg("raw") = false,
-          "Push samples; returns (features (m, feature_dim), end_frame (m,), finite (m,), raw (m, c, window)).")
-      .def("reset", [](Pipeline& p) { p.framer().reset(); })
+          "Push samples (n,) or (n, n_channels), float32/float64/int16/int32, each multiplied by scale. Returns "
+          "(features (m, feature_dim) float32, end_frame (m,) uint64, finite (m,) bool, raw (m, n_channels, window) "
+          "float32) for the m windows completed; features / raw have 0 rows unless asked for.")
+      .def("reset",
+           [](Pipeline& p) {
+             const Lock held = lock_with_gil(p.mutex());
+             p.reset(held);
+           },
+           "Forget buffered samples.")
       .def("get_state",
            [](const Pipeline& p) {
-             const auto& f = p.framer();
-             py::array_t<float> tail(std::vector<py::ssize_t>{static_cast<py::ssize_t>(f.tail_frames()),
-                                                              static_cast<py::ssize_t>(f.n_channels())});
-             f.export_tail(tail.mutable_data());
-             return py::make_tuple(tail, f.frames_seen());
+             const Lock held = lock_with_gil(p.mutex());
+             py::array_t<float> tail(std::vector<py::ssize_t>{static_cast<py::ssize_t>(p.tail_frames(held)),
+                                                              static_cast<py::ssize_t>(p.n_channels())});
+             p.export_tail(held, tail.mutable_data());
+             return py::make_tuple(tail, p.frames_seen(held));
            })
       .def(
           "set_state",
           [](Pipeline& p, const carray<float>& tail, std::uint64_t frames_seen) {
             if (tail.ndim() != 2 || static_cast<std::size_t>(tail.shape(1)) != p.n_channels())
               throw py::value_error("pipeline state: tail must have shape (n, " + std::to_string(p.n_channels()) + ")");
-            p.framer().import_tail(tail.data(), static_cast<std::size_t>(tail.shape(0)), frames_seen);
+            const Lock held = lock_with_gil(p.mutex());
+            p.set_state(held, tail.data(), static_cast<std::size_t>(tail.shape(0)), frames_seen);
           },
-          py::arg("tail"), py::arg("frames_seen"));
+          py::arg("tail"), py::arg("frames_seen"), "Restore a get_state() tail.");
 
   m.attr("FLAG_FINITE") = static_cast<int>(edgefault::kFinite);
   m.attr("FLAG_ANOMALY") = static_cast<int>(edgefault::kAnomaly);
@@ -229,7 +261,7 @@ void register_stream(py::module_& m) {
             float* sp = scores.mutable_data();
             const float* xp = x.data();
             {
-              py::gil_scoped_release release;
+              py::gil_scoped_release release;  // then wait for the scorer's lock (its scratch row)
               s.score(xp, static_cast<std::size_t>(n), sp, cp);
             }
             return py::make_tuple(scores, c);
@@ -239,13 +271,35 @@ void register_stream(py::module_& m) {
   py::class_<AlarmState>(m, "AlarmState", "k-of-n debounced alarm with hysteresis.")
       .def(py::init<float, float, unsigned, unsigned>(), py::arg("threshold"), py::arg("clear_threshold"),
            py::arg("k"), py::arg("n"))
-      .def_property_readonly("alarm", &AlarmState::alarm)
-      .def_property_readonly("threshold", &AlarmState::threshold)
-      .def_property_readonly("clear_threshold", &AlarmState::clear_threshold)
+      .def_property_readonly("alarm",
+                             [](const AlarmState& a) {
+                               const Lock held = lock_with_gil(a.mutex());
+                               return a.state(held).alarm;
+                             })
+      .def_property_readonly("threshold",
+                             [](const AlarmState& a) {
+                               const Lock held = lock_with_gil(a.mutex());
+                               return a.state(held).threshold;
+                             })
+      .def_property_readonly("clear_threshold",
+                             [](const AlarmState& a) {
+                               const Lock held = lock_with_gil(a.mutex());
+                               return a.state(held).clear_threshold;
+                             })
       .def_property_readonly("k", &AlarmState::k)
       .def_property_readonly("n", &AlarmState::n)
-      .def("set_threshold", &AlarmState::set_threshold, py::arg("threshold"), py::arg("clear_threshold"))
-      .def("reset", &AlarmState::reset)
+      .def(
+          "set_threshold",
+          [](AlarmState& a, float threshold, float clear_threshold) {
+            const Lock held = lock_with_gil(a.mutex());
+            a.set_threshold(held, threshold, clear_threshold);
+          },
+          py::arg("threshold"), py::arg("clear_threshold"))
+      .def("reset",
+           [](AlarmState& a) {
+             const Lock held = lock_with_gil(a.mutex());
+             a.reset(held);
+           })
       .def(
           "update",
           [](AlarmState& a, const carray<float>& scores, const py::array_t<bool, py::array::c_style | py::array::forcecast>& valid) {
@@ -258,8 +312,9 @@ void register_stream(py::module_& m) {
             auto ch = changed.mutable_unchecked<1>();
             auto s = scores.unchecked<1>();
             auto v = valid.unchecked<1>();
+            const Lock held = lock_with_gil(a.mutex());  // the whole batch in one critical section
             for (py::ssize_t i = 0; i < n; ++i) {
-              const auto st = a.update(s(i), v(i));
+              const auto st = a.update(held, s(i), v(i));
               an(i) = st.anomaly;
               al(i) = st.alarm;
               ch(i) = st.changed;
@@ -269,15 +324,23 @@ void register_stream(py::module_& m) {
           py::arg("scores"), py::arg("valid"))
       .def("get_state",
            [](const AlarmState& a) {
-             return py::make_tuple(a.above_bits(), a.above_clear_bits(), a.n_valid(), a.alarm());
+             const Lock held = lock_with_gil(a.mutex());
+             const auto s = a.state(held);
+             return py::make_tuple(s.above, s.above_clear, s.n_valid, s.alarm);
            })
-      .def("set_state", &AlarmState::restore, py::arg("above"), py::arg("above_clear"), py::arg("n_valid"),
-           py::arg("alarm"));
+      .def(
+          "set_state",
+          [](AlarmState& a, std::uint64_t above, std::uint64_t above_clear, std::uint64_t n_valid, bool alarm) {
+            const Lock held = lock_with_gil(a.mutex());
+            a.restore(held, above, above_clear, n_valid, alarm);
+          },
+          py::arg("above"), py::arg("above_clear"), py::arg("n_valid"), py::arg("alarm"));
 
   // After the classes, so the signature names their Python types.
-  py::class_<ScoredStream>(m, "ScoredStream",
-                           "Fused push for core-scored models: framing, features, score, contributions and "
-                           "alarm state in one call. Holds references to the three objects.")
+  py::class_<PyScoredStream>(m, "ScoredStream",
+                             "Fused push for core-scored models: framing, features, score, "
+                             "contributions and alarm state (and drift) in one call. Holds references to the objects; "
+                             "a push holds the locks of all of them, so concurrent pushes serialise.")
       .def(py::init([](Pipeline& p, GaussianScorer& s, AlarmState& a, const py::object& drift) {
              if (s.dim() != p.feature_dim())
                throw py::value_error("scorer expects " + std::to_string(s.dim()) + " features, pipeline gives " +
@@ -286,7 +349,7 @@ void register_stream(py::module_& m) {
              if (dm != nullptr && dm->latent_dim() != 0 && dm->latent_dim() != p.feature_dim())
                throw py::value_error("drift: latent monitor expects " + std::to_string(dm->latent_dim()) +
                                      " values, the pipeline gives " + std::to_string(p.feature_dim()) + " features");
-             return new ScoredStream{&p, &s, &a, {}, {}, {}, {}, dm, {}};
+             return new PyScoredStream(p, s, a, dm);
            }),
            py::arg("pipeline"), py::arg("scorer"), py::arg("alarm"), py::arg("drift") = py::none(),
            py::keep_alive<1, 2>(), py::keep_alive<1, 3>(), py::keep_alive<1, 4>(), py::keep_alive<1, 5>(),
@@ -294,10 +357,12 @@ void register_stream(py::module_& m) {
            "threshold, score drift stat, latent drift stat, signalling monitors")
       .def(
           "push",
-          [](ScoredStream& st, const py::array& chunk, float scale) {
-            return with_samples(chunk, [&](const auto& arr) -> py::object { return scored_push_typed(st, arr, scale); });
+          [](PyScoredStream& st, const py::array& chunk, float scale) {
+            return with_samples(chunk, [&](const auto& arr) -> py::object {
+              return scored_push_typed(st, arr, scale);
+            });
           },
           py::arg("chunk"), py::arg("scale") = 1.0f,
           "None when no window completes, else (meta (m, 3) float64 = end_frame, flags (FLAG_* bits), score; "
-          "contrib (m, feature_dim) float32).");
+          "contrib (m, feature_dim) float32), meta (m, 7) with drift.");
 }
