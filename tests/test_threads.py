@@ -134,7 +134,7 @@ def test_core_scored_stream_from_8_threads_equals_a_serial_run(small_bundle: Pat
     th = threading.Thread(target=reader, daemon=True)
     th.start()
     try:
-        rows = _push_all(lambda cid: stream.push(chunks[cid], 1.0))
+        rows = _push_all(lambda cid: stream.push(chunks[cid], 1.0, health=True))
     finally:
         stop.set()
         th.join(60)
@@ -143,22 +143,26 @@ def test_core_scored_stream_from_8_threads_equals_a_serial_run(small_bundle: Pat
     _check_ends([r[0][:, 0].astype(np.int64) for _, r in order])
 
     *_, stream2 = _stream_objects(small_bundle)
-    for cid, (meta, contrib) in order:
-        m2, c2 = stream2.push(chunks[cid], 1.0)
+    for cid, (meta, contrib, health) in order:
+        m2, c2, h2 = stream2.push(chunks[cid], 1.0, health=True)
         np.testing.assert_array_equal(meta, m2)  # end frame, flags, score, threshold, drift stats
         np.testing.assert_array_equal(contrib, c2)
+        np.testing.assert_array_equal(health, h2)
+        assert not health.any()
+    # without health=True the old return shape: (meta, contrib)
+    assert len(stream2.push(chunks[0], 1.0)) == 2
 
 
 def test_core_pipeline_from_8_threads_equals_a_serial_run(small_bundle: Path, chunks: list[np.ndarray]) -> None:
     spec = load_bundle(small_bundle).spec
     p = spec.pipeline()
-    rows = _push_all(lambda cid: p.push(chunks[cid], 1.0, True, True))
+    rows = _push_all(lambda cid: p.push(chunks[cid], 1.0, True, True, health=True))
     order = sorted(rows, key=lambda r: int(r[1][1][0]))
     _check_ends([r[1] for _, r in order])
     q = spec.pipeline()
     for cid, res in order:
-        for a, b in zip(res, q.push(chunks[cid], 1.0, True, True)):
-            np.testing.assert_array_equal(a, b)  # features, end frames, finite, raw windows
+        for a, b in zip(res, q.push(chunks[cid], 1.0, True, True, health=True)):
+            np.testing.assert_array_equal(a, b)  # features, end frames, finite, raw windows, health
 
 
 def test_stateless_calls_on_shared_objects_from_8_threads(small_bundle: Path) -> None:

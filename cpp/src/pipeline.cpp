@@ -8,8 +8,11 @@
 
 namespace edgefault {
 
-Pipeline::Pipeline(std::size_t n_channels, std::size_t hop, const ExtractorConfig& config)
-    : framer_(n_channels, config.window, hop), extractor_(config) {}
+Pipeline::Pipeline(std::size_t n_channels, std::size_t hop, const ExtractorConfig& config, HealthConfig health)
+    : framer_(n_channels, config.window, hop),
+      extractor_(config),
+      health_(n_channels, config.window, hop, std::move(health)),
+      health_row_(n_channels, 0) {}
 
 std::uint64_t Pipeline::frames_seen() const {
   const Lock held(mu_);
@@ -47,12 +50,19 @@ std::size_t Pipeline::push(const Lock& held, const T* data, std::size_t n_frames
   const std::size_t nf = extractor_.n_features();
   const std::size_t nc = framer_.n_channels();
   const std::size_t w = framer_.window();
+  const bool check_health = health_.enabled();
   Lock ex;  // the extractor's scratch: taken once per push, only when a window is cut
   if (need > 0 && out.features != nullptr) ex = extractor_.lock();
   std::size_t i = 0;
   framer_.push(data, n_frames, scale, [&](const float* const* ch, std::uint64_t end, bool finite) {
     out.end_frame[i] = end;
     out.finite[i] = finite ? 1 : 0;
+    std::uint8_t* hrow = out.health != nullptr ? out.health + i * nc : health_row_.data();
+    if (check_health) {
+      health_.check(ch, hrow);
+    } else if (out.health != nullptr) {
+      std::memset(hrow, 0, nc);
+    }
     if (out.raw != nullptr)
       for (std::size_t c = 0; c < nc; ++c) std::memcpy(out.raw + (i * nc + c) * w, ch[c], w * sizeof(float));
     if (out.features != nullptr) {
@@ -77,6 +87,7 @@ void Pipeline::reset(const Lock& held) noexcept {
   assert(holds(held, mu_));
   (void)held;
   framer_.reset();
+  health_.reset();
 }
 
 std::size_t Pipeline::tail_frames(const Lock& held) const noexcept {
@@ -109,6 +120,7 @@ void Pipeline::set_state(const Lock& held, const float* tail, std::size_t n_tail
   assert(holds(held, mu_));
   (void)held;
   framer_.import_tail(tail, n_tail, frames_seen);
+  health_.reset();
 }
 
 template std::size_t Pipeline::push<float>(const Lock&, const float*, std::size_t, float, const PipelineOutput&);

@@ -1,6 +1,7 @@
 #include "edgefault/stream.hpp"
 
 #include <cassert>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -23,6 +24,7 @@ std::size_t ScoredStream::push(const Locks& held, const T* data, std::size_t n_f
   assert(holds(held.stream, mu_) && holds(held.pipeline, p_.mutex()) && holds(held.scorer, s_.mutex()) &&
          holds(held.alarm, a_.mutex()) && (d_ == nullptr || holds(held.drift, d_->mutex())));
   const std::size_t d = p_.feature_dim();
+  const std::size_t nc = p_.n_channels();
   const std::size_t need = p_.max_windows_for(held.pipeline, n_frames);
   if (out.max_windows < need) throw std::invalid_argument("scored output too small for this chunk");
   if (need > 0 && (out.end_frame == nullptr || out.flags == nullptr || out.scores == nullptr))
@@ -33,18 +35,33 @@ std::size_t ScoredStream::push(const Locks& held, const T* data, std::size_t n_f
     if (features_.size() < need * d) features_.resize(need * d);
     feats = features_.data();
   }
+  std::uint8_t* health = out.health;
+  if (health == nullptr) {
+    if (health_.size() < need * nc) health_.resize(need * nc);
+    health = health_.data();
+  }
   PipelineOutput po;
   po.features = feats;
   po.end_frame = out.end_frame;
   po.finite = out.flags;  // 1 = finite, then widened to flag bits below
+  po.health = health;
   po.max_windows = out.max_windows;
   const std::size_t m = p_.push(held.pipeline, data, n_frames, scale, po);
   if (m == 0) return 0;
   s_.score(held.scorer, feats, m, out.scores, out.contrib);
   const bool vec = d_ != nullptr && d_->latent_dim() != 0;
+  constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
   for (std::size_t i = 0; i < m; ++i) {
     const bool finite = out.flags[i] != 0;
-    const bool valid = finite;
+    std::uint8_t bad = 0;
+    for (std::size_t c = 0; c < nc; ++c) bad = static_cast<std::uint8_t>(bad | health[i * nc + c]);
+    const bool sensor = bad != 0;
+    if (sensor) {  // marked, not scored: like a non-finite window
+      out.scores[i] = kNaN;
+      if (out.contrib != nullptr)
+        for (std::size_t j = 0; j < d; ++j) out.contrib[i * d + j] = kNaN;
+    }
+    const bool valid = finite && !sensor;
     std::uint8_t bits;
     if (d_ != nullptr) {
       const auto st = d_->step(held.drift, a_, held.alarm, out.scores[i], vec ? feats + i * d : nullptr, valid);
@@ -59,7 +76,7 @@ std::size_t ScoredStream::push(const Locks& held, const T* data, std::size_t n_f
       bits = static_cast<std::uint8_t>((st.anomaly ? kAnomaly : 0) | (st.alarm ? kAlarm : 0) |
                                        (st.changed ? kAlarmChanged : 0));
     }
-    out.flags[i] = static_cast<std::uint8_t>((finite ? kFinite : 0) | bits);
+    out.flags[i] = static_cast<std::uint8_t>((finite ? kFinite : 0) | (sensor ? kSensorFault : 0) | bits);
   }
   return m;
 }

@@ -145,7 +145,7 @@ TEST_CASE("8 threads pushing into one Pipeline give the serial run's windows and
     std::vector<float> f(recs[k].end.size() * d);
     std::vector<std::uint64_t> end(recs[k].end.size());
     std::vector<std::uint8_t> finite(recs[k].end.size());
-    PipelineOutput out{f.data(), nullptr, end.data(), finite.data(), recs[k].end.size()};
+    PipelineOutput out{f.data(), nullptr, end.data(), finite.data(), nullptr, recs[k].end.size()};
     swapped.push(x.data(), kChunk, 1.0f, out);
     a.insert(a.end(), f.begin(), f.end());
     b.insert(b.end(), recs[k].values.begin(), recs[k].values.end());
@@ -174,7 +174,7 @@ TEST_CASE("8 threads pushing into one ScoredStream (with drift) give the serial 
     const auto x = chunk(id);
     const std::size_t m = 2;  // an upper bound for a chunk of two hops
     std::vector<std::uint64_t> end(m);
-    std::vector<std::uint8_t> flags(m);
+    std::vector<std::uint8_t> flags(m), health(m * kChannels);
     std::vector<float> scores(m), drift(4 * m), contrib(m * o.d);
     ScoredOutput out;
     out.end_frame = end.data();
@@ -182,6 +182,7 @@ TEST_CASE("8 threads pushing into one ScoredStream (with drift) give the serial 
     out.scores = scores.data();
     out.contrib = contrib.data();
     out.drift = drift.data();
+    out.health = health.data();
     out.max_windows = m;
     const std::size_t got = o.st.push(x.data(), kChunk, 1.0f, out);
     r.end.assign(end.begin(), end.begin() + static_cast<std::ptrdiff_t>(got));

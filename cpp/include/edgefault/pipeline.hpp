@@ -1,7 +1,8 @@
-// Streaming feature pipeline: Framer + one FeatureExtractor applied to each channel's window.
+// Streaming feature pipeline: Framer + one FeatureExtractor applied to each channel's window,
+// plus the per-channel sensor-health checks (health.hpp) on every window.
 // Output per window: features of channel 0, then channel 1, ... (n_channels * n_features).
-// Thread safety (lock.hpp): every public member that touches the framer or the extractor's
-// scratch locks mutex(); the `const Lock&` overloads expect it held.
+// Thread safety (lock.hpp): every public member that touches the framer, the extractor's scratch
+// or the health state locks mutex(); the `const Lock&` overloads expect it held.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 
 #include "edgefault/extractor.hpp"
 #include "edgefault/framer.hpp"
+#include "edgefault/health.hpp"
 #include "edgefault/lock.hpp"
 
 namespace edgefault {
@@ -19,13 +21,15 @@ struct PipelineOutput {
   float* raw = nullptr;             // max_windows x n_channels x window, or null
   std::uint64_t* end_frame = nullptr;  // max_windows (required)
   std::uint8_t* finite = nullptr;      // max_windows (required): 1 if every sample was finite
+  std::uint8_t* health = nullptr;      // max_windows x n_channels HealthFlag bytes, or null
   std::size_t max_windows = 0;
 };
 
 class Pipeline {
  public:
-  // Throws std::invalid_argument on a bad framing or extractor configuration.
-  Pipeline(std::size_t n_channels, std::size_t hop, const ExtractorConfig& config);
+  // health: the sensor-health checks (defaults: HealthConfig{}). Throws std::invalid_argument on a
+  // bad framing, extractor or health configuration.
+  Pipeline(std::size_t n_channels, std::size_t hop, const ExtractorConfig& config, HealthConfig health = {});
 
   // Fixed at construction (no lock).
   std::size_t n_channels() const noexcept { return framer_.n_channels(); }
@@ -34,6 +38,7 @@ class Pipeline {
   std::size_t feature_dim() const noexcept { return framer_.n_channels() * extractor_.n_features(); }
   const ExtractorConfig& extractor_config() const noexcept { return extractor_.config(); }
   const std::vector<std::string>& feature_names() const noexcept { return extractor_.feature_names(); }
+  const HealthConfig& health_config() const noexcept { return health_.config(); }
 
   std::mutex& mutex() const noexcept { return mu_; }
   Lock lock() const { return Lock(mu_); }
@@ -47,8 +52,9 @@ class Pipeline {
   std::size_t max_windows_for(const Lock& held, std::size_t n_frames) const noexcept;
 
   // Pushes interleaved frames; fills out for each completed window. Windows with non-finite
-  // samples get finite = 0 and NaN features (they are flagged, never scored). Throws
-  // std::invalid_argument if out.max_windows is smaller than max_windows_for(n_frames).
+  // samples get finite = 0 and NaN features (they are flagged, never scored). Every window's
+  // health bytes go to out.health when given (computed either way: the DC-jump check needs each
+  // window). Throws std::invalid_argument if out.max_windows is smaller than max_windows_for(n_frames).
   template <class T>
   std::size_t push(const T* data, std::size_t n_frames, float scale, const PipelineOutput& out) {
     const Lock held(mu_);
@@ -57,7 +63,7 @@ class Pipeline {
   template <class T>
   std::size_t push(const Lock& held, const T* data, std::size_t n_frames, float scale, const PipelineOutput& out);
 
-  // Forgets buffered frames.
+  // Forgets buffered frames and the health checks' previous window.
   void reset();
   void reset(const Lock& held) noexcept;
 
@@ -69,7 +75,7 @@ class Pipeline {
     std::uint64_t frames_seen = 0;
   };
   State get_state() const;
-  // Restores an exported tail.
+  // Restores an exported tail; the DC-jump check restarts (no previous window).
   void set_state(const float* tail, std::size_t n_tail, std::uint64_t frames_seen);
   void set_state(const Lock& held, const float* tail, std::size_t n_tail, std::uint64_t frames_seen);
 
@@ -77,6 +83,8 @@ class Pipeline {
   mutable std::mutex mu_;
   Framer framer_;
   FeatureExtractor extractor_;
+  HealthChecker health_;
+  std::vector<std::uint8_t> health_row_;  // n_channels: a window's health when out.health is null
 };
 
 extern template std::size_t Pipeline::push<float>(const Lock&, const float*, std::size_t, float, const PipelineOutput&);

@@ -1,5 +1,6 @@
-// The fused device path for models scored in the core: framing, features, score, contributions
-// and alarm state (and drift monitors) in one call, so a push costs one crossing from Python.
+// The fused device path for models scored in the core: framing, features, sensor health, score,
+// contributions and alarm state (and drift monitors) in one call, so a push costs one crossing
+// from Python.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -19,22 +20,25 @@ enum WindowFlag : std::uint8_t {
   kAlarm = 4,          // debounced alarm state after this window
   kAlarmChanged = 8,   // alarm state changed on this window
   // 16, 32, 64: DriftFlag (drift.hpp)
+  kSensorFault = 128,  // a channel failed a sensor-health check (health bytes): not scored
 };
 
 struct ScoredOutput {
   std::uint64_t* end_frame = nullptr;  // max_windows
   std::uint8_t* flags = nullptr;       // max_windows, WindowFlag | DriftFlag bits
-  float* scores = nullptr;             // max_windows (NaN when not finite)
+  float* scores = nullptr;             // max_windows (NaN when not finite or a sensor fault)
   float* contrib = nullptr;            // max_windows x feature_dim, or null
   float* features = nullptr;           // max_windows x feature_dim, or null
   float* drift = nullptr;              // max_windows x 4 (threshold, score stat, latent stat, monitors) with drift
+  std::uint8_t* health = nullptr;      // max_windows x n_channels HealthFlag bytes, or null
   std::size_t max_windows = 0;
 };
 
 // Streams frames through pipeline, scores each completed window with scorer and updates alarm
 // (and, with drift, steps the drift monitors — latent monitor on the feature row when its dim is
-// feature_dim — and the adaptive threshold). Windows with non-finite samples are marked (no
-// kFinite), get a NaN score and contributions and change no alarm or drift state. Holds references: the objects must outlive the stream; they may be used
+// feature_dim — and the adaptive threshold). Windows with non-finite samples or an unhealthy
+// channel are marked (no kFinite / kSensorFault), get a NaN score and contributions and change no
+// alarm or drift state. Holds references: the objects must outlive the stream; they may be used
 // directly too (state save / restore), under their own locks.
 class ScoredStream {
  public:
@@ -86,6 +90,7 @@ class ScoredStream {
   DriftMonitor* d_;
   // Grow to the largest chunk seen, then reused (no allocation per call).
   std::vector<float> features_;        // feature rows when out.features is null
+  std::vector<std::uint8_t> health_;   // health bytes when out.health is null
 };
 
 #define EF_STREAM_EXTERN(T)                                                                               \
