@@ -1,5 +1,10 @@
 """
-edgefault C++ core: framer, FFT, feature kernels, scoring and alarm state
+edgefault C++ core: framer, FFT, feature kernels, sensor-health checks, scoring and alarm state.
+
+Threads: every stateful object (FeatureExtractor, Pipeline, GaussianScorer, AlarmState, DriftMonitor, ScoredStream, OmpCoder, TreeLassoCoder) holds its own lock across each call that touches its state, getters and get_state/set_state included, so calls on one object from several threads serialise and give what a serial run in the order admitted gives (ScoredStream.push holds the locks of all its objects). Waiting for a lock releases the GIL.
+
+Window flags (ScoredStream meta column 1): FLAG_FINITE, FLAG_ANOMALY, FLAG_ALARM, FLAG_ALARM_CHANGED, FLAG_DRIFT, FLAG_DRIFT_CHANGED, FLAG_RETRAIN, FLAG_SENSOR_FAULT (a channel failed a health check: the window was not scored).
+Health bits (one uint8 per window and channel, push(..., health=True)): FLAG_HEALTH_FLAT, FLAG_HEALTH_CLIP, FLAG_HEALTH_DROPOUT, FLAG_HEALTH_DC_JUMP; 0 = healthy. Rules and defaults: docs/features.md, 'Sensor health'.
 """
 from __future__ import annotations
 import numpy
@@ -39,28 +44,39 @@ class FeatureExtractor:
         ...
 class Pipeline:
     """
-    Streaming framer + feature extractor over n_channels interleaved channels.
+    Streaming framer + feature extractor over n_channels interleaved channels, with per-channel sensor-health checks on every window: FLAG_HEALTH_FLAT (window std <= flat_abs, or < flat_rel x healthy_std), FLAG_HEALTH_CLIP (a plateau of samples at the window's extreme standing out from the levels below it, or samples at the configured rails), FLAG_HEALTH_DROPOUT (a run of >= dropout_run exact zeros or NaN), FLAG_HEALTH_DC_JUMP (the mean stepped by > dc_k reference stds from a window ending a hop before this one starts, and not as a ramp would). Definitions: docs/features.md, 'Sensor health'. Calls from several threads serialise on the pipeline's lock.
     """
-    def __init__(self, n_channels: typing.SupportsInt | typing.SupportsIndex, hop: typing.SupportsInt | typing.SupportsIndex, extractor: FeatureExtractor) -> None:
-        ...
+    def __init__(self, n_channels: typing.SupportsInt | typing.SupportsIndex, hop: typing.SupportsInt | typing.SupportsIndex, extractor: FeatureExtractor, health: typing.Any = None) -> None:
+        """
+        health: the feature spec's 'health' section, a dict with any of checks (list of 'flat', 'clip', 'dropout', 'dc_jump'; [] = none), flat_abs, flat_rel, healthy_std (one per channel), clip_eps, clip_fraction, clip_ratio, clip_levels, rails ([lo, hi] after the scale), rail_fraction, dropout_run, dc_k, dc_own; None or missing keys = the conservative defaults (the .health property lists them). ValueError naming the key for a bad one.
+        """
     def get_state(self) -> tuple[numpy.typing.NDArray[numpy.float32], int]:
         ...
     def max_windows_for(self, n_frames: typing.SupportsInt | typing.SupportsIndex) -> int:
         ...
-    def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, features: bool = True, raw: bool = False) -> typing.Any:
+    def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, features: bool = True, raw: bool = False, *, health: bool = False) -> typing.Any:
         """
-        Push samples; returns (features (m, feature_dim), end_frame (m,), finite (m,), raw (m, c, window)).
+        Push samples (n,) or (n, n_channels), float32/float64/int16/int32, each multiplied by scale. Returns (features (m, feature_dim) float32, end_frame (m,) uint64, finite (m,) bool, raw (m, n_channels, window) float32) for the m windows completed; features / raw have 0 rows unless asked for. With health=True a fifth item: health (m, n_channels) uint8, per window and channel the FLAG_HEALTH_* bits of the checks that failed (0 = healthy). The checks run on every window either way; this path does not exclude unhealthy windows from anything (the caller decides).
         """
     def reset(self) -> None:
-        ...
+        """
+        Forget buffered samples and the health checks' previous window.
+        """
     def set_state(self, tail: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], frames_seen: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
+        """
+        Restore a get_state() tail; the DC-jump health check restarts (no previous window).
+        """
     @property
     def feature_dim(self) -> int:
         ...
     @property
     def frames_seen(self) -> int:
         ...
+    @property
+    def health(self) -> dict:
+        """
+        The sensor-health settings with every default filled in (same schema as the constructor's health).
+        """
     @property
     def hop(self) -> int:
         ...
@@ -114,15 +130,15 @@ class AlarmState:
         ...
 class ScoredStream:
     """
-    Fused push for core-scored models: framing, features, score, contributions and alarm state in one call. Holds references to the three objects.
+    Fused push for core-scored models: framing, sensor health, features, score, contributions and alarm state (and drift) in one call. Holds references to the objects; a push holds the locks of all of them, so concurrent pushes serialise.
     """
     def __init__(self, pipeline: Pipeline, scorer: GaussianScorer, alarm: AlarmState, drift: typing.Any = None) -> None:
         """
         drift: an optional DriftMonitor; push then returns meta (m, 7) = end_frame, flags, score, threshold, score drift stat, latent drift stat, signalling monitors
         """
-    def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0) -> typing.Any:
+    def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, *, health: bool = False) -> typing.Any:
         """
-        None when no window completes, else (meta (m, 3) float64 = end_frame, flags (FLAG_* bits), score; contrib (m, feature_dim) float32).
+        None when no window completes, else (meta (m, 3) float64 = end_frame, flags (FLAG_* bits), score; contrib (m, feature_dim) float32), meta (m, 7) with drift. With health=True a third item: health (m, n_channels) uint8, the FLAG_HEALTH_* bits per window and channel (0 = healthy). A window with any health bit set has FLAG_SENSOR_FAULT in flags (FLAG_FINITE as its samples were), score and contrib NaN, and was not folded into the alarm, drift monitors or adaptive threshold (like a non-finite window).
         """
 class OmpCoder:
     """
@@ -339,6 +355,11 @@ FLAG_ANOMALY: int = 2
 FLAG_DRIFT: int = 16
 FLAG_DRIFT_CHANGED: int = 32
 FLAG_FINITE: int = 1
+FLAG_HEALTH_CLIP: int = 2
+FLAG_HEALTH_DC_JUMP: int = 8
+FLAG_HEALTH_DROPOUT: int = 4
+FLAG_HEALTH_FLAT: int = 1
 FLAG_RETRAIN: int = 64
+FLAG_SENSOR_FAULT: int = 128
 LOG_EPS: float = 1e-12
 __version__: str = '0.1.0'

@@ -9,11 +9,14 @@
 #include <vector>
 
 #include "edgefault/drift.hpp"
+#include "pyutil.hpp"
 
 namespace py = pybind11;
 using edgefault::AdaptiveThreshold;
 using edgefault::AlarmState;
 using edgefault::DriftMonitor;
+using edgefault::Lock;
+using efpy::lock_with_gil;
 using edgefault::Mewma;
 using edgefault::ScoreCusum;
 
@@ -51,6 +54,12 @@ DriftMonitor* make_monitor(float log_center, float log_scale, float clip, float 
   }
   return new DriftMonitor(std::move(sc), std::move(mw), std::move(ad), retrain_after, clear_ratio);
 }
+
+// The live statistics, read under the monitor's lock.
+DriftMonitor::Status status(const DriftMonitor& d) {
+  const Lock held = lock_with_gil(d.mutex());
+  return d.status(held);
+}
 }  // namespace
 
 void register_drift(py::module_& m) {
@@ -79,27 +88,27 @@ void register_drift(py::module_& m) {
       .def_property_readonly("has_latent", &DriftMonitor::has_latent)
       .def_property_readonly("has_adaptive", &DriftMonitor::has_adaptive)
       .def_property_readonly("latent_dim", &DriftMonitor::latent_dim)
-      .def_property_readonly("latent_q", [](const DriftMonitor& d) { return d.latent() ? d.latent()->q() : 0; })
+      .def_property_readonly("latent_q", &DriftMonitor::latent_q)
       .def_property_readonly("score_limit",
                              [](const DriftMonitor& d) -> std::optional<float> {
-                               if (d.score()) return d.score()->limit();
+                               if (d.has_score()) return d.score_limit();
                                return std::nullopt;
                              })
       .def_property_readonly("latent_limit",
                              [](const DriftMonitor& d) -> std::optional<float> {
-                               if (d.latent()) return d.latent()->limit();
+                               if (d.has_latent()) return d.latent_limit();
                                return std::nullopt;
                              })
-      .def_property_readonly("score_stat", [](const DriftMonitor& d) { return d.score() ? d.score()->stat() : 0.0f; })
-      .def_property_readonly("latent_stat", [](const DriftMonitor& d) { return d.latent() ? d.latent()->stat() : 0.0f; })
+      .def_property_readonly("score_stat", [](const DriftMonitor& d) { return status(d).score_stat; })
+      .def_property_readonly("latent_stat", [](const DriftMonitor& d) { return status(d).latent_stat; })
       .def_property_readonly("adaptive_threshold",
                              [](const DriftMonitor& d) -> std::optional<float> {
-                               if (d.adaptive()) return d.adaptive()->threshold();
+                               if (d.has_adaptive()) return status(d).adaptive_threshold;
                                return std::nullopt;
                              })
       .def_property_readonly("retrain_after", &DriftMonitor::retrain_after)
-      .def_property_readonly("drift", &DriftMonitor::drift)
-      .def_property_readonly("monitors", &DriftMonitor::monitors)
+      .def_property_readonly("drift", [](const DriftMonitor& d) { return status(d).monitors != 0; })
+      .def_property_readonly("monitors", [](const DriftMonitor& d) { return status(d).monitors; })
       .def(
           "step",
           [](DriftMonitor& d, AlarmState& alarm, const carray<float>& scores,
@@ -123,9 +132,12 @@ void register_drift(py::module_& m) {
             const float* s = scores.data();
             const bool* v = valid.data();
             {
-              py::gil_scoped_release release;
+              py::gil_scoped_release release;  // then wait for the monitor's and the alarm's locks
+              const Lock held = d.lock();
+              const Lock alarm_held = alarm.lock();
               for (py::ssize_t i = 0; i < n; ++i) {
-                const auto st = d.step(alarm, s[i], lp ? lp + static_cast<std::size_t>(i) * ld : nullptr, v[i]);
+                const auto st = d.step(held, alarm, alarm_held, s[i], lp ? lp + static_cast<std::size_t>(i) * ld : nullptr,
+                                       v[i]);
                 fp[i] = st.bits;
                 sp[4 * i] = st.threshold;
                 sp[4 * i + 1] = st.score_stat;
@@ -139,15 +151,17 @@ void register_drift(py::module_& m) {
           "Step alarm + monitors over a batch of windows. Returns (flags (m,) uint8: anomaly / alarm / "
           "alarm-changed / drift / drift-changed / retrain bits, stats (m, 4) float64: threshold used, score "
           "CUSUM, latent MEWMA, signalling monitors (DRIFT_SCORE | DRIFT_LATENT)).")
-      .def("reset", &DriftMonitor::reset)
+      .def("reset",
+           [](DriftMonitor& d) {
+             const Lock held = lock_with_gil(d.mutex());
+             d.reset(held);
+           })
       .def("get_state",
            [](const DriftMonitor& d) {
-             const std::size_t q = d.latent() ? d.latent()->q() : 0;
-             py::array_t<double> e(static_cast<py::ssize_t>(q));
-             if (q) std::copy(d.latent()->ewma().begin(), d.latent()->ewma().end(), e.mutable_data());
-             return py::make_tuple(static_cast<int>(d.monitors()), d.persist(),
-                                   d.score() ? d.score()->stat() : 0.0f, e,
-                                   d.adaptive() ? d.adaptive()->level() : 0.0f);
+             const auto st = status(d);
+             py::array_t<double> e(static_cast<py::ssize_t>(st.ewma.size()));
+             std::copy(st.ewma.begin(), st.ewma.end(), e.mutable_data());
+             return py::make_tuple(static_cast<int>(st.monitors), st.persist, st.score_stat, e, st.adaptive_level);
            },
            "(monitors, persist, score CUSUM, MEWMA vector (q,), adaptive level)")
       .def(
@@ -155,7 +169,8 @@ void register_drift(py::module_& m) {
           [](DriftMonitor& d, int monitors, std::uint64_t persist, float cusum, const carray<double>& ewma, float level) {
             if (monitors < 0 || monitors > 3) throw py::value_error("drift state: monitors must be in 0..3");
             if (ewma.ndim() != 1) throw py::value_error("drift state: MEWMA vector must be 1-D");
-            d.restore(static_cast<std::uint8_t>(monitors), persist, cusum, ewma.data(),
+            const Lock held = lock_with_gil(d.mutex());
+            d.restore(held, static_cast<std::uint8_t>(monitors), persist, cusum, ewma.data(),
                       static_cast<std::size_t>(ewma.shape(0)), level);
           },
           py::arg("monitors"), py::arg("persist"), py::arg("cusum"), py::arg("ewma"), py::arg("level"));

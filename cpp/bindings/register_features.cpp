@@ -16,6 +16,7 @@
 
 #include "edgefault/extractor.hpp"
 #include "edgefault/features.hpp"
+#include "pyutil.hpp"
 
 namespace py = pybind11;
 namespace ef = edgefault;
@@ -25,70 +26,7 @@ namespace {
 template <class T>
 using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
-// ------------------------------------------------------------------ dict schema -> config
-
-std::string join(const std::set<std::string>& s) {
-  std::string out;
-  for (const auto& v : s) out += (out.empty() ? "" : ", ") + v;
-  return out;
-}
-
-std::string pyrepr(const py::handle& h) { return py::repr(h).cast<std::string>(); }
-
-bool is_number(const py::handle& h) {
-  return !py::isinstance<py::bool_>(h) && !py::isinstance<py::str>(h) && PyNumber_Check(h.ptr()) &&
-         (py::isinstance<py::int_>(h) || py::isinstance<py::float_>(h) || py::hasattr(h, "__float__"));
-}
-
-double get_number(const py::handle& h, const std::string& where) {
-  if (!is_number(h)) throw py::value_error(where + ": expected a number, got " + pyrepr(h));
-  const double v = py::float_(py::reinterpret_borrow<py::object>(h)).cast<double>();
-  if (!std::isfinite(v)) throw py::value_error(where + ": expected a finite number, got " + pyrepr(h));
-  return v;
-}
-
-std::size_t get_count(const py::handle& h, const std::string& where, long long lo) {
-  const double v = get_number(h, where);
-  if (v != std::floor(v) || v < static_cast<double>(lo) || v > 1e9)
-    throw py::value_error(where + ": expected an integer >= " + std::to_string(lo) + ", got " + pyrepr(h));
-  return static_cast<std::size_t>(v);
-}
-
-bool get_bool(const py::handle& h, const std::string& where) {
-  if (!py::isinstance<py::bool_>(h)) throw py::value_error(where + ": expected true or false, got " + pyrepr(h));
-  return h.cast<bool>();
-}
-
-std::string get_str(const py::handle& h, const std::string& where) {
-  if (!py::isinstance<py::str>(h)) throw py::value_error(where + ": expected a string, got " + pyrepr(h));
-  return h.cast<std::string>();
-}
-
-void get_band(const py::handle& h, const std::string& where, double& lo, double& hi) {
-  if (!h || h.is_none()) return;
-  if (!(py::isinstance<py::list>(h) || py::isinstance<py::tuple>(h)) || py::len(h) != 2)
-    throw py::value_error(where + ": expected [lo, hi] in Hz, got " + pyrepr(h));
-  auto seq = py::reinterpret_borrow<py::sequence>(h);
-  lo = get_number(seq[0], where + "[0]");
-  hi = get_number(seq[1], where + "[1]");
-}
-
-void check_keys(const py::dict& d, const std::set<std::string>& allowed, const std::string& where) {
-  for (auto item : d) {
-    if (!py::isinstance<py::str>(item.first))
-      throw py::value_error(where + ": keys must be strings, got " + pyrepr(item.first));
-    const auto k = item.first.cast<std::string>();
-    if (!allowed.count(k))
-      throw py::value_error(where + ": unknown key '" + k + "'; allowed keys: " + join(allowed));
-  }
-}
-
-// Optional key: returns a null handle if absent or None.
-py::handle opt(const py::dict& d, const char* key) {
-  if (!d.contains(key)) return py::handle();
-  py::handle h = d[key];
-  return h.is_none() ? py::handle() : h;
-}
+using namespace efpy;  // schema helpers (pyutil.hpp)
 
 const std::set<std::string> kKinds = {"time_stats",         "band_energy",        "spectral_shape",
                                       "magnitude_spectrum", "log_power_spectrum", "envelope_spectrum",
@@ -228,13 +166,6 @@ py::dict block_to_dict(const ef::FeatureBlock& b) {
     }
   }
   return d;
-}
-
-// One FeatureExtractor object owns scratch, so concurrent compute() calls on the same object
-// (possible once the GIL is released) are serialised by a mutex picked by address.
-std::mutex& stripe_mutex(const void* p) {
-  static std::mutex mutexes[64];
-  return mutexes[(reinterpret_cast<std::uintptr_t>(p) >> 4) % 64];
 }
 
 struct Windows {
@@ -432,9 +363,9 @@ void register_features(py::module_& m) {
         const float* x = w.a.data();
         float* o = out.mutable_data();
         {
-          py::gil_scoped_release release;
-          std::lock_guard<std::mutex> lock(stripe_mutex(&e));
-          for (std::size_t i = 0; i < w.m; ++i) e.compute(x + i * w.n, o + i * k);
+          py::gil_scoped_release release;  // then wait for the extractor's lock (its scratch)
+          const ef::Lock held = e.lock();
+          for (std::size_t i = 0; i < w.m; ++i) e.compute(held, x + i * w.n, o + i * k);
         }
         return out;
       }, py::arg("windows"), "(window,) -> (n_features,) or (m, window) -> (m, n_features), float32.")

@@ -1,6 +1,7 @@
 #include "edgefault/drift.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -144,9 +145,50 @@ DriftMonitor::DriftMonitor(std::optional<ScoreCusum> score, std::optional<Mewma>
   require(std::isfinite(clear_ratio) && clear_ratio > 0.0f && clear_ratio < 1.0f, "drift: clear_ratio must be in (0, 1)");
 }
 
-DriftMonitor::Step DriftMonitor::step(AlarmState& alarm, float score, const float* vec, bool valid) noexcept {
-  Step st{0, active_, alarm.threshold(), score_ ? score_->stat() : 0.0f, latent_ ? latent_->stat() : 0.0f};
-  const auto a = alarm.update(score, valid);
+DriftMonitor::Step DriftMonitor::step(AlarmState& alarm, float score, const float* vec, bool valid) {
+  const Lock held(mu_);
+  const Lock alarm_held = alarm.lock();
+  return step(held, alarm, alarm_held, score, vec, valid);
+}
+
+void DriftMonitor::step(AlarmState& alarm, const float* scores, const float* vec, const bool* valid, std::size_t n,
+                        Step* out) {
+  const Lock held(mu_);
+  const Lock alarm_held = alarm.lock();
+  const std::size_t ld = latent_dim();
+  for (std::size_t i = 0; i < n; ++i)
+    out[i] = step(held, alarm, alarm_held, scores[i], vec != nullptr ? vec + i * ld : nullptr, valid[i]);
+}
+
+DriftMonitor::Status DriftMonitor::status() const {
+  const Lock held(mu_);
+  return status(held);
+}
+
+DriftMonitor::Status DriftMonitor::status(const Lock& held) const {
+  assert(holds(held, mu_));
+  (void)held;
+  Status s;
+  s.monitors = active_;
+  s.persist = persist_;
+  if (score_) s.score_stat = score_->stat();
+  if (latent_) {
+    s.latent_stat = latent_->stat();
+    s.ewma = latent_->ewma();
+  }
+  if (adaptive_) {
+    s.adaptive_threshold = adaptive_->threshold();
+    s.adaptive_level = adaptive_->level();
+  }
+  return s;
+}
+
+DriftMonitor::Step DriftMonitor::step(const Lock& held, AlarmState& alarm, const Lock& alarm_held, float score,
+                                      const float* vec, bool valid) noexcept {
+  assert(holds(held, mu_) && holds(alarm_held, alarm.mutex()));
+  (void)held;
+  Step st{0, active_, alarm.threshold(alarm_held), score_ ? score_->stat() : 0.0f, latent_ ? latent_->stat() : 0.0f};
+  const auto a = alarm.update(alarm_held, score, valid);
   const std::uint8_t before = active_;
   if (valid && std::isfinite(score)) {
     if (score_) {
@@ -166,7 +208,7 @@ DriftMonitor::Step DriftMonitor::step(AlarmState& alarm, float score, const floa
     persist_ = active_ ? persist_ + 1 : 0;
     if (adaptive_ && !a.alarm && !active_) {
       adaptive_->update(score);
-      alarm.set_threshold(adaptive_->threshold(), adaptive_->clear_threshold());  // valid by construction
+      alarm.set_threshold(alarm_held, adaptive_->threshold(), adaptive_->clear_threshold());  // valid by construction
     }
   }
   st.monitors = active_;
@@ -178,6 +220,14 @@ DriftMonitor::Step DriftMonitor::step(AlarmState& alarm, float score, const floa
 
 void DriftMonitor::restore(std::uint8_t monitors, std::uint64_t persist, float cusum, const double* ewma,
                            std::size_t n_ewma, float level) {
+  const Lock held(mu_);
+  restore(held, monitors, persist, cusum, ewma, n_ewma, level);
+}
+
+void DriftMonitor::restore(const Lock& held, std::uint8_t monitors, std::uint64_t persist, float cusum,
+                           const double* ewma, std::size_t n_ewma, float level) {
+  assert(holds(held, mu_));
+  (void)held;
   require((monitors & ~(kScoreDrift | kLatentDrift)) == 0, "drift state: monitors must be a 2-bit mask");
   require(score_ || !(monitors & kScoreDrift), "drift state: score drift flagged but no score monitor");
   require(latent_ || !(monitors & kLatentDrift), "drift state: latent drift flagged but no latent monitor");
@@ -194,7 +244,14 @@ void DriftMonitor::restore(std::uint8_t monitors, std::uint64_t persist, float c
   persist_ = persist;
 }
 
-void DriftMonitor::reset() noexcept {
+void DriftMonitor::reset() {
+  const Lock held(mu_);
+  reset(held);
+}
+
+void DriftMonitor::reset(const Lock& held) noexcept {
+  assert(holds(held, mu_));
+  (void)held;
   if (score_) score_->reset();
   if (latent_) latent_->reset();
   if (adaptive_) adaptive_->reset();

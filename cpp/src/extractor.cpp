@@ -4,6 +4,7 @@
 #include "edgefault/extractor.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdio>
 #include <optional>
@@ -82,6 +83,7 @@ struct FeatureExtractor::Impl {
   unsigned stat_parts = 0;
   std::vector<Envelope> envelopes;
   double df = 0.0;
+  mutable std::mutex mu;  // guards the scratch of spectrum / envelopes
 };
 
 FeatureExtractor::FeatureExtractor(const ExtractorConfig& config) : impl_(std::make_unique<Impl>()) {
@@ -209,8 +211,17 @@ std::size_t FeatureExtractor::window() const noexcept { return impl_->cfg.window
 std::size_t FeatureExtractor::n_features() const noexcept { return impl_->names.size(); }
 const std::vector<std::string>& FeatureExtractor::feature_names() const noexcept { return impl_->names; }
 
+std::mutex& FeatureExtractor::mutex() const noexcept { return impl_->mu; }
+
 void FeatureExtractor::compute(const float* x, float* out) {
+  const Lock held(impl_->mu);
+  compute(held, x, out);
+}
+
+void FeatureExtractor::compute(const Lock& held, const float* x, float* out) {
   Impl& I = *impl_;
+  assert(holds(held, I.mu));
+  (void)held;
   const std::size_t n = I.cfg.window;
   double stats[kTimeStatCount];
   if (I.need_stats) time_stats(x, n, stats, I.stat_parts);

@@ -1,6 +1,7 @@
 #include "edgefault/scoring.hpp"
 
 #include <bitset>
+#include <cassert>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -38,7 +39,14 @@ GaussianScorer::GaussianScorer(std::vector<float> mean, std::vector<float> scale
   }
 }
 
-void GaussianScorer::score(const float* x, std::size_t n, float* scores, float* contrib) noexcept {
+void GaussianScorer::score(const float* x, std::size_t n, float* scores, float* contrib) {
+  const Lock held(mu_);
+  score(held, x, n, scores, contrib);
+}
+
+void GaussianScorer::score(const Lock& held, const float* x, std::size_t n, float* scores, float* contrib) noexcept {
+  assert(holds(held, mu_));
+  (void)held;
   const std::size_t d = mean_.size();
   float* z = z_.data();
   for (std::size_t r = 0; r < n; ++r) {
@@ -76,6 +84,13 @@ AlarmState::AlarmState(float threshold, float clear_threshold, unsigned k, unsig
 }
 
 void AlarmState::set_threshold(float threshold, float clear_threshold) {
+  const Lock held(mu_);
+  set_threshold(held, threshold, clear_threshold);
+}
+
+void AlarmState::set_threshold(const Lock& held, float threshold, float clear_threshold) {
+  assert(holds(held, mu_));
+  (void)held;
   if (!std::isfinite(threshold)) throw std::invalid_argument("alarm: threshold must be finite");
   if (!std::isfinite(clear_threshold) || clear_threshold > threshold)
     throw std::invalid_argument("alarm: clear_threshold must be finite and <= threshold");
@@ -87,7 +102,19 @@ static unsigned popcount64(std::uint64_t v) noexcept {
   return static_cast<unsigned>(std::bitset<64>(v).count());
 }
 
-AlarmState::Step AlarmState::update(float score, bool valid) noexcept {
+AlarmState::Step AlarmState::update(float score, bool valid) {
+  const Lock held(mu_);
+  return update(held, score, valid);
+}
+
+void AlarmState::update(const float* scores, const bool* valid, std::size_t n, Step* steps) {
+  const Lock held(mu_);
+  for (std::size_t i = 0; i < n; ++i) steps[i] = update(held, scores[i], valid[i]);
+}
+
+AlarmState::Step AlarmState::update(const Lock& held, float score, bool valid) noexcept {
+  assert(holds(held, mu_));
+  (void)held;
   if (!valid || !std::isfinite(score)) return {false, alarm_, false};
   const bool anomaly = score > threshold_;
   above_ = ((above_ << 1) | (anomaly ? 1u : 0u)) & mask_;
@@ -102,12 +129,59 @@ AlarmState::Step AlarmState::update(float score, bool valid) noexcept {
   return {anomaly, alarm_, alarm_ != before};
 }
 
-void AlarmState::reset() noexcept {
+bool AlarmState::alarm() const {
+  const Lock held(mu_);
+  return alarm_;
+}
+
+float AlarmState::threshold() const {
+  const Lock held(mu_);
+  return threshold_;
+}
+
+float AlarmState::threshold(const Lock& held) const noexcept {
+  assert(holds(held, mu_));
+  (void)held;
+  return threshold_;
+}
+
+float AlarmState::clear_threshold() const {
+  const Lock held(mu_);
+  return clear_threshold_;
+}
+
+AlarmState::State AlarmState::state() const {
+  const Lock held(mu_);
+  return state(held);
+}
+
+AlarmState::State AlarmState::state(const Lock& held) const noexcept {
+  assert(holds(held, mu_));
+  (void)held;
+  return State{above_, above_clear_, n_valid_, alarm_, threshold_, clear_threshold_};
+}
+
+void AlarmState::reset() {
+  const Lock held(mu_);
+  reset(held);
+}
+
+void AlarmState::reset(const Lock& held) noexcept {
+  assert(holds(held, mu_));
+  (void)held;
   above_ = above_clear_ = n_valid_ = 0;
   alarm_ = false;
 }
 
-void AlarmState::restore(std::uint64_t above, std::uint64_t above_clear, std::uint64_t n_valid, bool alarm) noexcept {
+void AlarmState::restore(std::uint64_t above, std::uint64_t above_clear, std::uint64_t n_valid, bool alarm) {
+  const Lock held(mu_);
+  restore(held, above, above_clear, n_valid, alarm);
+}
+
+void AlarmState::restore(const Lock& held, std::uint64_t above, std::uint64_t above_clear, std::uint64_t n_valid,
+                         bool alarm) noexcept {
+  assert(holds(held, mu_));
+  (void)held;
   above_ = above & mask_;
   above_clear_ = above_clear & mask_;
   n_valid_ = n_valid;

@@ -60,7 +60,7 @@ TEST_CASE("drift latches at the limit, clears at clear_ratio * limit and restart
   CHECK(d.drift());
   auto s6 = d.step(a, lo, nullptr, true);  // S = 0 <= 1.5: clears, restarts
   CHECK(!d.drift() && (s6.bits & edgefault::kDriftChanged));
-  CHECK(d.score()->stat() == 0.0f && d.persist() == 0);
+  CHECK(d.status().score_stat == 0.0f && d.persist() == 0);
 }
 
 TEST_CASE("adaptive threshold tracks healthy level, is bounded, and freezes during alarm") {
@@ -90,16 +90,16 @@ TEST_CASE("restore round-trips and rejects corrupt state without changing anythi
   const float v = 2.0f;
   d.step(a, std::exp(2.0f), &v, true);
   const double e[1] = {0.4};
-  CHECK_CLOSE(d.latent()->ewma()[0], 0.4, 1e-6);
+  CHECK_CLOSE(d.status().ewma[0], 0.4, 1e-6);
   const double bad[1] = {std::numeric_limits<double>::quiet_NaN()};
   CHECK_THROWS(d.restore(0, 0, 1.0f, bad, 1, 0.0f));
   CHECK_THROWS(d.restore(0, 0, -1.0f, e, 1, 0.0f));
   CHECK_THROWS(d.restore(0, 0, 1.0f, e, 2, 0.0f));
   CHECK_THROWS(d.restore(4, 0, 1.0f, e, 1, 0.0f));
   CHECK_THROWS(d.restore(0, 3, 1.0f, e, 1, 0.0f));
-  CHECK_CLOSE(d.score()->stat(), 1.5, 1e-6);  // unchanged by the failed restores
+  CHECK_CLOSE(d.status().score_stat, 1.5, 1e-6);  // unchanged by the failed restores
   d.restore(1, 3, 7.0f, e, 1, 0.0f);
-  CHECK(d.drift() && d.persist() == 3 && d.score()->stat() == 7.0f);
+  CHECK(d.drift() && d.persist() == 3 && d.status().score_stat == 7.0f);
   CHECK_THROWS(DriftMonitor(std::nullopt, std::nullopt, std::nullopt, 0, 0.5f));
   CHECK_THROWS(DriftMonitor(std::nullopt, std::nullopt, std::nullopt, 1, 1.0f));
 }

@@ -16,7 +16,7 @@ import numpy as np
 from edgefault import _core
 from edgefault.errors import InputError
 
-_SPEC_KEYS = {"fs", "window", "hop", "channels", "taper", "blocks"}
+_SPEC_KEYS = {"fs", "window", "hop", "channels", "taper", "blocks", "health"}
 
 
 def default_anomaly_blocks(fs: float, window: int, n_bands: int = 16,
@@ -39,9 +39,12 @@ def default_anomaly_blocks(fs: float, window: int, n_bands: int = 16,
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Sample rate, framing, channels and feature blocks of a model's input.
+    """Sample rate, framing, channels, feature blocks and sensor-health checks of a model's input.
 
     ``blocks`` follow the schema in docs/features.md; the core validates them strictly.
+    ``health`` is the optional sensor-health section (docs/features.md, "Sensor health"); None
+    (the default, and every bundle written before it existed) runs the checks with their
+    conservative defaults, and is not written by :meth:`to_dict`.
     """
 
     fs: float
@@ -50,6 +53,7 @@ class FeatureSpec:
     channels: tuple[str, ...]
     blocks: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     taper: str = "hann"
+    health: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.fs, (int, float)) and np.isfinite(self.fs) and self.fs > 0):
@@ -71,8 +75,14 @@ class FeatureSpec:
         object.__setattr__(self, "hop", int(self.hop))
         object.__setattr__(self, "blocks", tuple(copy.deepcopy(dict(b)) for b in self.blocks))
         # Validate blocks now (and cache names) so a bad spec fails at construction.
+        if self.health is not None:
+            if not isinstance(self.health, dict):
+                raise InputError(f"feature spec: health must be an object of sensor-health settings, got "
+                                 f"{type(self.health).__name__}")
+            object.__setattr__(self, "health", copy.deepcopy(dict(self.health)))
         try:
             ex = _core.FeatureExtractor(self.fs, self.window, [dict(b) for b in self.blocks], self.taper)
+            _core.Pipeline(len(chans), self.hop, ex, self.health)  # validates the health section
         except (ValueError, TypeError) as e:
             raise InputError(f"feature spec: {e}") from None
         object.__setattr__(self, "_names", tuple(ex.feature_names))
@@ -99,11 +109,14 @@ class FeatureSpec:
         if not isinstance(d["channels"], list):
             raise InputError("feature spec: channels must be a list of names")
         return cls(fs=d["fs"], window=d["window"], hop=d["hop"], channels=tuple(d["channels"]),
-                   blocks=tuple(d["blocks"]), taper=d.get("taper", "hann"))
+                   blocks=tuple(d["blocks"]), taper=d.get("taper", "hann"), health=d.get("health"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fs": self.fs, "window": self.window, "hop": self.hop, "channels": list(self.channels),
-                "taper": self.taper, "blocks": [copy.deepcopy(b) for b in self.blocks]}
+        d = {"fs": self.fs, "window": self.window, "hop": self.hop, "channels": list(self.channels),
+             "taper": self.taper, "blocks": [copy.deepcopy(b) for b in self.blocks]}
+        if self.health is not None:  # absent = defaults, so specs without one serialise as before
+            d["health"] = copy.deepcopy(self.health)
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -129,8 +142,14 @@ class FeatureSpec:
     def extractor(self) -> _core.FeatureExtractor:
         return _core.FeatureExtractor(self.fs, self.window, [dict(b) for b in self.blocks], self.taper)
 
+    @property
+    def health_settings(self) -> dict[str, Any]:
+        """The sensor-health settings the pipeline runs, every default filled in."""
+        return self.pipeline().health
+
     def pipeline(self) -> _core.Pipeline:
-        return _core.Pipeline(self.n_channels, self.hop, self.extractor())
+        """The core pipeline: framing, features and the sensor-health checks of this spec."""
+        return _core.Pipeline(self.n_channels, self.hop, self.extractor(), self.health)
 
     def transform(self, signal: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Features of every window of a whole signal, through the streaming pipeline.

@@ -19,12 +19,17 @@
 //    drift) moves the threshold by exp(level - center), bounded to [lo, hi] times the calibrated
 //    one; frozen while the alarm or drift is on, so a fault cannot teach itself into normal.
 // No allocation per window; windows with a non-finite score leave every state untouched.
+// Thread safety (lock.hpp): DriftMonitor locks its mutex, then the AlarmState's, in step(); its
+// state accessors lock too. ScoreCusum / Mewma / AdaptiveThreshold are parts of one monitor and
+// have no lock of their own.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <vector>
 
+#include "edgefault/lock.hpp"
 #include "edgefault/scoring.hpp"
 
 namespace edgefault {
@@ -113,25 +118,48 @@ class DriftMonitor {
   };
   // Updates alarm (with the current threshold), the monitors and the adaptive threshold for one
   // window. vec: latent_dim() values (skipped when null or non-finite); invalid windows
-  // (valid false or non-finite score) change nothing.
-  Step step(AlarmState& alarm, float score, const float* vec, bool valid) noexcept;
+  // (valid false or non-finite score) change nothing. Locks mutex(), then alarm.mutex().
+  Step step(AlarmState& alarm, float score, const float* vec, bool valid);
+  // The same with both locks held by the caller.
+  Step step(const Lock& held, AlarmState& alarm, const Lock& alarm_held, float score, const float* vec,
+            bool valid) noexcept;
+  // A batch in one critical section: out[i] for (scores[i], vec + i * latent_dim() (vec may be
+  // null), valid[i]), i < n.
+  void step(AlarmState& alarm, const float* scores, const float* vec, const bool* valid, std::size_t n, Step* out);
+  // Fixed at construction (no lock): which parts exist, their dimensions and limits. The parts'
+  // live statistics are read through status() (under the lock).
   std::size_t latent_dim() const noexcept { return latent_ ? latent_->dim() : 0; }
+  std::size_t latent_q() const noexcept { return latent_ ? latent_->q() : 0; }
   bool has_score() const noexcept { return score_.has_value(); }
   bool has_latent() const noexcept { return latent_.has_value(); }
   bool has_adaptive() const noexcept { return adaptive_.has_value(); }
-  const std::optional<ScoreCusum>& score() const noexcept { return score_; }
-  const std::optional<Mewma>& latent() const noexcept { return latent_; }
-  const std::optional<AdaptiveThreshold>& adaptive() const noexcept { return adaptive_; }
+  float score_limit() const noexcept { return score_ ? score_->limit() : 0.0f; }
+  float latent_limit() const noexcept { return latent_ ? latent_->limit() : 0.0f; }
   std::uint32_t retrain_after() const noexcept { return retrain_after_; }
   float clear_ratio() const noexcept { return clear_ratio_; }
-  std::uint8_t monitors() const noexcept { return active_; }
-  bool drift() const noexcept { return active_ != 0; }
-  std::uint64_t persist() const noexcept { return persist_; }
+  // Live state, read in one critical section.
+  struct Status {
+    std::uint8_t monitors = 0;  // DriftMonitorBit of the monitors signalling
+    std::uint64_t persist = 0;  // valid windows the drift has persisted
+    float score_stat = 0.0f, latent_stat = 0.0f;       // 0 for absent parts
+    float adaptive_threshold = 0.0f, adaptive_level = 0.0f;  // 0 without the adaptive part
+    std::vector<double> ewma;   // MEWMA vector (latent_q() values)
+  };
+  Status status() const;
+  Status status(const Lock& held) const;
+  std::uint8_t monitors() const { return status().monitors; }
+  bool drift() const { return monitors() != 0; }
+  std::uint64_t persist() const { return status().persist; }
   // Plain state: monitors bits, persistence count, CUSUM S, MEWMA vector (q values), adaptive level.
   // Throws std::invalid_argument on a non-finite / negative value or a wrong MEWMA length.
   void restore(std::uint8_t monitors, std::uint64_t persist, float cusum, const double* ewma, std::size_t n_ewma,
                float level);
-  void reset() noexcept;
+  void restore(const Lock& held, std::uint8_t monitors, std::uint64_t persist, float cusum, const double* ewma,
+               std::size_t n_ewma, float level);
+  void reset();
+  void reset(const Lock& held) noexcept;
+  std::mutex& mutex() const noexcept { return mu_; }
+  Lock lock() const { return Lock(mu_); }
 
  private:
   // Latch `bit` when `stat` crosses the monitor's limit; release it (and restart the monitor) once
@@ -153,6 +181,7 @@ class DriftMonitor {
   float clear_ratio_;
   std::uint8_t active_ = 0;
   std::uint64_t persist_ = 0;
+  mutable std::mutex mu_;
 };
 
 }  // namespace edgefault

@@ -1,11 +1,15 @@
 // Per-window feature extraction configured by a spec, so training and device compute the
 // same numbers. One FeatureExtractor handles one channel's window; it owns all its buffers, so
-// compute() never allocates.
+// compute() never allocates. compute() uses those buffers, so it locks the extractor's mutex
+// (lock.hpp); the configuration and names are fixed at construction and read without a lock.
 #pragma once
 #include <cstddef>
+#include <mutex>
 #include <string>
 #include <memory>
 #include <vector>
+
+#include "edgefault/lock.hpp"
 
 namespace edgefault {
 
@@ -62,8 +66,13 @@ class FeatureExtractor {
   std::size_t n_features() const noexcept;
   // Stable, self-explaining names, e.g. "rms", "band03_1200_1500Hz", "bpfo_h1".
   const std::vector<std::string>& feature_names() const noexcept;
-  // x: `window` samples of one channel; out: n_features() values. No allocation.
+  // x: `window` samples of one channel; out: n_features() values. No allocation. Locks mutex().
   void compute(const float* x, float* out);
+  // The same with mutex() already held by the caller (lock()), e.g. across a batch of windows.
+  void compute(const Lock& held, const float* x, float* out);
+  // The lock of the scratch buffers (not valid on a moved-from extractor).
+  std::mutex& mutex() const noexcept;
+  Lock lock() const { return Lock(mutex()); }
 
  private:
   struct Impl;
