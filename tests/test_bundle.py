@@ -141,3 +141,82 @@ def test_bad_manifest_json(tmp_path: Path, small_bundle: Path) -> None:
     with pytest.raises(BundleError, match="not valid JSON"):
         load_bundle(_rewrite(small_bundle, tmp_path / "j.efb",
                              lambda n, d: b"{not json" if n == MANIFEST else d))
+
+
+# -- found by bench/fuzz.py (issue #12 item 10): every refusal is a BundleError naming the bundle --------
+def _sealed(fn):  # type: ignore[no-untyped-def]
+    """_edit_manifest, then the digest recomputed: the edit gets past the integrity checks."""
+    from edgefault.device.bundle import manifest_digest
+
+    def both(m: dict) -> None:
+        fn(m)
+        m["digest"] = manifest_digest(m)
+    return _edit_manifest(both)
+
+
+def _set(path: str, value):  # type: ignore[no-untyped-def]
+    def fn(m: dict) -> None:
+        *head, last = path.split(".")
+        d = m
+        for k in head:
+            d = d[k]
+        d[last] = value
+    return fn
+
+
+@pytest.mark.parametrize("path, value, match", [
+    ("thresholds", [1, 2], "'thresholds' must be an object"),
+    ("thresholds.threshold", "x", "thresholds.threshold must be a float32 number"),
+    ("thresholds.threshold", 1e39, "thresholds.threshold must be a float32 number"),
+    ("thresholds.clear_threshold", float("nan"), "thresholds.clear_threshold must be a finite"),
+    ("thresholds.k", 0, r"thresholds.k \(k-of-n alarm\) must be an integer in 1..64"),
+    ("thresholds.n", 2 ** 40, r"thresholds.n \(k-of-n alarm\) must be an integer in 1..64"),
+    ("thresholds.k", 9, "thresholds.k = 9 is more than thresholds.n = 3"),
+    ("thresholds.drift", "on", "thresholds.drift must be an object or null"),
+    ("labels", "abc", "'labels' must be a list of strings or null"),
+    ("model.task", 3, "model.task must be a string"),
+    ("features.fs", 10 ** 30, "feature spec is invalid"),
+])
+def test_manifest_values_of_the_wrong_type_are_bundle_errors(tmp_path: Path, small_bundle: Path, path: str,
+                                                             value: object, match: str) -> None:
+    """Found by fuzzing: these passed load_bundle (or raised TypeError inside it) and then failed in the
+    Runtime with ValueError / TypeError, or in Bundle.thresholds / labels."""
+    from edgefault.device.runtime import Runtime
+
+    p = _rewrite(small_bundle, tmp_path / "v.efb", _sealed(_set(path, value)))
+    with pytest.raises(BundleError, match=match) as ei:
+        Runtime(p)
+    assert str(p) in str(ei.value)
+
+
+def test_array_shape_declared_as_a_number_is_a_bundle_error(tmp_path: Path, small_bundle: Path) -> None:
+    """list(decl["shape"]) raised TypeError for a shape that is not a list."""
+    def fn(m: dict) -> None:
+        m["members"]["arrays/mean.npy"]["shape"] = 7
+    with pytest.raises(BundleError, match="arrays/mean.npy has shape"):
+        load_bundle(_rewrite(small_bundle, tmp_path / "d.efb", _sealed(fn)))
+
+
+@pytest.mark.parametrize("text", [b"[" * 100000 + b"]" * 100000, b'{"a": ' + b"9" * 5000 + b"}"],
+                         ids=["too-deep", "int-too-long"])
+def test_manifest_json_python_cannot_parse_is_a_bundle_error(tmp_path: Path, small_bundle: Path, text: bytes) -> None:
+    """RecursionError / ValueError (integer string limit) from json.loads used to escape."""
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(_rewrite(small_bundle, tmp_path / "j.efb", lambda n, d: text if n == MANIFEST else d))
+
+
+def test_zip_archives_zipfile_cannot_open_are_bundle_errors(small_bundle: Path) -> None:
+    """zipfile raises NotImplementedError for a newer 'version needed to extract' and
+    UnicodeDecodeError for a member name flagged UTF-8 that is not; both used to escape."""
+    raw = small_bundle.read_bytes()
+    cd = raw.index(b"PK\x01\x02")
+    newer = raw[:cd + 6] + bytes([97, 0]) + raw[cd + 8:]  # central directory: version needed 9.7
+    with pytest.raises(BundleError, match=r"cannot read.*NotImplementedError.*version 9.7"):
+        load_bundle(newer)
+    name_len = int.from_bytes(raw[cd + 28:cd + 30], "little")
+    flags = int.from_bytes(raw[cd + 8:cd + 10], "little") | 0x800  # "name is UTF-8"
+    bad = bytearray(raw[:cd + 8] + flags.to_bytes(2, "little") + raw[cd + 10:])
+    bad[cd + 46] = 0xFF  # first byte of the name: not UTF-8
+    assert name_len > 0
+    with pytest.raises(BundleError, match=r"<bytes>: is a zip archive this loader cannot read.*UnicodeDecodeError"):
+        load_bundle(bytes(bad))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_MEMBER_BYTES = 1 << 30
+_F32_MAX = 3.4028234663852886e38
 _REQUIRED = ("format", "schema_version", "bundle_id", "created", "features", "model", "members", "digest")
 
 
@@ -91,6 +93,49 @@ def _fail(where: str, msg: str) -> BundleError:
     return BundleError(f"bundle {where}: {msg}")
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_fields(where: str, manifest: dict[str, Any]) -> None:
+    """Types of the manifest keys every model kind and the runtime read: labels, thresholds, model."""
+    labels = manifest.get("labels")
+    if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+        raise _fail(where, f"manifest 'labels' must be a list of strings or null, got {_short(labels)}")
+    th = manifest.get("thresholds")
+    if th is not None and not isinstance(th, dict):
+        raise _fail(where, f"manifest 'thresholds' must be an object or null, got {_short(th)}")
+    th = th or {}
+    for key in ("threshold", "clear_threshold"):
+        if key not in th:
+            continue
+        v = th[key]
+        if not _is_number(v) or math.isnan(v) or (math.isfinite(v) and abs(v) > _F32_MAX) or (
+                key == "clear_threshold" and not math.isfinite(v)):
+            what = "a finite float32 number" if key == "clear_threshold" else "a float32 number or infinity"
+            raise _fail(where, f"thresholds.{key} must be {what}, got {_short(v)}")
+    kn = {}
+    for key in ("k", "n"):
+        v = th.get(key, 1)
+        if not (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64):
+            raise _fail(where, f"thresholds.{key} (k-of-n alarm) must be an integer in 1..64, got {_short(v)}")
+        kn[key] = v
+    if kn["k"] > kn["n"]:
+        raise _fail(where, f"thresholds.k = {kn['k']} is more than thresholds.n = {kn['n']} (k-of-n alarm)")
+    if th.get("drift") is not None and not isinstance(th["drift"], dict):
+        raise _fail(where, f"thresholds.drift must be an object or null, got {_short(th['drift'])}")
+    model = manifest["model"]
+    if not isinstance(model, dict) or not isinstance(model.get("kind"), str):
+        raise _fail(where, "manifest 'model' must be an object with a string 'kind'")
+    if not isinstance(model.get("task", "anomaly"), str):
+        raise _fail(where, f"manifest model.task must be a string, got {_short(model.get('task'))}")
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
 def _load_npy(where: str, name: str, data: bytes, decl: dict[str, Any]) -> np.ndarray:
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
@@ -100,7 +145,7 @@ def _load_npy(where: str, name: str, data: bytes, decl: dict[str, Any]) -> np.nd
         raise _fail(where, f"member {name} is not a readable .npy file ({type(e).__name__}: {e})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         raise _fail(where, f"member {name} must hold a numeric array, got dtype {getattr(arr, 'dtype', '?')}")
-    if "shape" in decl and list(arr.shape) != list(decl["shape"]):
+    if "shape" in decl and (not isinstance(decl["shape"], list) or list(arr.shape) != decl["shape"]):
         raise _fail(where, f"member {name} has shape {list(arr.shape)}, manifest declares {decl['shape']}")
     if "dtype" in decl and str(arr.dtype) != decl["dtype"]:
         raise _fail(where, f"member {name} has dtype {arr.dtype}, manifest declares {decl['dtype']}")
@@ -125,6 +170,9 @@ def load_bundle(source: str | Path | bytes) -> Bundle:
         zf = zipfile.ZipFile(io.BytesIO(raw))
     except zipfile.BadZipFile:
         raise _fail(where, "is not a zip archive (truncated, corrupted, or not a bundle)") from None
+    except Exception as e:  # NotImplementedError (zip version, compression), UnicodeDecodeError (names), ...
+        raise _fail(where, f"is a zip archive this loader cannot read: corrupted or not a bundle "
+                           f"({type(e).__name__}: {e})") from None
     with zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
@@ -149,8 +197,8 @@ def load_bundle(source: str | Path | bytes) -> Bundle:
             raise _fail(where, f"{MANIFEST} is {len(mraw)} bytes, over the {MAX_MANIFEST_BYTES} limit")
         try:
             manifest = json.loads(mraw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise _fail(where, f"{MANIFEST} is not valid JSON ({e})") from None
+        except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError, int too long, too deep
+            raise _fail(where, f"{MANIFEST} is not valid JSON ({type(e).__name__}: {e})") from None
         if not isinstance(manifest, dict):
             raise _fail(where, f"{MANIFEST} must be a JSON object")
         if manifest.get("format") != FORMAT:
@@ -177,8 +225,9 @@ def load_bundle(source: str | Path | bytes) -> Bundle:
         for name, decl in members.items():
             if name not in names:
                 raise _fail(where, f"manifest lists member {name} but the archive lacks it")
-            if not isinstance(decl, dict) or "sha256" not in decl or "size" not in decl:
-                raise _fail(where, f"manifest entry for {name} must have sha256 and size")
+            if not isinstance(decl, dict) or not isinstance(decl.get("sha256"), str) or not isinstance(
+                    decl.get("size"), int) or isinstance(decl["size"], bool):
+                raise _fail(where, f"manifest entry for {name} must have sha256 (a string) and size (an integer)")
             data = read(name)
             if len(data) != decl["size"]:
                 raise _fail(where, f"member {name} is {len(data)} bytes, manifest says {decl['size']}")
@@ -200,9 +249,9 @@ def load_bundle(source: str | Path | bytes) -> Bundle:
             spec = FeatureSpec.from_dict(manifest["features"])
         except InputError as e:
             raise _fail(where, str(e)) from None
-        model = manifest["model"]
-        if not isinstance(model, dict) or not isinstance(model.get("kind"), str):
-            raise _fail(where, "manifest 'model' must be an object with a string 'kind'")
+        except Exception as e:  # e.g. TypeError for an integer fs beyond int64 (spec.py's own checks miss it)
+            raise _fail(where, f"feature spec is invalid ({type(e).__name__}: {e})") from None
+        _check_fields(where, manifest)
     return Bundle(manifest=manifest, spec=spec, arrays=arrays, onnx=onnx,
                   path=None if isinstance(source, (bytes, bytearray)) else str(source))
 
