@@ -158,6 +158,21 @@ def test_packet_errors_have_reasons() -> None:
             assert ei.value.reason == reason, (reason, q[:16])
 
 
+
+def test_packet_errors_are_input_errors_naming_the_packet() -> None:
+    """Issue #12 item 10: a refused packet is an edgefault InputError, and its message says it is a packet."""
+    from edgefault.errors import EdgefaultError, InputError
+
+    p = framing.encode(1, np.zeros((10, 2)))
+    for q in (b"XXXX" + p[4:], p[:5] + b"\x07" + p[6:], p[:6] + b"\0\0" + p[8:], p[:4] + b"\x09" + p[5:], p[:10],
+              p + b"\0"):
+        with pytest.raises(framing.PacketError) as ei:
+            framing.decode(q, 4096)
+        assert isinstance(ei.value, InputError) and isinstance(ei.value, EdgefaultError)
+        assert isinstance(ei.value, ValueError)  # what callers caught before
+        assert "packet" in str(ei.value), str(ei.value)
+
+
 @settings(max_examples=3000 * FUZZ, deadline=None)
 @given(st.binary(max_size=300))
 def test_fuzz_decode_random_bytes(buf: bytes) -> None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgefault.errors import InputError
+
 MAGIC = b"EFS1"
 VERSION = 1
 HEADER = struct.Struct("<4sBBHII")
@@ -31,8 +33,9 @@ FORMAT_CODES = {"int16": 1, "float32": 2}
 MAX_CHANNELS = 1024
 
 
-class PacketError(ValueError):
-    """A packet that cannot be used; ``reason`` is one of malformed, truncated, oversized, channels."""
+class PacketError(InputError):
+    """A packet that cannot be used (an :class:`~edgefault.errors.InputError`, so a ``ValueError``);
+    ``reason`` is one of malformed, truncated, oversized, channels."""
 
     def __init__(self, reason: str, msg: str) -> None:
         super().__init__(msg)
@@ -66,13 +69,13 @@ def parse_header(buf: bytes | memoryview, max_packet_bytes: int) -> Header:
         raise PacketError("truncated", f"packet of {len(buf)} bytes is shorter than the {HEADER_SIZE}-byte header")
     magic, version, fmt, nch, seq, nfr = HEADER.unpack_from(buf, 0)
     if magic != MAGIC:
-        raise PacketError("malformed", f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
+        raise PacketError("malformed", f"packet has bad magic {bytes(magic)!r}, expected {MAGIC!r}")
     if version != VERSION:
         raise PacketError("malformed", f"packet version {version} is not supported (expected {VERSION})")
     if fmt not in FORMATS:
-        raise PacketError("malformed", f"sample format code {fmt} is unknown (1 = int16, 2 = float32)")
+        raise PacketError("malformed", f"packet sample format code {fmt} is unknown (1 = int16, 2 = float32)")
     if not 1 <= nch <= MAX_CHANNELS:
-        raise PacketError("malformed", f"n_channels {nch} is outside 1..{MAX_CHANNELS}")
+        raise PacketError("malformed", f"packet n_channels {nch} is outside 1..{MAX_CHANNELS}")
     h = Header(fmt, nch, seq, nfr)
     if HEADER_SIZE + h.payload_bytes > max_packet_bytes:
         raise PacketError("oversized", f"packet of {HEADER_SIZE + h.payload_bytes} bytes exceeds "
