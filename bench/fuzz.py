@@ -42,7 +42,7 @@ ASan / UBSan: build the core with ``EDGEFAULT_SANITIZE`` in its own folder and p
     "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \\
     -DCMAKE_MODULE_LINKER_FLAGS=-fsanitize=address,undefined -Dpybind11_DIR=$(python -m pybind11 --cmakedir)
   cmake --build build/asan
-  LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \\
+  LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0 \\
     python bench/fuzz.py --core build/asan/_core*.so --targets all --runs 100000
 
 Seeds (trained bundles, sample files) are made once per work folder in a subprocess without the
@@ -1099,6 +1099,7 @@ STRUCT_MUTATORS: dict[str, Callable[..., bytes | None]] = {
     "mat": mutate_mat, "wav": mutate_wav, "csv": mutate_csv, "npy": mutate_npy, "npz": mutate_npz,
     "parquet": mutate_parquet, "bundle": mutate_bundle, "framing": mutate_framing,
 }
+SEED_POOL: list[bytes] = []  # the target's seeds, for the mutators (set in the worker)
 STRUCT_SHARE = {"bundle": 0.85, "parquet": 0.6, "npz": 0.6, "mat": 0.5, "push": 0.0}
 
 
@@ -1121,6 +1122,10 @@ def make_mutator(target: str, engine_mutate: Callable[[bytes, int], bytes] | Non
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     out = STRUCT_MUTATORS[target](data, rng, bm)
+                    if out is None and SEED_POOL and rng.random() < 0.5:
+                        # unparseable (byte mutations broke the structure): start again from a seed, so
+                        # broken containers do not breed only broken containers
+                        out = STRUCT_MUTATORS[target](rng.choice(SEED_POOL), rng, bm)
         except Exception:  # a mutator problem must not stop fuzzing
             out = None
         if out is None:
@@ -1319,6 +1324,7 @@ class FramingTarget:
         rp.close()
 
 
+AVOID: set[str] = set()  # --avoid: input classes left out (after their finding was reported)
 DTYPES = ("<f4", "<f8", "<i2", "<i4", "|i1", "|u1", "<u2", "<u4", "<i8", "<u8", "<f2", "|b1", "<c8", "<c16", ">f4",
           ">f8", ">i2", ">i4", "<U3", "|S2", "|O", "<M8[s]", "<m8[s]", "|V4", "<g", "[('a','<f4')]")
 SIZES = (0, 1, 2, -1, -2, -3, -4, -5, -6, 7, 100, 1000, 5000, -7, 3, 64)
@@ -1420,7 +1426,7 @@ class PushTarget:
             x = x[::-1]
         elif layout == 4 and x.ndim == 2 and x.shape[0]:
             x = np.broadcast_to(x[:1], x.shape)
-        elif layout == 5 and x.dtype.kind in "fiu" and x.ndim:
+        elif layout == 5 and x.dtype.kind in "fiu" and x.ndim and "misaligned" not in AVOID:
             buf = bytearray(x.nbytes + 1)
             y = np.frombuffer(buf, dtype=x.dtype, offset=1, count=x.size).reshape(x.shape)
             y[...] = x
@@ -1724,11 +1730,13 @@ def run_worker(args: argparse.Namespace) -> None:
     except ImportError:
         pass
     workdir = Path(args.workdir)
+    AVOID.update(a for a in (args.avoid or "").split(",") if a)
     load_core(args.core)
     w = Worker(args.worker, workdir, args.runs_n, args.seconds_n, args.tag)
     if args.input_timeout:
         w.arm_watchdog(args.input_timeout)
     seeds = sorted((workdir / "seeds" / args.worker).iterdir())
+    SEED_POOL.extend(p.read_bytes() for p in seeds if p.is_file())
     corpus = workdir / "corpus" / args.worker
     corpus.mkdir(parents=True, exist_ok=True)
     if args.engine == "atheris":
@@ -1807,6 +1815,9 @@ SAN_PATTERNS = (("asan", re.compile(r"ERROR: AddressSanitizer")), ("ubsan", re.c
 
 
 def classify_crash(log: str) -> tuple[str, bool]:
+    if "AddressSanitizer: CHECK failed" in log and "cxa_throw" in log:
+        # the sanitizer's own check, not a report: libstdc++ was loaded after libasan (preload it too)
+        return "asan-setup (LD_PRELOAD libstdc++ after libasan)", False
     for name, rx in SAN_PATTERNS:
         if rx.search(log):
             return name, True
@@ -1831,7 +1842,8 @@ def run_target(t: str, args: argparse.Namespace, runs: float | None, seconds: fl
             break
         tag = f"{os.getpid()}-{attempt}"
         cmd = [sys.executable, str(HERE), "--worker", t, "--workdir", str(workdir), "--engine", args.engine,
-               "--tag", tag, "--seed", str(args.seed + attempt), "--input-timeout", str(args.input_timeout)]
+               "--tag", tag, "--seed", str(args.seed + attempt), "--input-timeout", str(args.input_timeout),
+               "--avoid", args.avoid]
         if left_runs is not None:
             cmd += ["--runs", str(left_runs)]
         if left_s is not None:
@@ -1967,6 +1979,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="CPU seconds one input may take before it is a 'slow' finding (0: no limit; libFuzzer's "
                          "own wall-clock timeout is 3x this + 30 s and ends the worker)")
     ap.add_argument("--max-restarts", type=int, default=5)
+    ap.add_argument("--avoid", default="", help="input classes to leave out, comma-separated: misaligned "
+                                                 "(push: chunks whose data pointer is not aligned to the dtype)")
     ap.add_argument("-v", "--verbose", action="count", default=0)
     ap.add_argument("--replay", help="run one input file through --target and print the outcome")
     ap.add_argument("--target")
