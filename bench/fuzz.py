@@ -38,7 +38,8 @@ writes everything, with example inputs under ``<workdir>/findings`` (replay one 
 ASan / UBSan: build the core with ``EDGEFAULT_SANITIZE`` in its own folder and pass ``--core``::
 
   cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKBUILD_PROJECT_NAME=edgefault \\
-    -DSKBUILD_PROJECT_VERSION=0.1.0 -DEDGEFAULT_BUILD_TESTS=OFF -DEDGEFAULT_SANITIZE=ON \\
+    -DSKBUILD_PROJECT_VERSION="$(sed -nE 's/^__version__ = "([0-9.]+).*/\\1/p' edgefault/__init__.py)" \\
+    -DEDGEFAULT_BUILD_TESTS=OFF -DEDGEFAULT_SANITIZE=ON \\
     "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \\
     -DCMAKE_MODULE_LINKER_FLAGS=-fsanitize=address,undefined -Dpybind11_DIR=$(python -m pybind11 --cmakedir)
   cmake --build build/asan
