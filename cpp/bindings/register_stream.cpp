@@ -56,12 +56,21 @@ std::size_t checked_frames(const py::array& a, std::size_t n_channels) {
                         std::to_string(a.ndim()) + "-D");
 }
 
-// The chunk as a C-contiguous native array: borrowed when it already is one (the common case,
-// and cheaper than ensure()), converted otherwise.
+bool aligned_for(const void* p, std::size_t align) { return reinterpret_cast<std::uintptr_t>(p) % align == 0; }
+
+// The chunk as an aligned C-contiguous native array: borrowed when it already is one (the common
+// case, and cheaper than ensure()), converted otherwise. numpy allows misaligned arrays (a view
+// at an odd byte offset of a buffer) and ensure() keeps them misaligned; those are copied, since
+// the kernels load whole T values.
 template <class T>
 carray<T> as_carray(const py::array& chunk) {
-  if (carray<T>::check_(chunk)) return py::reinterpret_borrow<carray<T>>(chunk);
-  return carray<T>::ensure(chunk);
+  if (carray<T>::check_(chunk) && aligned_for(chunk.data(), alignof(T)))
+    return py::reinterpret_borrow<carray<T>>(chunk);
+  carray<T> a = carray<T>::ensure(chunk);
+  if (!a || aligned_for(a.data(), alignof(T))) return a;
+  carray<T> copy(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+  std::memcpy(copy.mutable_data(), a.data(), static_cast<std::size_t>(a.nbytes()));
+  return copy;
 }
 
 // Calls fn(carray<T>) for the chunk's sample type; float32, float64, int16 and int32 only.
