@@ -28,6 +28,12 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"edgefault {edgefault.__version__} from {Path(edgefault.__file__).parent}"
 
 
+def same_stream(events):  # type: ignore[no-untyped-def]
+    """Event dicts without the receive-clock wall time (which differs between two runs of the same
+    stream), for comparing runs."""
+    return [{k: v for k, v in e.to_dict().items() if k not in ("t_wall", "t_wall_source")} for e in events]
+
+
 def noise_recording(seconds: float = 20.0, fs: float = 4000.0, channels: tuple[str, ...] = ("a", "b"),
                     seed: int = 0):  # type: ignore[no-untyped-def]
     """Stationary coloured noise plus a tone: a stand-in healthy machine for unit tests."""

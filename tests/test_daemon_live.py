@@ -176,7 +176,7 @@ def test_udp_bad_packets_gaps_metrics(tmp_path: Path, small_bundle: Path, stream
     send(framing.encode(12, pk[12]))                          # duplicate
     for i in range(13, 20):
         send(framing.encode(i, pk[i]))
-    expected_frames = 18 * n + 256  # 18 packets accepted, NaN fill of one window for the gap
+    expected_frames = 20 * n  # 18 packets accepted, the 2 lost ones marked as a gap of their length
 
     def metrics() -> dict[str, float]:
         return parse_metrics(http_get(http, "/metrics")[1].decode())
@@ -194,6 +194,7 @@ def test_udp_bad_packets_gaps_metrics(tmp_path: Path, small_bundle: Path, stream
     assert m['edgefault_source_late_packets_total{sensor="m1"}'] == 2
     assert m['edgefault_dropped_frames_total{reason="queue_full",sensor="m1"}'] == 0
     assert m['edgefault_windows_invalid_total{sensor="m1"}'] >= 1
+    assert m['edgefault_windows_unscored_total{reason="gap",sensor="m1"}'] == m['edgefault_windows_invalid_total{sensor="m1"}']
     assert m['edgefault_scoring_latency_seconds_count{sensor="m1"}'] >= 1
     status, body = http_get(http, "/healthz")
     assert status == 200 and json.loads(body)["status"] == "ok"

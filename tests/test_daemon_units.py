@@ -146,6 +146,31 @@ def test_packet_roundtrip_both_formats() -> None:
     np.testing.assert_array_equal(y, xi)
 
 
+def test_packet_version_2_carries_the_first_frame_time() -> None:
+    """Version-2 packets (24-byte header) carry t_ns, the UTC time of their first frame; version 1
+    (16 bytes) still decode, without a time. Both decode whole and from a TCP stream in pieces."""
+    x = np.random.default_rng(1).normal(size=(30, 2)).astype(np.float32)
+    t_ns = 1_764_806_400_123_456_789
+    p2, p1 = framing.encode(3, x, t_ns=t_ns), framing.encode(4, x)
+    assert len(p2) == 24 + x.nbytes and len(p1) == 16 + x.nbytes
+    h2, y2 = framing.decode(p2, 1 << 16)
+    h1, y1 = framing.decode(p1, 1 << 16)
+    assert (h2.version, h2.size, h2.t_ns, h2.seq) == (2, 24, t_ns, 3) and h2.t_wall == pytest.approx(t_ns / 1e9)
+    assert (h1.version, h1.size, h1.t_wall) == (1, 16, None)
+    np.testing.assert_array_equal(y2, x)
+    np.testing.assert_array_equal(y1, x)
+    dec = framing.StreamDecoder(1 << 16)
+    stream = p2 + p1 + p2
+    got = [pk for i in range(0, len(stream), 7) for pk in dec.feed(stream[i:i + 7])]
+    assert [h.seq for h, _ in got] == [3, 4, 3] and [h.t_ns for h, _ in got] == [t_ns, 0, t_ns]
+    assert dec.take_errors() == []
+    for bad, reason in ((framing.encode(1, x, t_ns=-5), "malformed"), (p2[:20], "truncated"),
+                        (p2[:4] + b"\x03" + p2[5:], "malformed")):
+        with pytest.raises(framing.PacketError, match="packet") as ei:
+            framing.decode(bad, 1 << 16)
+        assert ei.value.reason == reason
+
+
 def test_packet_errors_have_reasons() -> None:
     p = framing.encode(1, np.zeros((10, 2)))
     cases = {"truncated": [p[:10], p[:-1]], "malformed": [b"XXXX" + p[4:], p + b"\0", p[:4] + b"\x09" + p[5:],
@@ -561,8 +586,9 @@ def test_only_alarms_gets_drift_changes_and_the_retrain_onset(tmp_path: Path) ->
 
 def test_dropped_chunk_becomes_a_marked_gap_not_a_splice(tmp_path: Path, small_bundle: Path) -> None:
     """A full queue drops a chunk: the next queued chunk carries the lost frame count, the scoring
-    thread pushes that many NaN frames first, so windows over the gap are invalid and every event's
-    time stays on the true sample grid; source gaps (gap()) travel the same way and are never dropped."""
+    thread marks that many frames as a gap first (Runtime.push_gap), so windows over the gap are
+    invalid with the flag 'gap' and every event's time stays on the true sample grid; source gaps
+    (gap()) travel the same way and are never dropped. Packet timestamps reach the events' t_wall."""
     from types import SimpleNamespace
 
     from edgefault.daemon.config import SensorConfig, SourceConfig
@@ -575,21 +601,30 @@ def test_dropped_chunk_becomes_a_marked_gap_not_a_splice(tmp_path: Path, small_b
     cfg = SensorConfig(id="g", bundle=str(small_bundle), source=SourceConfig(type="stdin"), queue_chunks=1)
     w = SensorWorker(cfg, daemon)  # type: ignore[arg-type]  # uses metrics and cfg only
     got: list = []
-    w._score = lambda t, c: got.extend(w.rt.push(c))  # type: ignore[method-assign]
+    w._emit = lambda t, evs: got.extend(evs)  # type: ignore[method-assign]
     x = np.random.default_rng(9).standard_normal((4 * 2048, 2)).astype(np.float32)
     a, b, c, d = (x[i * 2048:(i + 1) * 2048] for i in range(4))
     assert w.offer(a) and not w.offer(b)  # queue of one: b is dropped
     w._handle(*w.queue.get())
     w.gap(2048)  # a source gap of c's length
-    assert w.offer(d)
+    assert w.offer(d, t_wall=1.8e9)  # d came with a packet timestamp
     item = w.queue.get()
     assert item[2] == 2 * 2048  # b's frames and the gap travel with d
     w._handle(*item)
     w.seqfile.close()
     ref = Runtime(small_bundle)
-    full = np.concatenate([a, np.full((2 * 2048, 2), np.nan, np.float32), d])
-    want = ref.push(full)
-    assert [e.to_dict() for e in got] == [e.to_dict() for e in want]
-    assert any(not e.valid for e in got) and w.dropped_frames == 2048
+    want = ref.push(a) + ref.push_gap(2 * 2048) + ref.push(d, t_wall=1.8e9)
+    skip = ("t_wall", "t_wall_source")  # a's receive clock differs
+    assert [{k: v for k, v in e.to_dict().items() if k not in skip} for e in got] == \
+        [{k: v for k, v in e.to_dict().items() if k not in skip} for e in want]
     hop, win, fs = ref.spec.hop, ref.spec.window, ref.fs
+    lo, hi = 2048, 2048 + 2 * 2048  # the lost frames
+    for e in got:
+        end = round(e.t * fs)
+        assert (e.flags == ("gap",)) == (end - win < hi and end > lo), (e.seq, e.flags)
+    assert any(e.flags == ("gap",) for e in got) and w.dropped_frames == 2048
     assert [e.t for e in got] == [(win + k * hop) / fs for k in range(len(got))]
+    after = [e for e in got if e.t * fs > hi]
+    assert after and all(e.t_wall_source == "source" for e in after)
+    assert after[-1].t_wall == pytest.approx(1.8e9 + after[-1].t - hi / fs)
+    assert all(e.t_wall_source == "receive" for e in got if e.t * fs <= lo)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import edgefault
-from conftest import noise_recording
+from conftest import noise_recording, same_stream
 from edgefault import InputError, Runtime
 from edgefault.device.bundle import load_bundle
 from edgefault.train.gaussian import GaussianAnomalyModel
@@ -96,7 +96,7 @@ def test_event_built_directly_is_consistent(small_bundle: Path, later_signal: np
     events = Runtime(small_bundle, drift=False).push(x)
     assert any(not ev.valid for ev in events) and any(ev.anomaly for ev in events)
     keys = ("seq", "t", "t_start", "score", "threshold", "anomaly", "alarm", "alarm_changed", "flags", "label",
-            "proba", "contrib")
+            "proba", "contrib", "health", "t_wall", "t_wall_source")
     for ev in events:
         d = ev.to_dict()
         assert Event(**{k: d[k] for k in keys}).to_dict() == d
@@ -314,4 +314,126 @@ def test_refused_state_changes_nothing(small_bundle: Path) -> None:
         np.testing.assert_array_equal(now["tail"], good["tail"], err_msg=name)
     ref = Runtime(small_bundle)
     ref.set_state(good)
-    assert [e.to_dict() for e in rt.push(x[3000:])] == [e.to_dict() for e in ref.push(x[3000:])]
+    assert same_stream(rt.push(x[3000:])) == same_stream(ref.push(x[3000:]))
+
+
+def test_push_gap_marks_windows_and_keeps_time(small_bundle: Path, later_signal: np.ndarray) -> None:
+    """Lost samples (push_gap) are a marked gap, never a splice: t and seq advance as if they had
+    arrived, exactly the windows overlapping them are invalid with the flag 'gap' (also those
+    completed by later pushes), nothing of them reaches the alarm state, and the windows after
+    the gap score exactly as in an unbroken run."""
+    from edgefault.device.runtime import MAX_GAP_EVENTS
+
+    x = later_signal
+    ref = Runtime(small_bundle, drift=False).push(x)
+    rt = Runtime(small_bundle, drift=False)
+    lo, hi = 3000, 3700
+    got = rt.push(x[:lo]) + rt.push_gap(hi - lo) + rt.push(x[hi:])
+    win, fs = rt.spec.window, rt.fs
+    assert [e.seq for e in got] == [e.seq for e in ref] and [e.t for e in got] == [e.t for e in ref]
+    for e, r in zip(got, ref):
+        end = round(e.t * fs)
+        if end - win < hi and end > lo:
+            assert e.flags == ("gap",) and e.score is None and not e.anomaly and e.health == {}
+        else:
+            assert e.valid and e.score == pytest.approx(r.score, rel=1e-5)
+    assert rt.push_gap(0) == []
+    for bad in (-1, 1.5, "10", None, float("nan")):
+        with pytest.raises(InputError, match="n_frames"):
+            rt.push_gap(bad)  # type: ignore[arg-type]
+    # a gap longer than MAX_GAP_EVENTS windows: the first ones are returned, seq skips the rest
+    rt2 = Runtime(small_bundle, drift=False)
+    rt2.push(x[:1000])
+    n = 10 ** 9
+    evs = rt2.push_gap(n)
+    assert len(evs) == MAX_GAP_EVENTS and all(e.flags == ("gap",) for e in evs)
+    nxt = rt2.push(x[:4 * win])
+    hop = rt2.spec.hop
+    assert nxt[0].seq == (1000 + n - win) // hop + 1 and nxt[0].t == pytest.approx((win + nxt[0].seq * hop) / fs)
+    assert nxt[0].flags == ("gap",) and nxt[-1].valid
+    # the marking survives a saved state
+    rt3 = Runtime(small_bundle, drift=False)
+    rt3.push(x[:lo])
+    rt3.push_gap(hi - lo)
+    st = rt3.get_state()
+    rt4 = Runtime(small_bundle, drift=False)
+    rt4.set_state(st)
+    assert [e.flags for e in rt4.push(x[hi:])] == [e.flags for e in got if e.t * fs > hi]
+
+
+def test_events_carry_wall_clock_time(small_bundle: Path, later_signal: np.ndarray) -> None:
+    """t_wall: from the source's timestamp of the chunk's first sample ("source"), else the receive
+    clock taken as the time of the chunk's last sample ("receive"); bad timestamps are refused."""
+    clock = [1.8e9]
+    rt = Runtime(small_bundle, drift=False, start_time=5.0, wall_clock=lambda: clock[0])
+    x = later_signal
+    fs = rt.fs
+    a = rt.push(x[:4000])  # receive clock: 1.8e9 is the time of sample 3999 (+1 frame)
+    assert all(e.t_wall_source == "receive" for e in a)
+    assert a[-1].t_wall == pytest.approx(1.8e9 - (4000 - (a[-1].t - 5.0) * fs) / fs, abs=1e-6)
+    b = rt.push(x[4000:8000], t_wall=1.9e9)  # the source says sample 4000 was taken at 1.9e9
+    assert all(e.t_wall_source == "source" for e in b)
+    for e in b:
+        assert e.t_wall == pytest.approx(1.9e9 + (e.t - 5.0) - 4000 / fs, abs=1e-6)
+    c = rt.push(x[8000:9000], t_received=2.0e9)
+    assert c and c[-1].t_wall == pytest.approx(2.0e9 - (9000 - (c[-1].t - 5.0) * fs) / fs, abs=1e-6)
+    d = b[0].to_dict()
+    assert d["t_wall"] == b[0].t_wall and d["t_wall_source"] == "source"
+    n = rt.samples_seen
+    for bad in (float("nan"), float("inf"), "noon", None):
+        if bad is None:
+            continue
+        with pytest.raises(InputError, match="t_wall"):
+            rt.push(x[:100], t_wall=bad)  # type: ignore[arg-type]
+    assert rt.samples_seen == n  # refused before accepting anything
+
+
+def test_runtime_refuses_bad_settings_and_states_clearly(small_bundle: Path, later_signal: np.ndarray) -> None:
+    """Found by fuzzing: start_time nan/inf, alarm_k >= 2**32 and states holding infinite or huge
+    numbers used to be accepted or escape as TypeError / OverflowError."""
+    for kw in ({"start_time": float("nan")}, {"start_time": float("inf")}, {"alarm_k": 2 ** 32},
+               {"alarm_n": 0}, {"alarm_k": 1.5}):
+        with pytest.raises(InputError):
+            Runtime(small_bundle, **kw)  # type: ignore[arg-type]
+    rt = Runtime(small_bundle, drift=False)
+    rt.push(later_signal[:3000])
+    good = rt.get_state()
+    for key, val in (("frames_seen", float("inf")), ("seq", float("inf")), ("seq", -3), ("gap_until", 2 ** 70)):
+        st = dict(good)
+        st[key] = val
+        with pytest.raises(InputError, match="runtime state"):
+            rt.set_state(st)
+        assert rt.get_state()["seq"] == good["seq"]
+    st = dict(good)
+    st["alarm"] = {**good["alarm"], "above": float("inf")}
+    with pytest.raises(InputError, match="runtime state"):
+        rt.set_state(st)
+
+
+def test_event_dicts_are_json_safe_and_unscored_windows_explained(small_bundle: Path) -> None:
+    """A window whose score overflows to inf is unscored (nonfinite_score), not a valid anomaly,
+    and every event dict dumps with allow_nan=False (what the daemon's sinks do)."""
+    import json
+
+    rt = Runtime(small_bundle, drift=False)
+    x = np.zeros((4000, 2), np.float32)
+    x[:] = np.random.default_rng(1).standard_normal((4000, 2)) * 1e18  # features overflow float32
+    evs = rt.push(x)
+    assert evs and all(e.flags == ("nonfinite_score",) and e.score is None and not e.anomaly for e in evs)
+    for e in evs:
+        json.dumps(e.to_dict(), allow_nan=False)
+    assert not rt.alarm
+
+
+def test_misaligned_chunks_score_like_aligned_ones(small_bundle: Path, later_signal: np.ndarray) -> None:
+    """numpy views at an odd byte offset are valid arrays; the core copies them to aligned memory
+    (found by fuzzing under UBSan: a misaligned load in the framer)."""
+    for dt in (np.float32, np.float64, np.int16, np.int32):
+        x = (later_signal * (1000 if dt in (np.int16, np.int32) else 1)).astype(dt)
+        buf = np.zeros(x.nbytes + 1, np.uint8)
+        odd = buf[1:].view(dt).reshape(x.shape)
+        odd[:] = x
+        assert not odd.flags.aligned
+        a = Runtime(small_bundle, drift=False).push(x)
+        b = Runtime(small_bundle, drift=False).push(odd)
+        assert [e.score for e in a] == [e.score for e in b] and len(a) > 10

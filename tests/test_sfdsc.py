@@ -519,3 +519,26 @@ def test_preprocessing_options_roundtrip_through_bundle(tmp_path: Path, params: 
     np.testing.assert_allclose(P, res.classifier.predict_proba(block_matrix(spec, x, use_raw=False)), atol=1e-5)
     if params.get("row_norm", True):  # without row normalisation this small synthetic case reaches only ~0.7
         assert np.mean([e.label == "outer_race" for e in ev]) > 0.9
+
+
+def test_runtime_sensor_fault_windows_are_not_classified(synth_bundle) -> None:  # type: ignore[no-untyped-def]
+    """The model-scored path (SFDSC) runs the sensor-health checks like the fused one: a flat-lined
+    channel's windows come back unscored with the flag sensor_fault, no label or proba, and the
+    rest are classified exactly as without the fault."""
+    _, _, path, test = synth_bundle
+    x = np.array(test["inner_race"][:12 * 1024], dtype=np.float32)
+    ref = Runtime(path).push(x)
+    y = x.copy()
+    y[4 * 1024:6 * 1024] = 0.25  # stuck sensor
+    got = Runtime(path).push(y)
+    bad = [e for e in got if not e.valid]
+    assert bad and all(e.flags == ("sensor_fault",) and e.health == {"DE": ["flat"]} and e.label is None
+                       and e.proba is None and not e.anomaly for e in bad)
+    assert all(e.to_dict()["health"] == {"DE": ["flat"]} for e in bad)
+    clean = 0
+    for e, r in zip(got, ref):
+        end = round(e.t * FS)
+        if end <= 4 * 1024 or end - 1024 >= 6 * 1024:  # windows that do not touch the stuck samples
+            assert e.valid and e.label == r.label and e.proba == pytest.approx(r.proba)
+            clean += 1
+    assert clean >= 6

@@ -52,7 +52,7 @@ class SourceConfig:
     chunk_frames: int = 1024  # stdin / file / serial read granularity
     max_packet_bytes: int = 65507  # udp / tcp / mqtt: larger packets are counted and skipped
     reorder_window: int = 1024  # packets: older sequence numbers are late, further back a restart
-    gap_fill_frames: int | None = None  # NaN frames pushed for a gap (default: one window)
+    gap_fill_frames: int | None = None  # frames marked as a gap per sequence gap (default: 10 minutes of samples)
     device: str | None = None  # serial
     baudrate: int = 115200  # serial
     mqtt: "MQTTConfig | None" = None  # mqtt source

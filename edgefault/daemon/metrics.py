@@ -20,7 +20,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "edgefault_sensor_bundle_info": ("gauge", "Bundle each sensor runs (value 1)."),
     "edgefault_samples_total": ("counter", "Frames (samples per channel) received from the source."),
     "edgefault_windows_scored_total": ("counter", "Windows scored."),
-    "edgefault_windows_invalid_total": ("counter", "Windows not scored because they held NaN/Inf samples (gap fill)."),
+    "edgefault_windows_invalid_total": ("counter", "Windows not scored (any reason, see edgefault_windows_unscored_total)."),
+    "edgefault_windows_unscored_total": ("counter", "Windows not scored, by reason: gap (lost samples), sensor_fault, "
+                                                    "nonfinite_input, nonfinite_score."),
+    "edgefault_sensor_health_total": ("counter", "Windows in which a channel failed a sensor-health check, by channel "
+                                                 "and check (flat, clip, dropout, dc_jump)."),
     "edgefault_anomalies_total": ("counter", "Windows whose score exceeded the threshold."),
     "edgefault_alarms_total": ("counter", "Alarm state changes to on."),
     "edgefault_dropped_frames_total": ("counter", "Frames dropped before scoring, by reason."),

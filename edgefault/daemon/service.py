@@ -21,7 +21,7 @@ import numpy as np
 
 from edgefault import __version__
 from edgefault.errors import EdgefaultError, InputError
-from edgefault.device.runtime import Runtime
+from edgefault.device.runtime import Event, Runtime
 from edgefault.device.state import read_state, write_state
 from edgefault.daemon.config import DaemonConfig, SensorConfig, load_config
 from edgefault.daemon.metrics import HttpServer, Metrics
@@ -29,7 +29,6 @@ from edgefault.daemon.sinks import Record, Sink, make_sink
 from edgefault.daemon.sources import Source, make_source
 
 log = logging.getLogger("edgefault.daemon")
-GAP_PIECE = 1 << 16  # frames of NaN pushed at a time for a gap
 STATE_FORMAT = 1
 
 
@@ -106,8 +105,10 @@ class SensorWorker:
         self.n_channels = self.rt.spec.n_channels
         self.fs = self.rt.fs
         self.window = self.rt.spec.window
-        # items: (receive time, chunk, frames lost just before it: dropped chunks and source gaps)
-        self.queue: queue.Queue[tuple[float, np.ndarray, int] | None] = queue.Queue(maxsize=cfg.queue_chunks)
+        # items: (receive time (monotonic), chunk, frames lost just before it: dropped chunks and
+        # source gaps, the source's UTC time of the chunk's first frame or None, receive time (UTC))
+        self.queue: queue.Queue[tuple[float, np.ndarray, int, float | None, float] | None] = \
+            queue.Queue(maxsize=cfg.queue_chunks)
         self._lost = 0  # frames lost since the last queued chunk (under _lost_lock)
         self._lost_lock = threading.Lock()
         self.dropped_frames = 0
@@ -144,18 +145,20 @@ class SensorWorker:
         self.metrics.set("edgefault_sensor_bundle_info", 1, sensor=self.id, bundle_id=b.bundle_id)
 
     # -- intake (source threads) --
-    def offer(self, chunk: np.ndarray, block: float | None = None) -> bool:
+    def offer(self, chunk: np.ndarray, block: float | None = None, t_wall: float | None = None) -> bool:
         """Queue a chunk for scoring. Non-blocking (block=None): a full queue drops the chunk and
         counts it. Blocking (block=seconds): False after the timeout, nothing counted (the caller
-        offers it again)."""
+        offers it again). ``t_wall``: the source's UTC time of the chunk's first frame (packet
+        timestamp), else the events' wall time is the receive time."""
         n = int(chunk.shape[0])
         with self._lost_lock:  # the frames lost before this chunk travel with it, so the gap stays in place
             lost, self._lost = self._lost, 0
+            item = (time.monotonic(), chunk, lost, t_wall, time.time())
             try:
                 if block is None:
-                    self.queue.put_nowait((time.monotonic(), chunk, lost))
+                    self.queue.put_nowait(item)
                 else:
-                    self.queue.put((time.monotonic(), chunk, lost), timeout=block)
+                    self.queue.put(item, timeout=block)
             except queue.Full:
                 if block is not None:
                     self._lost = lost
@@ -169,8 +172,9 @@ class SensorWorker:
         return True
 
     def gap(self, frames: int) -> None:
-        """Samples lost in a source gap: marked before the next chunk that arrives (NaN frames,
-        so windows spanning the gap come back invalid and `t` stays true). Never dropped."""
+        """Samples lost in a source gap: marked before the next chunk that arrives
+        (Runtime.push_gap: windows spanning the gap come back invalid with the flag ``gap`` and
+        `t` stays true). Never dropped."""
         with self._lost_lock:
             self._lost += int(frames)
         self.metrics.inc("edgefault_samples_total", int(frames), sensor=self.id)  # the fill counts, as before
@@ -196,24 +200,26 @@ class SensorWorker:
             log.exception("sensor %s: scoring thread failed", self.id)
             self.daemon.fatal.set()
 
-    def _handle(self, t_recv: float, chunk: np.ndarray, lost: int) -> None:
+    def _handle(self, t_recv: float, chunk: np.ndarray, lost: int, t_wall: float | None = None,
+                t_recv_wall: float | None = None) -> None:
         """Score one queued chunk, after marking the frames lost just before it as a gap."""
-        for k in range(0, lost, GAP_PIECE):  # bounded memory for long gaps
-            self._score(t_recv, np.full((min(GAP_PIECE, lost - k), self.n_channels), np.nan, dtype=np.float32))
-        self._score(t_recv, chunk)
-
-    def _score(self, t_recv: float, chunk: np.ndarray) -> None:
+        if lost:
+            self._emit(t_recv, self.rt.push_gap(lost))
         try:
-            events = self.rt.push(chunk)
+            events = self.rt.push(chunk, t_wall, t_received=t_recv_wall)
         except InputError as e:
             log.warning("sensor %s: chunk refused: %s", self.id, e)
             return
+        self._emit(t_recv, events)
+
+    def _emit(self, t_recv: float, events: list[Event]) -> None:
         if not events:
             return
         sid = self.id
         base = {"sensor": sid, **self.bundle_fields, "boot": self.boot}
         recs: list[Record] = []
         n_inval = n_anom = n_alarm = 0
+        unscored: dict[str, int] = {}
         seq = self.seq
         self.seqfile.write(seq + len(events))
         dumps = json.dumps
@@ -224,7 +230,14 @@ class SensorWorker:
             d = {**base, "seq": seq, **d, "dropped_frames": self.dropped_frames}
             recs.append(Record(sid, dumps(d, allow_nan=False, separators=(",", ":")).encode() + b"\n",
                                self._alert(ev)))
-            n_inval += not ev.valid
+            if ev.score is None:
+                n_inval += 1
+                why = ev.flags[0]
+                unscored[why] = unscored.get(why, 0) + 1
+                if why == "sensor_fault":
+                    for ch, checks in d["health"].items():
+                        for c in checks:
+                            self.metrics.inc("edgefault_sensor_health_total", sensor=sid, channel=ch, check=c)
             n_anom += ev.anomaly
             n_alarm += ev.alarm_changed and ev.alarm
         self.seq = seq
@@ -232,6 +245,8 @@ class SensorWorker:
         m = self.metrics
         m.inc("edgefault_windows_scored_total", len(events) - n_inval, sensor=sid)
         m.inc("edgefault_windows_invalid_total", n_inval, sensor=sid)
+        for why, k in unscored.items():
+            m.inc("edgefault_windows_unscored_total", k, sensor=sid, reason=why)
         m.inc("edgefault_anomalies_total", n_anom, sensor=sid)
         m.inc("edgefault_alarms_total", n_alarm, sensor=sid)
         m.set("edgefault_event_seq", seq, sensor=sid)

@@ -28,7 +28,7 @@ class Worker(Protocol):  # what a source needs from its sensor (service.SensorWo
     window: int
     metrics: Any
 
-    def offer(self, chunk: np.ndarray, block: float | None = None) -> bool: ...
+    def offer(self, chunk: np.ndarray, block: float | None = None, t_wall: float | None = None) -> bool: ...
     def gap(self, frames: int) -> None: ...
 
 
@@ -88,7 +88,9 @@ class _PacketHandler:
         self.src = src
         self.tracker = framing.SequenceTracker(src.cfg.reorder_window)
         w = src.w
-        self.fill_max = src.cfg.gap_fill_frames if src.cfg.gap_fill_frames is not None else w.window
+        # a gap is marked in full (t stays true) up to this many frames; a jump beyond that is more
+        # likely a sender that lost its numbering than 10 minutes of lost packets
+        self.fill_max = src.cfg.gap_fill_frames if src.cfg.gap_fill_frames is not None else int(600 * w.fs)
 
     def packet(self, h: framing.Header, data: np.ndarray) -> None:
         w = self.src.w
@@ -113,7 +115,7 @@ class _PacketHandler:
         if lost and self.fill_max:
             w.gap(min(lost * max(h.n_frames, 1), self.fill_max))
         if h.n_frames:
-            w.offer(data)
+            w.offer(data, t_wall=h.t_wall)
 
 
 class UdpSource(Source):
