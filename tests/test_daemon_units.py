@@ -2,6 +2,7 @@
 metrics text; property tests and fuzzing with hypothesis."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -628,3 +629,40 @@ def test_dropped_chunk_becomes_a_marked_gap_not_a_splice(tmp_path: Path, small_b
     assert after and all(e.t_wall_source == "source" for e in after)
     assert after[-1].t_wall == pytest.approx(1.8e9 + after[-1].t - hi / fs)
     assert all(e.t_wall_source == "receive" for e in got if e.t * fs <= lo)
+
+
+def test_sensor_faults_and_gaps_are_counted_by_reason(tmp_path: Path, small_bundle: Path) -> None:
+    """Issue #12 item 6: windows a sensor-health check excluded are counted per reason, and the
+    failed checks per channel; events say which channel failed which check."""
+    from types import SimpleNamespace
+
+    from edgefault.daemon.config import SensorConfig, SourceConfig
+    from edgefault.daemon.service import SensorWorker
+
+    sd = tmp_path / "st"
+    sd.mkdir()
+    m = Metrics()
+    daemon = SimpleNamespace(metrics=m, cfg=SimpleNamespace(state_dir=str(sd), state_interval=60.0))
+    cfg = SensorConfig(id="h", bundle=str(small_bundle), source=SourceConfig(type="stdin"), queue_chunks=4)
+    w = SensorWorker(cfg, daemon)  # type: ignore[arg-type]
+    out: list = []
+    daemon.emit = out.extend  # type: ignore[attr-defined]
+    x = np.random.default_rng(3).standard_normal((8192, 2)).astype(np.float32) * 0.3
+    x[2048:6144, 0] = 0.0  # channel a disconnected: exact zeros
+    assert w.offer(x[:4096])
+    w._handle(*w.queue.get())
+    w.gap(1000)  # travels with the next chunk
+    assert w.offer(x[4096:])
+    w._handle(*w.queue.get())
+    w.seqfile.close()
+    events = [json.loads(r.line) for r in out]
+    faults = [e for e in events if e["flags"] == ["sensor_fault"]]
+    gaps = [e for e in events if e["flags"] == ["gap"]]
+    assert faults and gaps and all("a" in e["health"] and "b" not in e["health"] for e in faults)
+    assert m.get("edgefault_windows_unscored_total", sensor="h", reason="sensor_fault") == len(faults)
+    assert m.get("edgefault_windows_unscored_total", sensor="h", reason="gap") == len(gaps)
+    assert m.get("edgefault_windows_invalid_total", sensor="h") == len(faults) + len(gaps)
+    per_check = {c: m.get("edgefault_sensor_health_total", sensor="h", channel="a", check=c)
+                 for c in ("flat", "dropout")}
+    assert per_check["dropout"] >= 1 and sum(per_check.values()) >= len(faults)
+    assert all(e["t_wall_source"] == "receive" and e["t_wall"] > 1.7e9 for e in events)
