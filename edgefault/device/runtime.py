@@ -306,7 +306,8 @@ class Runtime:
         for name, v in (("alarm_k", alarm_k), ("alarm_n", alarm_n)):
             if v is not None and not (isinstance(v, (int, np.integer)) and 1 <= v <= 64):
                 raise InputError(f"{name} must be an integer in 1..64, got {v!r}")
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        self._frames = 0  # frames accepted so far (the pipeline's frames_seen, kept here for speed)
         self._clock = wall_clock
         self._toff: float | None = None  # t_wall - t of the last push's windows
         self._tsrc: str | None = None
@@ -440,56 +441,55 @@ class Runtime:
         the flag ``nonfinite_input``, and are not scored; so are windows in which a channel fails a
         sensor-health check (``sensor_fault``, see ``Event.health``).
         """
-        with self._lock:
-            return self._push(chunk, t_wall, t_received)
-
-    def _push(self, chunk: Any, t_wall: float | None, t_received: float | None) -> list[Event]:
-        x = chunk if type(chunk) is np.ndarray else np.asarray(chunk)
-        scale = self._scales.get(x.dtype)
-        nc = self.spec.n_channels
-        if scale is None or not (x.ndim == 2 and x.shape[1] == nc or x.ndim == 1 and nc == 1):
-            x = self._check_chunk(x)  # slow path: casts what it can, raises InputError otherwise
-            scale = self._scale_for(x)
-        n = x.shape[0]
-        if n == 0:
-            return []
-        if t_wall is None:
-            tr = float(self._clock()) if t_received is None else _utc_seconds(t_received, "t_received")
-            self._toff = tr - self.start_time - (self._pipeline.frames_seen + n) / self.spec.fs
-            self._tsrc = "receive"
-        else:
-            self._toff = _utc_seconds(t_wall, "t_wall") - self.start_time - self._pipeline.frames_seen / self.spec.fs
-            self._tsrc = "source"
-        if self._stream is not None:
-            res = self._stream.push(x, scale, health=True)
-            if res is None:
+        with self._lock:  # one lock: windows, alarm state and seq stay in order across threads
+            x = chunk if type(chunk) is np.ndarray else np.asarray(chunk)
+            scale = self._scales.get(x.dtype)
+            nc = self.spec.n_channels
+            if scale is None or not (x.ndim == 2 and x.shape[1] == nc or x.ndim == 1 and nc == 1):
+                x = self._check_chunk(x)  # slow path: casts what it can, raises InputError otherwise
+                scale = self._scale_for(x)
+            n = x.shape[0]
+            if n == 0:
                 return []
-            meta, contrib, health = res
-            return self._events(meta.tolist(), contrib, None, health)
-        model = self.model
-        dm = self._drift
-        need_feats = model.needs_features or (dm is not None and self._drift_source == "features")
-        feats, ends, finite, raw, health = self._pipeline.push(x, scale, need_feats, model.needs_raw, health=True)
-        if ends.shape[0] == 0:
-            return []
-        batch = model.score(feats, raw if model.needs_raw else None)
-        scores = batch.scores
-        sensor = health.any(axis=1)
-        valid = finite & ~sensor & np.isfinite(scores)  # sensor faults: marked, not scored (as in the core)
-        fbits = finite * _core.FLAG_FINITE + sensor * _core.FLAG_SENSOR_FAULT
-        if dm is not None:
-            vec = feats if self._drift_source == "features" else batch.latent
-            if dm.has_latent and vec is None:
-                raise InputError("drift: the bundle's latent monitor needs the model's latent output, which "
-                                 "this model does not give")
-            bits, stats = dm.step(self._alarm, scores, valid, vec)
-            rows = np.column_stack([ends.astype(np.float64), bits | fbits, scores, stats]).tolist()
+            if t_wall is None:
+                tr = self._clock() if t_received is None else _utc_seconds(t_received, "t_received")
+                self._toff = tr - self.start_time - (self._frames + n) / self.spec.fs
+                self._tsrc = "receive"
+            else:
+                self._toff = _utc_seconds(t_wall, "t_wall") - self.start_time - self._frames / self.spec.fs
+                self._tsrc = "source"
+            if self._stream is not None:
+                res = self._stream.push(x, scale, health=True)
+                self._frames += n
+                if res is None:
+                    return []
+                meta, contrib, health = res
+                return self._events(meta.tolist(), contrib, None, health)
+            model = self.model
+            dm = self._drift
+            need_feats = model.needs_features or (dm is not None and self._drift_source == "features")
+            feats, ends, finite, raw, health = self._pipeline.push(x, scale, need_feats, model.needs_raw, health=True)
+            self._frames += n
+            if ends.shape[0] == 0:
+                return []
+            batch = model.score(feats, raw if model.needs_raw else None)
+            scores = batch.scores
+            sensor = health.any(axis=1)
+            valid = finite & ~sensor & np.isfinite(scores)  # sensor faults: marked, not scored (as in the core)
+            fbits = finite * _core.FLAG_FINITE + sensor * _core.FLAG_SENSOR_FAULT
+            if dm is not None:
+                vec = feats if self._drift_source == "features" else batch.latent
+                if dm.has_latent and vec is None:
+                    raise InputError("drift: the bundle's latent monitor needs the model's latent output, which "
+                                     "this model does not give")
+                bits, stats = dm.step(self._alarm, scores, valid, vec)
+                rows = np.column_stack([ends.astype(np.float64), bits | fbits, scores, stats]).tolist()
+                return self._events(rows, batch.contrib, batch.proba, health)
+            anomaly, alarm, changed = self._alarm.update(scores, valid)
+            flags = (fbits + anomaly * _core.FLAG_ANOMALY + alarm * _core.FLAG_ALARM
+                     + changed * _core.FLAG_ALARM_CHANGED)
+            rows = np.column_stack([ends.astype(np.float64), flags, scores]).tolist()
             return self._events(rows, batch.contrib, batch.proba, health)
-        anomaly, alarm, changed = self._alarm.update(scores, valid)
-        flags = (fbits + anomaly * _core.FLAG_ANOMALY + alarm * _core.FLAG_ALARM
-                 + changed * _core.FLAG_ALARM_CHANGED)
-        rows = np.column_stack([ends.astype(np.float64), flags, scores]).tolist()
-        return self._events(rows, batch.contrib, batch.proba, health)
 
     def push_gap(self, n_frames: int) -> list[Event]:
         """Mark ``n_frames`` samples per channel as lost (a dropped packet or chunk, a source gap).
@@ -514,12 +514,13 @@ class Runtime:
 
     def _push_gap(self, n: int) -> list[Event]:
         w, hop, nc = self.spec.window, self.spec.hop, self.spec.n_channels
-        before = int(self._pipeline.frames_seen)
+        before = self._frames
         after = before + n
         # Every window ending after the gap that reaches into it sees only lost or NaN samples in
         # the tail, so the whole tail is replaced: nothing valid is lost.
         n_tail = min(after, w - 1)
         self._pipeline.set_state(np.full((n_tail, nc), np.nan, dtype=np.float32), after)
+        self._frames = after
         self._gap_until = max(self._gap_until, after + w)
         # windows end at frames w + j * hop; those in (before, after]
         j0 = 0 if before < w else (before - w) // hop + 1
@@ -556,7 +557,7 @@ class Runtime:
         ok_mask = finite_bit | _core.FLAG_SENSOR_FAULT
         inf = math.inf
         gap_until = self._gap_until
-        hl = health if health is not None and health.any() else None
+        hl = health
         toff, tsrc = self._toff, self._tsrc
         for i, r in enumerate(rows):
             sc = r[2]
@@ -618,6 +619,7 @@ class Runtime:
 
     def _reset(self) -> None:
         self._gap_until = 0
+        self._frames = 0
         self._pipeline.reset()
         self._alarm.reset()
         if self._drift is not None:
@@ -681,6 +683,7 @@ class Runtime:
                 else:
                     self._drift.reset()
             self._pipeline.set_state(tail, int(state["frames_seen"]))
+            self._frames = int(state["frames_seen"])
             self._alarm.set_threshold(float(a["threshold"]), float(a["clear_threshold"]))
             self._alarm.set_state(int(a["above"]), int(a["above_clear"]), int(a["n_valid"]), bool(a["alarm"]))
             seq = int(state["seq"])
