@@ -2,8 +2,9 @@
 # ci/arm.sh: build the edgefault wheel natively inside emulated ARM Debian roots and run the test
 # suite against the installed wheel there.
 #
-#   arm64 (aarch64): wheel built in the root, installed with numpy + onnxruntime (+ test extras)
-#                    from PyPI, the whole suite run except the ASan/UBSan C++ build (see ci/README.md).
+#   arm64 (aarch64): wheel built in the root, installed with numpy + onnxruntime (the vae extra)
+#                    + the test extras from PyPI, the whole suite run except the ASan/UBSan C++
+#                    build (see ci/README.md), the VAE fixture test (tests/test_vae_device.py) included.
 #   armhf (armv7):   Debian's python3-numpy/scipy/sklearn (PyPI has no armv7 wheels), wheel
 #                    installed with --no-deps, no onnxruntime: the suite runs, tests that need
 #                    onnxruntime or pyarrow skip with a reason.
@@ -184,9 +185,9 @@ in_root() {
 
 # Requirements of the venv: the build requirements ([build-system] requires: the wheel is built
 # without build isolation, so include paths are stable and ccache hits across runs), plus for
-# arm64 the wheel's own dependencies and test extras (numpy, onnxruntime, scipy, scikit-learn,
-# pyarrow, pytest, hypothesis, cmake, ninja), for armhf only pytest and hypothesis (numpy, scipy
-# and scikit-learn are Debian's).
+# arm64 the wheel's own dependencies, the vae extra (onnxruntime) and the test extras (numpy,
+# scipy, scikit-learn, pyarrow, pytest, hypothesis, cmake, ninja), for armhf only pytest and
+# hypothesis (numpy, scipy and scikit-learn are Debian's; no onnxruntime wheels for armv7).
 write_requirements() {
   local arch=$1 out=$WORK/$1/ci/requirements.txt
   python3 - "$WORK/$arch/src/pyproject.toml" "$arch" > "$out" <<'EOF'
@@ -194,10 +195,11 @@ import sys, tomllib
 d = tomllib.load(open(sys.argv[1], "rb"))
 reqs = list(d["build-system"]["requires"])
 if sys.argv[2] == "arm64":
-    reqs += d["project"]["dependencies"] + d["project"]["optional-dependencies"]["test"]
+    extras = d["project"]["optional-dependencies"]
+    reqs += d["project"]["dependencies"] + extras["vae"] + extras["test"]
 else:
     reqs += ["pytest>=8", "hypothesis>=6"]
-print("\n".join(reqs))
+print("\n".join(dict.fromkeys(reqs)))  # test repeats the vae extra's line
 EOF
 }
 
@@ -244,8 +246,8 @@ run_arch() {
     ccache -s | grep -iE "hits|misses" || true'
   local pytest_args="-p no:cacheprovider -q -rs --durations=10 ${EDGEFAULT_ARM_PYTEST:-}"
   if [ "$arch" = arm64 ]; then
-    step arm64 "installing the wheel with its dependencies and test extras (PyPI)" '
-      pip install -q "$(ls /out/edgefault-*.whl)[test]"
+    step arm64 "installing the wheel with its dependencies, the vae and test extras (PyPI)" '
+      pip install -q "$(ls /out/edgefault-*.whl)[vae,test]"
       python -c "import numpy, onnxruntime, edgefault; print(\"numpy\", numpy.__version__, \"onnxruntime\", onnxruntime.__version__, \"edgefault\", edgefault.__version__, edgefault.__file__)"'
     step arm64 "pytest: the whole suite but the ASan/UBSan C++ build" \
       "cd /ci && pytest /src/tests $pytest_args -k 'not asan'"

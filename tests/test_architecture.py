@@ -133,8 +133,9 @@ def test_import_with_core_keeps_the_public_names(tmp_path: Path) -> None:
 
 
 # -- the device side ----------------------------------------------------------------------------------
+# onnxruntime too: only VAE bundles load it (lazily, the `vae` extra); the Gaussian path never does.
 FORBIDDEN_PACKAGES = ("edgefault.train", "edgefault.evaluation", "edgefault.report", "edgefault.cli",
-                      "torch", "sklearn", "scipy", "onnx")  # "onnx", not onnxruntime (the VAE's runtime)
+                      "torch", "sklearn", "scipy", "onnx", "onnxruntime")
 
 
 def _forbidden(module: str) -> bool:
@@ -178,7 +179,7 @@ def test_device_side_loads_no_training_evaluation_or_report(tmp_path: Path, smal
     """A fresh interpreter that imports edgefault, loads a Gaussian bundle (trained in this process
     by conftest's small_bundle: train_gaussian / pack_gaussian) into Runtime, pushes samples and
     saves / loads its state has imported nothing of edgefault.train / evaluation / report / cli, and
-    no torch, scikit-learn, scipy or onnx."""
+    no torch, scikit-learn, scipy, onnx or onnxruntime (an extra: `pip install edgefault[vae]`)."""
     import json
 
     code = _DEVICE_SCRIPT % {"forbidden": FORBIDDEN_PACKAGES}

@@ -246,7 +246,7 @@ def test_broken_onnx_and_missing_members_are_bundle_errors(trained, tmp_path: Pa
 def test_missing_onnxruntime_names_the_install(trained, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     _, _, path, _ = trained
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    with pytest.raises(MissingDependencyError, match="pip install onnxruntime"):
+    with pytest.raises(MissingDependencyError, match=r"pip install edgefault\[vae\]"):
         Runtime(path)
 
 

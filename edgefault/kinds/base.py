@@ -144,7 +144,7 @@ def onnx_session(onnx_bytes: bytes):  # type: ignore[no-untyped-def]
         import onnxruntime as ort
     except ImportError:
         raise MissingDependencyError("this bundle runs in onnxruntime, which is not installed: "
-                                     "`pip install onnxruntime`") from None
+                                     "`pip install edgefault[vae]`") from None
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1

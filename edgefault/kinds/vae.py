@@ -45,8 +45,9 @@ class VAEDeviceModel:
         try:
             import onnxruntime  # noqa: F401  (fail early, with a clear message)
         except ImportError:
-            raise MissingDependencyError("bundle kind 'vae' runs in onnxruntime, which is not installed: "
-                                         "`pip install onnxruntime`") from None
+            raise MissingDependencyError(f"bundle {bundle.path or bundle.bundle_id}: kind 'vae' runs in "
+                                         "onnxruntime, which is not installed: `pip install edgefault[vae]` "
+                                         "(onnxruntime has no wheels for armv7l)") from None
         where = f"bundle {bundle.path or bundle.bundle_id}"
         spec = bundle.spec
         m = bundle.model
