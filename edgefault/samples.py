@@ -91,15 +91,16 @@ def to_float(x: np.ndarray, rule: str = "full_scale", input_scale: float | None 
     """``x`` as float32 under the rule (a new array, or ``x`` itself when it is float32 and unscaled)."""
     x = np.asarray(x)
     scale, offset = scale_offset(x.dtype, rule, input_scale, what)
-    if scale == 1.0 and offset == 0.0:
-        return x.astype(np.float32, copy=False)
-    wide = x.dtype.kind in "iu" and x.dtype.itemsize > 2 or input_scale is not None
-    work = np.float64 if wide else np.float32  # int32 / scaled values: round once, in float64
-    y = x.astype(work)
-    if offset:
-        y -= work(offset)
-    y *= work(scale)
-    return y.astype(np.float32, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, flagged downstream as non-finite
+        if scale == 1.0 and offset == 0.0:
+            return x.astype(np.float32, copy=False)
+        wide = x.dtype.kind in "iu" and x.dtype.itemsize > 2 or input_scale is not None
+        work = np.float64 if wide else np.float32  # int32 / scaled values: round once, in float64
+        y = x.astype(work)
+        if offset:
+            y -= work(offset)
+        y *= work(scale)
+        return y.astype(np.float32, copy=False)
 
 
 def training_scaling(rules: Iterable[str]) -> str:
