@@ -770,7 +770,10 @@ def _npz_source(npz: np.lib.npyio.NpzFile, path: str) -> _Source:
 
     def text(arr: np.ndarray, key: str) -> list[str]:
         try:
-            return [str(c.decode() if isinstance(c, bytes) else c) for c in arr.tolist()]
+            out = [str(c.decode() if isinstance(c, bytes) else c) for c in arr.tolist()]
+            for c in out:
+                c.lower().encode("utf-8")  # SystemError / UnicodeError on code points beyond U+10FFFF
+            return out
         except Exception:  # invalid code points in a 'U' array, non-UTF-8 bytes
             raise InputError(f"entry {key!r} of {path!r} holds strings that are not valid text") from None
 
