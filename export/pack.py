@@ -14,6 +14,7 @@ from edgefault import __version__
 from edgefault._fileio import write_atomic
 from edgefault.device.bundle import FORMAT, MANIFEST, SCHEMA_VERSION, Bundle, bundle_id_of, load_bundle, manifest_digest, sha256_bytes
 from edgefault.device.spec import FeatureSpec
+from edgefault.samples import RULES, check_rule
 
 # Fixed timestamp inside the zip so identical content packs to identical bytes.
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)
@@ -32,8 +33,16 @@ def pack_bundle(path: str | Path, *, spec: FeatureSpec, model: Mapping[str, Any]
                 arrays: Mapping[str, np.ndarray] | None = None,
                 onnx: Mapping[str, bytes] | None = None, labels: list[str] | None = None,
                 thresholds: Mapping[str, Any] | None = None, training: Mapping[str, Any] | None = None,
-                name: str | None = None) -> Bundle:
-    """Write a bundle atomically (temp file + rename) and return it re-read and verified."""
+                name: str | None = None, input_scaling: str | None = None) -> Bundle:
+    """Write a bundle atomically (temp file + rename) and return it re-read and verified.
+
+    input_scaling : the rule the training samples went through (edgefault.samples): "full_scale"
+        (integer samples mapped to [-1, 1)) or "float" (taken as is); default: the training record's
+        ``input_scaling`` entry, else "float". Runtime applies the same rule to integer chunks.
+    """
+    rule = check_rule(input_scaling if input_scaling is not None else (training or {}).get("input_scaling", "float"))
+    if rule not in RULES:
+        raise ValueError(f"input_scaling must be one of {RULES}, got {rule!r}")
     members: dict[str, bytes] = {}
     decl: dict[str, dict[str, Any]] = {}
     for key, arr in (arrays or {}).items():
@@ -58,6 +67,7 @@ def pack_bundle(path: str | Path, *, spec: FeatureSpec, model: Mapping[str, Any]
         "labels": list(labels) if labels else None,
         "thresholds": dict(thresholds or {}),
         "training": dict(training or {}),
+        "input_scaling": rule,
         "members": decl,
     }
     manifest["digest"] = manifest_digest(manifest)

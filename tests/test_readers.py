@@ -431,7 +431,9 @@ def test_npy(tmp_path):
     _check_recording(rec)
     np.testing.assert_array_equal(rec.data, np.load(p).astype(np.float32))
     np.save(p, np.arange(10, dtype=np.int16))
-    assert read_recording(p, fs=5).data[:, 0].tolist() == list(range(10))
+    # integers follow edgefault.samples (full scale 1.0), or an explicit input_scale
+    assert read_recording(p, fs=5).data[:, 0].tolist() == [i / 32768 for i in range(10)]
+    assert read_recording(p, fs=5, input_scale=1).data[:, 0].tolist() == list(range(10))
     np.save(p, x.T)
     with pytest.raises(InputError, match="transpose"):
         read_recording(p, fs=1)

@@ -98,7 +98,7 @@ def _is_number(v: Any) -> bool:
 
 
 def _check_fields(where: str, manifest: dict[str, Any]) -> None:
-    """Types of the manifest keys every model kind and the runtime read: labels, thresholds, model."""
+    """Types of the manifest keys every model kind and the runtime read: labels, thresholds, input_scaling, model."""
     labels = manifest.get("labels")
     if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
         raise _fail(where, f"manifest 'labels' must be a list of strings or null, got {_short(labels)}")
@@ -124,6 +124,9 @@ def _check_fields(where: str, manifest: dict[str, Any]) -> None:
         raise _fail(where, f"thresholds.k = {kn['k']} is more than thresholds.n = {kn['n']} (k-of-n alarm)")
     if th.get("drift") is not None and not isinstance(th["drift"], dict):
         raise _fail(where, f"thresholds.drift must be an object or null, got {_short(th['drift'])}")
+    if "input_scaling" in manifest and manifest["input_scaling"] not in ("full_scale", "float"):
+        raise _fail(where, f"manifest 'input_scaling' (the rule the training samples went through, see "
+                           f"edgefault.samples) must be 'full_scale' or 'float', got {_short(manifest['input_scaling'])}")
     model = manifest["model"]
     if not isinstance(model, dict) or not isinstance(model.get("kind"), str):
         raise _fail(where, "manifest 'model' must be an object with a string 'kind'")

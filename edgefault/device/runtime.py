@@ -14,6 +14,7 @@ from edgefault.device.drift import monitor_from_settings
 from edgefault.device.bundle import Bundle, load_bundle
 from edgefault.device.state import read_state, write_state
 from edgefault.errors import InputError
+from edgefault.samples import LEGACY, scale_offset, to_float
 from edgefault.kinds import device_model
 
 STATE_VERSION = 2  # 2: + drift monitors / adaptive threshold; version 1 states still load (drift restarts)
@@ -278,8 +279,10 @@ class Runtime:
     Parameters
     ----------
     bundle : path, bytes or a loaded :class:`Bundle`.
-    input_scale : multiplier applied to every sample. Default 1.0 for float input and
-        1/32768 for int16 (full scale = 1.0), 1/2**31 for int32.
+    input_scale : multiplier applied to every sample (any dtype, int64 / uint64 included). Default:
+        the bundle's ``input_scaling`` rule (see :mod:`edgefault.samples`): ``"full_scale"``
+        maps integers to [-1, 1) as the file readers do, ``"float"`` takes them as is; bundles
+        without the entry keep the earlier rule (int16 / 32768, int32 / 2**31, others as is).
     start_time : seconds added to every event's ``t``.
     alarm_k, alarm_n : override the bundle's k-of-n debouncing.
     top_features : how many features to list in ``contrib['feature']``.
@@ -328,9 +331,12 @@ class Runtime:
         except ValueError as e:
             raise InputError(f"alarm settings: {e}") from None
         self.input_scale = input_scale
-        # Scale per accepted sample dtype (the fast path of push); other dtypes go the slow path.
-        self._scales = {np.dtype(t): self._scale_for(np.zeros(0, t))
-                        for t in (np.float32, np.float64, np.int16, np.int32)}
+        # edgefault.samples: the bundle's training-input rule (older bundles: the legacy rule).
+        self._rule = self.bundle.manifest.get("input_scaling", LEGACY)
+        # Scale per dtype the core takes with a plain scale (the fast path of push); other dtypes
+        # (offset-binary unsigned, int8, float16, ...) are converted by edgefault.samples first.
+        self._scales = {np.dtype(t): so[0] for t in (np.float32, np.float64, np.int16, np.int32)
+                        if (so := scale_offset(t, self._rule, input_scale))[1] == 0.0}
         self._base_threshold = (float(self._alarm.threshold), float(self._alarm.clear_threshold))
         scorer = getattr(self.model, "core_scorer", None)
         dset = th.get("drift")
@@ -402,31 +408,21 @@ class Runtime:
         return int(self._pipeline.frames_seen)
 
     # -- streaming ----------------------------------------------------------------------------
-    def _check_chunk(self, chunk: Any) -> np.ndarray:
+    def _check_chunk(self, chunk: Any) -> tuple[np.ndarray, float]:
+        """The chunk as the core takes it and the scale to pass with it (edgefault.samples rule)."""
         x = chunk if isinstance(chunk, np.ndarray) else np.asarray(chunk)
-        kind, size = x.dtype.kind, x.dtype.itemsize
-        if not ((kind == "f" and size in (4, 8)) or (kind == "i" and size in (2, 4))):
-            if kind in "iu" and size <= 8 or (kind == "f" and size == 2):
-                x = x.astype(np.float32)  # other integer widths and float16: exact or widening
-            else:
-                raise InputError(f"chunk dtype {x.dtype} is not supported: pass float32, float64, int16 or "
-                                 f"int32 samples")
+        scale_offset(x.dtype, self._rule, self.input_scale, what="chunk samples")
         nc = self.spec.n_channels
-        if x.ndim == 1 and nc == 1:
-            return x
-        if x.ndim == 2 and x.shape[1] == nc:
-            return x
-        raise InputError(f"chunk has shape {x.shape}, expected (n_samples, {nc}) for channels "
-                         f"{list(self.spec.channels)}" + (" or (n_samples,)" if nc == 1 else ""))
+        if not (x.ndim == 1 and nc == 1 or x.ndim == 2 and x.shape[1] == nc):
+            raise InputError(f"chunk has shape {x.shape}, expected (n_samples, {nc}) for channels "
+                             f"{list(self.spec.channels)}" + (" or (n_samples,)" if nc == 1 else ""))
+        if x.dtype in self._scales:
+            return x, self._scales[x.dtype]
+        return to_float(x, self._rule, self.input_scale, what="chunk samples"), 1.0
 
     def _scale_for(self, x: np.ndarray) -> float:
-        if self.input_scale is not None:
-            return float(self.input_scale)
-        if x.dtype.kind == "i" and x.dtype.itemsize == 2:
-            return 1.0 / 32768.0
-        if x.dtype.kind == "i" and x.dtype.itemsize == 4:
-            return 1.0 / 2147483648.0
-        return 1.0
+        """Scale the core applies to samples of x's dtype (one the core takes without an offset)."""
+        return scale_offset(x.dtype, self._rule, self.input_scale, what="samples")[0]
 
     def push(self, chunk: Any, t_wall: float | None = None, *, t_received: float | None = None) -> list[Event]:
         """Push samples; return the events of every window completed by them (maybe none).
@@ -446,8 +442,7 @@ class Runtime:
             scale = self._scales.get(x.dtype)
             nc = self.spec.n_channels
             if scale is None or not (x.ndim == 2 and x.shape[1] == nc or x.ndim == 1 and nc == 1):
-                x = self._check_chunk(x)  # slow path: casts what it can, raises InputError otherwise
-                scale = self._scale_for(x)
+                x, scale = self._check_chunk(x)  # slow path: converts what it can, raises InputError otherwise
             n = x.shape[0]
             if n == 0:
                 return []

@@ -2,21 +2,29 @@
 
 Only numpy and the standard library are imported here (pyarrow lazily, for Parquet).
 
-``read_recording(path, channels=None, fs=None, default_fs=None, format=None)`` returns a
-:class:`Recording` whose ``data`` is ``(n_samples, n_channels)`` float32, C-contiguous.
+``read_recording(path, channels=None, fs=None, default_fs=None, format=None, input_scale=None)``
+returns a :class:`Recording` whose ``data`` is ``(n_samples, n_channels)`` float32, C-contiguous.
 
 Behaviour common to every format:
 
 - the format comes from the file extension (``.mat``, ``.wav``/``.wave``, ``.csv``, ``.npy``,
   ``.npz``, ``.parquet``/``.pq``) unless ``format=`` names it;
 - ``channels`` is ``None`` (the format's default set), a comma-separated string
-  (``"DE,FE"``) or a sequence of names / integer indices; names match case-insensitively,
-  then a decimal string or an ``int`` is taken as a position in :func:`available_channels`;
+  (``"DE,FE"``) or a sequence of names / integer indices; names match exactly, else
+  case-insensitively (refused as ambiguous when several channels differ only in case; reading
+  such channels together is refused), then a decimal string or an ``int`` is taken as a
+  position in :func:`available_channels`;
 - sample rate: the file's own rate where the format stores one (WAV; CSV/Parquet with a time
   column; NPZ with an ``fs`` entry), else ``default_fs``, else ``fs`` (then taken as the rate
   the file was recorded at); with none of them an :class:`InputError` asks for ``fs``.  When
   ``fs`` is given and differs from the file's rate the data is resampled to ``fs`` with
   :func:`edgefault.io.resample.resample`, and ``Recording.source_fs`` keeps the file's rate;
+- sample values follow :mod:`edgefault.samples`, the rule ``Runtime.push`` applies too: floats as
+  stored; int8/16/32 divided by ``2**(bits - 1)``; uint8/16/32 as offset binary,
+  ``(x - 2**(bits - 1)) / 2**(bits - 1)`` (8-bit WAV); bool as 0 / 1; int64 / uint64 refused
+  unless ``input_scale=`` is given, which replaces the rule by ``x * input_scale`` for every
+  channel.  ``Recording.input_scaling`` says which rule the data went through (``"full_scale"``
+  when an integer channel was mapped, else ``"float"``); training stores it in the bundle;
 - NaN in the data is returned as is (the runtime flags it); empty files, zero-length signals,
   non-finite rates, truncated files and unreadable cells raise :class:`InputError` naming the
   file and what was expected.
@@ -35,7 +43,8 @@ Format notes:
   object variables are skipped (and named as such if asked for).  The rpm is the RPM variable
   of the record the channels come from, or the file's only RPM variable.
 - **WAV**: PCM 8/16/24/32-bit and IEEE float 32/64 (format 1, 3 or WAVE_FORMAT_EXTENSIBLE);
-  integers are scaled by ``2**(bits - 1)`` to [-1, 1); channels ``ch0``, ``ch1``, ... (or
+  integers are mapped to [-1, 1) by the rule below (24-bit as left-justified int32); channels
+  ``ch0``, ``ch1``, ... (or
   ``"0"``, ``"1"``).  A data chunk size of 0xFFFFFFFF (streaming writers) means "to the end".
 - **CSV**: delimiter ``,`` / ``;`` / tab / whitespace, guessed from the first line; a first
   line with any non-numeric cell is the header (else channels are ``ch0``, ...); lines
@@ -68,6 +77,7 @@ import numpy as np
 from edgefault.io.matv5 import MatFile
 from edgefault.errors import InputError, MissingDependencyError
 from edgefault.io.resample import check_rate, resample
+from edgefault.samples import to_float
 
 __all__ = ["Recording", "read_recording", "available_channels", "FORMATS"]
 
@@ -94,6 +104,9 @@ class Recording:
     path: str
     rpm: float | None = None
     source_fs: float | None = None  # the file's own rate when resampled, else None
+    #: the edgefault.samples rule the data went through: "full_scale" when an integer channel was
+    #: mapped to [-1, 1), else "float" (float samples as stored, or scaled by an explicit input_scale)
+    input_scaling: str = "float"
 
     @property
     def duration(self) -> float:
@@ -122,11 +135,18 @@ def read_recording(
     fs: float | None = None,
     default_fs: float | None = None,
     format: str | None = None,
+    input_scale: float | None = None,
 ) -> Recording:
-    """Read a recording; see the module docstring for formats, channels and rates."""
+    """Read a recording; see the module docstring for formats, channels and rates.
+
+    input_scale : multiply every sample by this instead of the :mod:`edgefault.samples` rule
+        (integers to [-1, 1), floats as stored); needed for 64-bit integer channels.
+    """
     spath, fmt = _check_path(path, format)
     target = _rate_arg(fs, "fs")
     fallback = _rate_arg(default_fs, "default_fs")
+    if input_scale is not None:
+        input_scale = _scale_arg(input_scale)
     src = _OPENERS[fmt](spath)
     try:
         idx = _select(src, channels, spath)
@@ -135,6 +155,13 @@ def read_recording(
     finally:
         src.close()
     names = tuple(src.names[i] for i in idx)
+    lower = [n.lower() for n in names]
+    clash = sorted({n for n in names if lower.count(n.lower()) > 1})
+    if clash:
+        raise InputError(
+            f"{spath!r} has channels whose names differ only in case ({', '.join(map(repr, clash))}); "
+            f"channel names are matched case-insensitively: rename them, or pick one with channels="
+        )
     lengths = {c.shape[0] for c in cols}
     if len(lengths) > 1:
         desc = ", ".join(f"{n}: {c.shape[0]}" for n, c in zip(names, cols))
@@ -146,8 +173,13 @@ def read_recording(
     if n == 0:
         raise InputError(f"{spath!r} holds a zero-length signal (channels {', '.join(names)})")
     data = np.empty((n, len(cols)), dtype=np.float32)
+    scaled = False
     for j, c in enumerate(cols):
-        data[:, j] = c
+        c = np.asarray(c)
+        if c.dtype.kind == "b":
+            c = c.astype(np.float32)  # flags: 0 / 1
+        data[:, j] = to_float(c, "full_scale", input_scale, what=f"channel {names[j]!r} of {spath!r}")
+        scaled = scaled or (c.dtype.kind in "iu" and input_scale is None)
     rate = src.fs if src.fs is not None else fallback if fallback is not None else target
     if rate is None:
         raise InputError(
@@ -156,9 +188,13 @@ def read_recording(
         )
     source_fs = None
     if target is not None and not math.isclose(target, rate, rel_tol=1e-9):
-        data = np.ascontiguousarray(resample(data, rate, target, axis=0), dtype=np.float32)
+        try:
+            data = np.ascontiguousarray(resample(data, rate, target, axis=0), dtype=np.float32)
+        except InputError as exc:
+            raise InputError(f"{spath!r} (recorded at {rate!r} Hz): {exc}") from None
         source_fs, rate = rate, target
-    return Recording(data, float(rate), names, spath, rpm, source_fs)
+    return Recording(data, float(rate), names, spath, rpm, source_fs,
+                     "full_scale" if scaled else "float")
 
 
 def available_channels(path: str | os.PathLike[str], format: str | None = None) -> tuple[str, ...]:
@@ -207,6 +243,16 @@ def _rate_arg(value: object, name: str) -> float | None:
     return None if value is None else check_rate(value, name)
 
 
+def _scale_arg(value: object) -> float:
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        f = math.nan
+    if not math.isfinite(f) or f == 0:
+        raise InputError(f"input_scale must be a finite non-zero number, got {value!r}")
+    return f
+
+
 def _file_rate(value: object, path: str, where: str) -> float:
     try:
         f = float(value)  # type: ignore[arg-type]
@@ -237,13 +283,24 @@ def _select(src: _Source, channels: ChannelSpec, path: str) -> list[int]:
         )
     if not tokens:
         raise InputError(f"channels={channels!r} names no channel")
-    lookup = {n.lower(): i for i, n in enumerate(src.names)}
+    exact = {n: i for i, n in enumerate(src.names)}
+    lookup: dict[str, int | None] = {}
+    for i, n in enumerate(src.names):  # None: several names differ only in case
+        lookup[n.lower()] = None if n.lower() in lookup else i
     lookup.update(src.aliases)
     idx: list[int] = []
     for tok in tokens:
         i: int | None = None
         if isinstance(tok, str):
-            i = lookup.get(tok.lower())
+            i = exact.get(tok)
+            if i is None and tok.lower() in lookup and lookup[tok.lower()] is None:
+                raise InputError(
+                    f"channel {tok!r} of {path!r} is ambiguous: several channels have that name in "
+                    f"different case ({', '.join(n for n in src.names if n.lower() == tok.lower())}); "
+                    f"give the exact name"
+                )
+            if i is None:
+                i = lookup.get(tok.lower())
             if i is None and tok.isdecimal():
                 i = int(tok) if int(tok) < len(src.names) else None
         elif isinstance(tok, (int, np.integer)) and not isinstance(tok, bool):
@@ -476,21 +533,17 @@ def _open_wav(path: str) -> _Source:
     n = nbytes // align
 
     def columns(idx: list[int]) -> list[np.ndarray]:
+        # Raw samples; read_recording maps them with edgefault.samples (24-bit: left-justified int32,
+        # so the int32 full scale gives x / 2**23).
         if code == "i3":
             raw = np.frombuffer(buf, np.uint8, n * align, start).reshape(n, nch, 3)
             out = []
             for i in idx:
                 b = np.zeros((n, 4), np.uint8)
                 b[:, 1:] = raw[:, i, :]
-                v = (b.view("<i4").reshape(n) >> 8).astype(np.float32)
-                out.append(v * np.float32(2.0**-23))
+                out.append(b.view("<i4").reshape(n))
             return out
         frames = np.frombuffer(buf, np.dtype("<" + code), n * nch, start).reshape(n, nch)
-        if code == "u1":
-            return [(frames[:, i].astype(np.float32) - 128) * np.float32(1 / 128) for i in idx]
-        if code in ("i2", "i4"):
-            scale = np.float32(2.0 ** -(8 * width - 1))
-            return [frames[:, i].astype(np.float32) * scale for i in idx]
         return [frames[:, i] for i in idx]
 
     return _Source(tuple(f"ch{i}" for i in range(nch)), tuple(range(nch)), columns, fs)
@@ -591,8 +644,17 @@ def _npy_header(fh: io.BufferedIOBase, path: str, what: str) -> tuple[tuple[int,
             shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
         else:
             shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-    except (ValueError, EOFError, OSError) as exc:
-        raise InputError(f"{what} in {path!r} is not a valid .npy array ({exc})") from None
+    except InputError:
+        raise
+    except Exception as exc:  # ValueError, EOFError, OSError, tokenize.TokenError, SyntaxError, zlib.error ...
+        raise InputError(
+            f"{what} in {path!r} is not a valid .npy array (its header: {type(exc).__name__}: {exc})"
+        ) from None
+    if not (isinstance(shape, tuple) and all(type(d) is int and d >= 0 for d in shape)):
+        raise InputError(
+            f"{what} in {path!r} is not a valid .npy array: its header gives the shape {shape!r}, "
+            f"expected non-negative integer dimensions"
+        )
     if dtype.hasobject:
         raise InputError(
             f"{what} in {path!r} holds Python objects (pickled data); only numeric arrays are "
@@ -602,9 +664,12 @@ def _npy_header(fh: io.BufferedIOBase, path: str, what: str) -> tuple[tuple[int,
 
 
 def _open_npy(path: str) -> _Source:
-    with open(path, "rb") as fh:
-        shape, dtype = _npy_header(fh, path, "the array")
-        offset = fh.tell()
+    try:
+        with open(path, "rb") as fh:
+            shape, dtype = _npy_header(fh, path, "the array")
+            offset = fh.tell()
+    except OSError as exc:
+        raise InputError(f"cannot read {path!r}: {exc.strerror or exc}") from exc
     expected = offset + math.prod(shape) * dtype.itemsize
     size = os.path.getsize(path)
     if size < expected:
@@ -612,7 +677,12 @@ def _open_npy(path: str) -> _Source:
             f".npy file {path!r} is truncated: its header announces shape {shape} {dtype}, "
             f"which needs {expected} bytes, but the file has {size}"
         )
-    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # np.load parses the header its own way ('Cannot parse header', ...)
+        raise InputError(f"the array in {path!r} is not a valid .npy array ({type(exc).__name__}: {exc})") from None
+    if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape) or arr.dtype != dtype:
+        raise InputError(f"the array in {path!r} is not a valid .npy array (its header is inconsistent)")
     arr2 = _numeric_2d(arr, path, "the array")
     nch = arr2.shape[1]
     return _Source(tuple(f"ch{i}" for i in range(nch)), tuple(range(nch)),
@@ -630,11 +700,14 @@ def _open_npz(path: str) -> _Source:
         if not isinstance(npz, np.lib.npyio.NpzFile):
             raise InputError(f"{path!r} is a .npy array, not an .npz archive: rename it to .npy")
         src = _npz_source(npz, path)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except InputError:
         fh.close()
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{path!r} is not a valid .npz archive (truncated?): {exc}") from None
+        raise
+    except Exception as exc:  # zipfile / zlib / numpy errors of a damaged archive
+        fh.close()
+        raise InputError(
+            f"{path!r} is not a valid .npz archive (truncated or corrupt?): {type(exc).__name__}: {exc}"
+        ) from None
     except BaseException:
         fh.close()
         raise
@@ -648,11 +721,24 @@ def _open_npz(path: str) -> _Source:
 
 
 def _npz_source(npz: np.lib.npyio.NpzFile, path: str) -> _Source:
-    keys = list(npz.files)
+    members = npz.zip.namelist()
+    dup = sorted({m for m in members if members.count(m) > 1})
+    if dup:
+        raise InputError(f"{path!r} is not a valid .npz archive: members {dup} appear more than once")
+    not_npy = [m for m in members if not m.endswith(".npy")]
+    if not_npy:
+        raise InputError(
+            f"{path!r} holds members that are not .npy arrays ({', '.join(map(repr, not_npy[:5]))}); "
+            f"expected an .npz archive of .npy arrays (np.savez)"
+        )
+    keys = [m[:-4] for m in members]
+    if len(set(keys)) != len(keys):
+        raise InputError(f"{path!r} is not a valid .npz archive: its entry names repeat")
+    shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
 
     def get(key: str) -> np.ndarray:
         try:
-            return npz[key]
+            arr = npz[key]
         except ValueError as exc:
             if "pickle" in str(exc).lower() or "object" in str(exc).lower():
                 raise InputError(
@@ -660,21 +746,45 @@ def _npz_source(npz: np.lib.npyio.NpzFile, path: str) -> _Source:
                     f"numeric arrays are read, and pickles are never loaded"
                 ) from None
             raise InputError(f"entry {key!r} of {path!r} cannot be read: {exc}") from None
-        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            raise InputError(f"entry {key!r} of {path!r} is truncated or corrupt: {exc}") from None
+        except Exception as exc:  # zipfile / zlib / numpy errors of a damaged member
+            raise InputError(
+                f"entry {key!r} of {path!r} is truncated or corrupt: {type(exc).__name__}: {exc}"
+            ) from None
+        if not isinstance(arr, np.ndarray):
+            raise InputError(f"entry {key!r} of {path!r} is not a .npy array")
+        if key in shapes and (arr.shape, arr.dtype) != shapes[key]:
+            raise InputError(f"entry {key!r} of {path!r} is corrupt: its data does not match its header")
+        return arr
 
     def header(key: str) -> tuple[tuple[int, ...], np.dtype]:
         try:
             with npz.zip.open(key + ".npy") as fh:
-                return _npy_header(fh, path, f"entry {key!r}")
-        except (OSError, zipfile.BadZipFile, KeyError) as exc:
-            raise InputError(f"entry {key!r} of {path!r} is truncated or corrupt: {exc}") from None
+                shapes[key] = _npy_header(fh, path, f"entry {key!r}")
+                return shapes[key]
+        except InputError:
+            raise
+        except Exception as exc:  # zipfile / zlib errors: compression method, encryption, CRC ...
+            raise InputError(
+                f"entry {key!r} of {path!r} is truncated or corrupt: {type(exc).__name__}: {exc}"
+            ) from None
+
+    def text(arr: np.ndarray, key: str) -> list[str]:
+        try:
+            out = [str(c.decode() if isinstance(c, bytes) else c) for c in arr.tolist()]
+            for c in out:
+                c.lower().encode("utf-8")  # SystemError / UnicodeError on code points beyond U+10FFFF
+            return out
+        except Exception:  # invalid code points in a 'U' array, non-UTF-8 bytes
+            raise InputError(f"entry {key!r} of {path!r} holds strings that are not valid text") from None
 
     fs = None
     if "fs" in keys:
         f = get("fs")
         if f.dtype.kind not in "iuf" or f.size != 1:
-            raise InputError(f"entry 'fs' of {path!r} must be one number (Hz), got {f!r}")
+            raise InputError(
+                f"entry 'fs' of {path!r} must be one number (Hz), got an array of dtype {f.dtype} and "
+                f"shape {f.shape}"
+            )
         fs = _file_rate(f.reshape(-1)[0], path, "entry 'fs'")
     if "data" in keys:
         shape, dtype = header("data")
@@ -692,7 +802,7 @@ def _npz_source(npz: np.lib.npyio.NpzFile, path: str) -> _Source:
                     f"entry 'channels' of {path!r} must be {nch} strings (one per column of "
                     f"'data'), got {ch.dtype} of shape {ch.shape}"
                 )
-            names = tuple(str(c.decode() if isinstance(c, bytes) else c) for c in ch)
+            names = tuple(text(ch, "channels"))
         cache: list[np.ndarray] = []
 
         def columns(idx: list[int]) -> list[np.ndarray]:
@@ -725,36 +835,42 @@ def _open_parquet(path: str) -> _Source:
         ) from None
     try:
         schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError) as exc:
+        fields = [(f.name, f.type) for f in schema]  # names decode lazily: UnicodeDecodeError
+    except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{path!r} is not a readable Parquet file (truncated?): {exc}") from None
-    time_col = next((f.name for f in schema if f.name.lower() in _TIME_NAMES), None)
+    all_names = [n for n, _ in fields]
+    dup = sorted({n for n in all_names if all_names.count(n) > 1})
+    if dup:
+        raise InputError(f"Parquet file {path!r} has several columns named {', '.join(map(repr, dup))}; "
+                         f"expected unique column names")
+    time_col = next((n for n in all_names if n.lower() in _TIME_NAMES), None)
     names = tuple(
-        f.name for f in schema
-        if f.name != time_col and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+        n for n, t in fields
+        if n != time_col and (pa.types.is_integer(t) or pa.types.is_floating(t))
     )
 
     def read(cols: list[str]) -> dict[str, np.ndarray]:
         try:
             table = pq.read_table(path, columns=cols)
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"cannot read Parquet file {path!r}: {exc}") from None
-        out = {}
-        for c in cols:
-            col = table.column(c)
-            if pa.types.is_timestamp(col.type):
-                col = col.cast(pa.timestamp("ns")).cast(pa.int64())
-                out[c] = col.to_numpy().astype(np.float64) * 1e-9
-            else:
-                out[c] = np.asarray(col.to_numpy(), dtype=np.float64 if col.null_count else None)
+            out = {}
+            for c in cols:
+                col = table.column(c)
+                if pa.types.is_timestamp(col.type):
+                    col = col.cast(pa.timestamp("ns")).cast(pa.int64())
+                    out[c] = col.to_numpy().astype(np.float64) * 1e-9
+                else:
+                    out[c] = np.asarray(col.to_numpy(), dtype=np.float64 if col.null_count else None)
+        except (pa.ArrowException, OSError, KeyError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"cannot read Parquet file {path!r} (columns {cols}): {exc}") from None
         return out
 
     fs = None
     if time_col is not None:
-        tfield = schema.field(time_col)
-        if not (pa.types.is_integer(tfield.type) or pa.types.is_floating(tfield.type)
-                or pa.types.is_timestamp(tfield.type)):
+        ttype = dict(fields)[time_col]
+        if not (pa.types.is_integer(ttype) or pa.types.is_floating(ttype)
+                or pa.types.is_timestamp(ttype)):
             raise InputError(
-                f"time column {time_col!r} of {path!r} has type {tfield.type}; expected seconds "
+                f"time column {time_col!r} of {path!r} has type {ttype}; expected seconds "
                 f"(numbers) or a timestamp"
             )
         fs = _fs_from_time(read([time_col])[time_col], path, time_col)

@@ -71,6 +71,11 @@ def rational_ratio(fs_in: float, fs_out: float) -> tuple[int, int]:
     fs_in = check_rate(fs_in, "fs_in")
     fs_out = check_rate(fs_out, "fs_out")
     ratio = fs_out / fs_in
+    if not math.isfinite(ratio) or ratio == 0.0:  # e.g. fs_in = 5e-324: Fraction() cannot take inf
+        raise InputError(
+            f"cannot resample from fs_in={fs_in!r} Hz to fs_out={fs_out!r} Hz: the ratio {ratio!r} is "
+            f"out of range (expected a ratio up/down with up, down <= {MAX_FACTOR}); check the rates"
+        )
     frac = Fraction(ratio).limit_denominator(MAX_FACTOR)
     up, down = frac.numerator, frac.denominator
     if up == 0 or abs(up / down - ratio) > RATIO_TOLERANCE * ratio or up > MAX_FACTOR:

@@ -252,6 +252,9 @@ class SFDSCKind(ModelKind):
         res = train_sfdsc(blocks, spec, max_windows_per_class=opts.max_windows, random_state=opts.seed,
                           n_atoms_per_class=opts.atoms, C=opts.svm_c, use_extra=not opts.no_window_stats)
         res.info.update(data.info)
+        from edgefault.samples import training_scaling
+
+        res.info["input_scaling"] = training_scaling(r.input_scaling for r in data.recordings)
         bundle = pack_sfdsc(res, out, name=getattr(opts, "name", None))
         summary = {"bundle": str(out), "bundle_id": bundle.bundle_id, "labels": res.labels,
                    "n_train_windows": res.info["n_train_windows"],

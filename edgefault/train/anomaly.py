@@ -18,6 +18,7 @@ from edgefault.errors import InputError
 from edgefault.evaluation.protocols import contiguous_blocks
 from edgefault.io.readers import Recording
 from edgefault.device.spec import FeatureSpec
+from edgefault.samples import training_scaling
 from edgefault.device.thresholds import Calibration, calibrate
 from edgefault.train.gaussian import GaussianAnomalyModel
 
@@ -128,6 +129,7 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
         "n_train_windows": int(X_train.shape[0]), "n_calib_windows": int(X_calib.shape[0]),
         "shrinkage": model.shrinkage_, "blocks": blocks_info,
         "files": [Path(r.path).name for r in recordings], "fingerprint": fingerprint(recordings),
+        "input_scaling": training_scaling(r.input_scaling for r in recordings),
         "train_far_at_threshold": float(np.mean(train_scores > cal.threshold)), **(info or {}),
     }
     return AnomalyTraining(model=model, calibration=cal, spec=spec, train_scores=train_scores,

@@ -578,6 +578,9 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
     from edgefault.train.anomaly import fingerprint
 
     info["fingerprint"] = fingerprint(recordings)
+    from edgefault.samples import training_scaling
+
+    info["input_scaling"] = training_scaling(r.input_scaling for r in recordings)
     info["n_bands"] = int(n_bands)
     from edgefault.device.drift import calibrate_drift  # drift monitors: score CUSUM + MEWMA of mu, on held-out blocks
 
