@@ -178,7 +178,13 @@ def read_recording(
         c = np.asarray(c)
         if c.dtype.kind == "b":
             c = c.astype(np.float32)  # flags: 0 / 1
-        data[:, j] = to_float(c, "full_scale", input_scale, what=f"channel {names[j]!r} of {spath!r}")
+        try:
+            data[:, j] = to_float(c, "full_scale", input_scale, what=f"channel {names[j]!r} of {spath!r}")
+        except InputError as e:
+            if c.dtype.kind in "iu" and c.dtype.itemsize == 8 and input_scale is None:
+                raise InputError(f"{e}; or leave it out by naming the signal channels (channels= / --channels)") \
+                    from None
+            raise
         scaled = scaled or (c.dtype.kind in "iu" and input_scale is None)
     rate = src.fs if src.fs is not None else fallback if fallback is not None else target
     if rate is None:
