@@ -124,6 +124,9 @@ def _check_fields(where: str, manifest: dict[str, Any]) -> None:
         raise _fail(where, f"thresholds.k = {kn['k']} is more than thresholds.n = {kn['n']} (k-of-n alarm)")
     if th.get("drift") is not None and not isinstance(th["drift"], dict):
         raise _fail(where, f"thresholds.drift must be an object or null, got {_short(th['drift'])}")
+    lat = (th.get("drift") or {}).get("latent")
+    if lat is not None and not isinstance(lat, dict):  # the runtime reads latent.source before the monitor checks
+        raise _fail(where, f"thresholds.drift.latent must be an object or null, got {_short(lat)}")
     model = manifest["model"]
     if not isinstance(model, dict) or not isinstance(model.get("kind"), str):
         raise _fail(where, "manifest 'model' must be an object with a string 'kind'")
