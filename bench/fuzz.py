@@ -89,7 +89,7 @@ FINDING_KINDS = ("exception", "invariant", "unnamed", "slow")
 # Findings in code owned by others, reported in issue #12 and not fixed here: (targets, kind, exception
 # type, "file:function" of the innermost edgefault frame (a regex), message regex, note). Printed as KNOWN;
 # they do not fail the run. Remove an entry when its owner fixes it.
-_R, _RT, _K = "readers.py (reported)", "runtime.py / service.py (reported)", "kinds / spec.py (reported)"
+_R, _RT = "readers.py (reported)", "runtime.py / service.py (reported)"
 KNOWN: list[tuple[tuple[str, ...], str, str, str, str, str]] = [
     # readers.py / resample.py
     (("npy", "npz"), "exception", "TokenError", r"readers\.py:", r"EOF in multi-line", _R + ": an .npy header "
@@ -120,8 +120,6 @@ KNOWN: list[tuple[tuple[str, ...], str, str, str, str, str]] = [
      "reading the header of a damaged deflated .npz member"),
     (("parquet",), "exception", "ArrowInvalid", r"readers\.py:read", r"", _R + ": a timestamp column outside the "
      "nanosecond range fails the cast to timestamp[ns] outside the try"),
-    (("bundle",), "unnamed", "InputError", r"sparse\.py:", r"", _K + ": an SFDSC coder parameter (tol, alpha, "
-     "max_iter) out of range is refused without naming the bundle"),
     (("parquet",), "exception", "KeyError|UnicodeDecodeError", r"readers\.py:_open_parquet", r"",
      _R + ": pyarrow's KeyError (duplicate 'time' columns) and UnicodeDecodeError (column names not UTF-8) are not "
      "caught (only ArrowException / OSError are)"),
@@ -135,21 +133,15 @@ KNOWN: list[tuple[tuple[str, ...], str, str, str, str, str]] = [
      _RT + ": alarm_k / alarm_n >= 2**32 raise pybind11's TypeError (Runtime catches ValueError only)"),
     (("push",), "exception", "OverflowError", r"runtime\.py:_set_state", r"", _RT + ": set_state with an infinite "
      "number (frames_seen, seq, alarm counts) raises OverflowError (caught: KeyError, TypeError, ValueError)"),
-    # kinds/*.py, spec.py
-    (("bundle",), "exception", "ValueError|IndexError|TypeError|MemoryError", r"(sfdsc|vae)\.py:", r"",
-     _K + ": the SFDSC / VAE device models do not check their arrays and model entries against each other "
-     "(feature_mean, support vectors, dual_coef, intercept, atom_class, n_support shapes and values)"),
-    (("bundle",), "slow", "SlowInput", r"sfdsc\.py:", r"", _K + ": SFDSC loops over atom_class.max() + 1 classes; a "
-     "bundle with a huge atom_class value runs for minutes"),
 ]
 
 
 # Anything else that escapes from (or is refused without naming the input by) these files, which others own:
 # known as "reported" too, so a short run stays stable while the owners work through the list above. The
-# full report still lists every distinct finding. Findings in bundle.py, matv5.py, framing.py, sinks.py and
-# spool.py (fixed here) are never known.
-OWNED_ELSEWHERE = ("readers.py", "resample.py", "runtime.py", "spec.py", "sparse.py", "sfdsc.py", "vae.py",
-                   "gaussian.py", "drift.py", "state.py", "sources.py", "features.py", "faulttree.py")
+# full report still lists every distinct finding. Findings in bundle.py, matv5.py, framing.py, sinks.py,
+# spool.py and the model-kind side (kinds/*.py, spec.py, sparse.py, drift.py, features.py, faulttree.py,
+# gaussian.py; fixed here) are never known.
+OWNED_ELSEWHERE = ("readers.py", "resample.py", "runtime.py", "state.py", "sources.py")
 
 
 def known_note(target: str, kind: str, typ: str, where: str, message: str) -> str | None:
