@@ -408,7 +408,7 @@ def monitor_from_settings(settings: dict[str, Any] | None, *, threshold: float, 
     def num(d: dict[str, Any], key: str, path: str, integer: bool = False, default: Any = None) -> Any:
         if key not in d and default is not None:
             return default
-        v = d.get(key)
+        v: Any = d.get(key)
         ok = isinstance(v, int) if integer else isinstance(v, (int, float))
         if ok and not isinstance(v, bool) and not integer:
             try:

@@ -183,7 +183,7 @@ def model_number(bundle: Bundle, key: str, *, integer: bool = False, lo: float |
     m = bundle.model
     if key not in m and default is not None:
         return default
-    v = m.get(key)
+    v: Any = m.get(key)
     ok = isinstance(v, int) if integer else isinstance(v, (int, float))
     ok = ok and not isinstance(v, bool)
     if ok and not integer:
