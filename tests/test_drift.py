@@ -366,12 +366,19 @@ def test_runtime_state_errors_and_old_states(bundle: Path, tmp_path: Path) -> No
     with pytest.raises(InputError, match="malformed"):
         rt.set_state({k: v for k, v in dict(state, drift=dict(state["drift"], cusum=0.0)).items() if k != "alarm"})
     assert rt.get_state()["drift"] == before
-    for junk in ([1], "x", {"version": 1, "latent": {"mean": 3.0}}):
-        b = load_bundle(bundle)
-        # refused when packed or loaded (bundle manifest check) or by the runtime's drift settings
-        with pytest.raises((InputError, BundleError), match="drift"):
-            Runtime(pack_bundle(tmp_path / "junk.efb", spec=b.spec, model=b.model, arrays=dict(b.arrays),
-                                thresholds=dict(b.thresholds, drift=junk)))
+    b = load_bundle(bundle)
+    for junk in ([1], "x", {**b.thresholds["drift"], "latent": [1]}):  # not an object: refused by load_bundle
+        with pytest.raises(BundleError, match=r"thresholds.drift(.latent)? must be an object"):
+            pack_bundle(tmp_path / "junk.efb", spec=b.spec, model=b.model, arrays=dict(b.arrays),
+                        thresholds=dict(b.thresholds, drift=junk))
+    for junk in ({"version": 1, "latent": {"mean": 3.0}},
+                 {**b.thresholds["drift"], "clip": "4"}, {**b.thresholds["drift"], "retrain_after": float("inf")},
+                 {**b.thresholds["drift"], "score": {"k": 0.5, "h": 1e400}}, {**b.thresholds["drift"], "version": True},
+                 {**b.thresholds["drift"], "adaptive": {**b.thresholds["drift"]["adaptive"], "enabled": "yes"}}):
+        bad_bundle = pack_bundle(tmp_path / "junk.efb", spec=b.spec, model=b.model, arrays=dict(b.arrays),
+                                 thresholds=dict(b.thresholds, drift=junk))
+        with pytest.raises(InputError, match=r"drift settings: bundle .*junk\.efb: drift settings"):
+            Runtime(bad_bundle)
     old = {k: v for k, v in state.items() if k != "drift"}
     old["version"] = 1
     rt.set_state(old)  # version 1 states load; drift monitors restart

@@ -636,3 +636,31 @@ def test_cwru_inner_race_bpfi_envelope_energy(shared_data):
     sel = (f > 20) & (f < 400)
     bpfi = F.bearing_frequencies(geometry=F.CWRU_DRIVE_END_6205, shaft_hz=shaft)["bpfi"]
     assert abs(f[sel][np.argmax(es[sel])] - bpfi) <= 2 * fs / n
+
+
+def test_training_leaves_out_health_checks_that_fire_on_healthy_data() -> None:
+    """A channel that is constant in the healthy training data (C-MAPSS's constant sensors) would
+    read FLAT on every window and nothing would ever be scored: training leaves that check out
+    of the bundle's spec, keeps the others, and windows score."""
+    from conftest import noise_recording
+
+    from edgefault import Runtime
+    from edgefault.device.spec import FeatureSpec
+    from edgefault.io.readers import Recording
+    from edgefault.train.anomaly import pack_gaussian, train_gaussian
+
+    rec = noise_recording(seconds=10.0)
+    spec = FeatureSpec.for_anomaly(rec.fs, rec.channels, window=256, hop=128, n_bands=4)
+    assert spec.fit_health([rec.data]) == (spec, [])
+    x = rec.data.copy()
+    x[:, 1] = 0.7  # channel b constant
+    fitted, off = spec.fit_health([x])
+    assert off == ["flat"] and fitted.health_settings["checks"] == ["clip", "dropout", "dc_jump"]
+    res = train_gaussian([Recording(data=x, fs=rec.fs, channels=rec.channels, path="const")], spec, target_far=0.05)
+    assert res.spec.health_settings["checks"] == ["clip", "dropout", "dc_jump"]
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        b = pack_gaussian(res, Path(d) / "c.efb")
+        evs = Runtime(b).push(x[:4000])
+    assert evs and all(e.valid for e in evs)

@@ -437,3 +437,25 @@ def test_misaligned_chunks_score_like_aligned_ones(small_bundle: Path, later_sig
         a = Runtime(small_bundle, drift=False).push(x)
         b = Runtime(small_bundle, drift=False).push(odd)
         assert [e.score for e in a] == [e.score for e in b] and len(a) > 10
+
+
+def test_state_file_with_unsupported_compression_is_refused_clearly(small_bundle: Path, tmp_path: Path) -> None:
+    """Found by fuzzing: a damaged state file whose zip member names a compression method zipfile
+    lacks raised NotImplementedError from load_state."""
+    import zipfile
+
+    rt = Runtime(small_bundle, drift=False)
+    rt.push(noise_recording(seconds=0.5, seed=2).data)
+    p = tmp_path / "s.npz"
+    rt.save_state(p)
+    raw = bytearray(p.read_bytes())
+    for off in (0, raw.find(b"PK\x01\x02")):  # local header and central directory entry of the first member
+        head = 8 if off == 0 else 10
+        raw[off + head:off + head + 2] = (99).to_bytes(2, "little")
+    p.write_bytes(bytes(raw))
+    with pytest.raises(NotImplementedError):  # what zipfile itself raises for it
+        zipfile.ZipFile(p).read(zipfile.ZipFile(p).namelist()[0])
+    before = rt.get_state()
+    with pytest.raises(InputError, match=r"state file .*s\.npz .*cannot be read"):
+        rt.load_state(p)
+    assert rt.get_state()["seq"] == before["seq"]

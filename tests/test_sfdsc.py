@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -437,6 +439,62 @@ def test_bundle_with_bad_arrays_is_refused(synth_bundle, tmp_path: Path) -> None
                       labels=bundle.labels, thresholds=bundle.thresholds)
     with pytest.raises(BundleError, match="not a tree"):
         Runtime(bad)
+
+
+@pytest.mark.parametrize("what, change, match", [
+    # coder / SVM parameters out of range (were refused mid-stream by sparse.py without the bundle's name)
+    ("model", {"alpha": -1.0}, r"model entry 'alpha' must be a finite number >= 0, got -1.0"),
+    ("model", {"tol": -1e-4}, r"'tol' must be a finite number >= 0"),
+    ("model", {"max_iter": 0}, r"'max_iter' must be an integer >= 1 and <= 10000, got 0"),
+    ("model", {"max_iter": 10 ** 9}, r"'max_iter' must be an integer"),  # slow input: minutes per window
+    ("model", {"max_iter": 2.5}, r"'max_iter' must be an integer"),
+    ("model", {"degree": 400}, r"'degree' must be an integer"),
+    ("model", {"temperature": 0.0}, r"'temperature' must be a finite number > 0"),
+    ("model", {"gamma": "x"}, r"'gamma' must be a finite number"),
+    ("model", {"use_extra": "yes"}, r"'use_extra' must be true or false"),
+    ("model", {"input": 3}, r"'input' must be a string"),
+    ("model", {"normal_label": 1}, r"'normal_label' must be a string or null"),
+    # arrays that do not fit each other (were ValueError / IndexError in score())
+    ("arrays", {"feature_mean": lambda a: a[:-1]}, r"array 'feature_mean' has shape \(\d+,\), expected \(\d+,\)"),
+    ("arrays", {"feature_scale": lambda a: 0 * a}, r"array 'feature_scale' must hold values > 0, got 0"),
+    ("arrays", {"support_vectors": lambda a: a[:, :-1]}, r"array 'support_vectors' has shape"),
+    ("arrays", {"support_vectors": lambda a: np.where(a == a.max(), np.nan, a)}, r"'support_vectors' has non-finite"),
+    ("arrays", {"dual_coef": lambda a: a[:, :-1]}, r"array 'dual_coef' has shape"),
+    ("arrays", {"intercept": lambda a: a[:-1]}, r"array 'intercept' has shape \(2,\), expected \(3,\)"),
+    ("arrays", {"n_support": lambda a: a + 1}, r"array 'support_vectors' has shape"),
+    ("arrays", {"n_support": lambda a: a.astype(np.float64)}, r"array 'n_support' must hold integers"),
+    ("arrays", {"n_support": lambda a: np.array([-1, *a[1:-1], a[-1] + 1 + a[0]], a.dtype)},
+     r"array 'n_support' must hold values >= 0"),
+    ("arrays", {"input_mean": lambda a: np.zeros(7)}, r"input_mean / input_scale must both be present"),
+    # class indices: a huge atom_class value made score() loop over that many classes (slow input)
+    ("arrays", {"atom_class": lambda a: np.where(np.arange(a.size) == 0, 10 ** 9, a).astype(np.int64)},
+     r"array 'atom_class' must hold values >= 0 and <= 2, got 1e\+09"),
+    ("arrays", {"atom_class": lambda a: a.astype(np.float32)}, r"array 'atom_class' must hold integers"),
+    ("arrays", {"atom_class": lambda a: a[:-1]}, r"array 'atom_class' has shape"),
+    ("arrays", {"dictionary": lambda a: np.where(a == a.max(), np.inf, a)}, r"array 'dictionary' has non-finite"),
+    ("arrays", {"tree_weight": lambda a: -a}, r"array 'tree_weight' must hold values >= 0"),
+])
+def test_inconsistent_bundle_is_refused_at_load_naming_the_entry(  # type: ignore[no-untyped-def]
+        synth_bundle, tmp_path: Path, what: str, change: dict, match: str) -> None:  # type: ignore[type-arg]
+    """A bundle whose model entries or arrays do not fit each other (a buggy packing tool, or a
+    tampered and re-sealed bundle) is refused when the Runtime is built: BundleError naming the
+    bundle, the entry and what was expected; never an exception from numpy while scoring."""
+    _, bundle, _, _ = synth_bundle
+    model, arrays = dict(bundle.model), dict(bundle.arrays)
+    if what == "model":
+        model.update(change)
+    else:
+        for k, f in change.items():
+            arrays[k] = f(arrays.get(k, arrays["feature_mean"]))
+    path = tmp_path / "bad.efb"
+    bad = pack_bundle(path, spec=bundle.spec, model=model, arrays=arrays, labels=bundle.labels,
+                      thresholds=bundle.thresholds)
+    t0 = time.perf_counter()
+    with pytest.raises(BundleError, match=f"^bundle {re.escape(str(path))}: .*{match}"):
+        Runtime(bad)
+    assert time.perf_counter() - t0 < 5.0
+    with pytest.raises(BundleError, match=f"^bundle {bad.bundle_id}: "):  # from bytes: named by its id
+        Runtime(load_bundle(path.read_bytes()))
 
 
 def test_train_sfdsc_bad_input() -> None:

@@ -4,6 +4,7 @@ Skipped with a reason when torch / onnx / onnxscript are not installed (the `[tr
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -241,6 +242,36 @@ def test_broken_onnx_and_missing_members_are_bundle_errors(trained, tmp_path: Pa
         Runtime(_repack(bundle, tmp_path, arrays={"band_edges": np.array([0, 5, 3, 32])}))
     with pytest.raises(BundleError, match="kl_weight"):
         Runtime(_repack(bundle, tmp_path, model={**bundle.model, "kl_weight": "x"}))
+
+
+def test_model_entries_and_arrays_that_do_not_fit_the_graph_are_bundle_errors(  # type: ignore[no-untyped-def]
+        trained, tmp_path: Path) -> None:
+    """Entries and arrays checked against each other and against what the ONNX graph gives (one
+    probe run at load): refused when the Runtime is built, naming the bundle and the entry, not
+    a TypeError / ValueError from numpy while scoring."""
+    _, bundle, _, _ = trained
+    lm, ls = bundle.arrays["latent_mean"], bundle.arrays["latent_std"]
+    n_lat = int(bundle.model["latent"])
+    cases = [
+        ({"model": {**bundle.model, "latent": [1, 2]}}, r"vae model entry 'latent' must be an integer >= 1"),
+        ({"model": {**bundle.model, "latent": "<f4"}}, r"'latent' must be an integer"),
+        ({"model": {**bundle.model, "input": 3}}, r"vae model entry 'input' must be a string"),
+        ({"model": {**bundle.model, "onnx": ["vae"]}}, r"vae model entry 'onnx' must be a string"),
+        ({"arrays": {**bundle.arrays, "band_edges": bundle.arrays["band_edges"].astype(np.float64)}},
+         r"vae array 'band_edges' must hold integers"),
+        ({"arrays": {**bundle.arrays, "band_edges": bundle.arrays["band_edges"][None, :]}},
+         r"vae array 'band_edges' has shape \(1, \d+\), expected \(n,\)"),
+        ({"arrays": {**bundle.arrays, "latent_std": np.where(ls == ls.max(), np.nan, ls)}},
+         r"latent_mean / latent_std"),
+        # consistent with each other but not with the graph's latent width (was a broadcast error in score())
+        ({"model": {**bundle.model, "latent": n_lat + 1},
+          "arrays": {**bundle.arrays, "latent_mean": np.append(lm, 0.0), "latent_std": np.append(ls, 1.0)}},
+         rf"latent_mean / latent_std have {n_lat + 1} values, the ONNX model has {n_lat} latent dimensions"),
+    ]
+    for over, match in cases:
+        path = tmp_path / "bad.efb"
+        with pytest.raises(BundleError, match=f"^bundle {re.escape(str(path))}: .*{match}"):
+            Runtime(_repack(bundle, tmp_path, **over))
 
 
 def test_missing_onnxruntime_names_the_install(trained, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

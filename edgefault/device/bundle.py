@@ -127,6 +127,9 @@ def _check_fields(where: str, manifest: dict[str, Any]) -> None:
     if "input_scaling" in manifest and manifest["input_scaling"] not in ("full_scale", "float"):
         raise _fail(where, f"manifest 'input_scaling' (the rule the training samples went through, see "
                            f"edgefault.samples) must be 'full_scale' or 'float', got {_short(manifest['input_scaling'])}")
+    lat = (th.get("drift") or {}).get("latent")
+    if lat is not None and not isinstance(lat, dict):  # the runtime reads latent.source before the monitor checks
+        raise _fail(where, f"thresholds.drift.latent must be an object or null, got {_short(lat)}")
     model = manifest["model"]
     if not isinstance(model, dict) or not isinstance(model.get("kind"), str):
         raise _fail(where, "manifest 'model' must be an object with a string 'kind'")

@@ -46,6 +46,7 @@ off (events carry ``drift = None``).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -394,38 +395,80 @@ def monitor_from_settings(settings: dict[str, Any] | None, *, threshold: float, 
         return None
     if not isinstance(settings, dict):
         raise BundleError(f"{where}: drift settings must be an object, got {type(settings).__name__}")
+
+    def section(key: str) -> dict[str, Any]:
+        v = settings.get(key)
+        if v is None or v == {}:
+            return {}
+        if not isinstance(v, dict):
+            raise BundleError(f"{where}: drift settings are malformed: {key!r} must be an object or null, got "
+                              f"{_short(v)}")
+        return v
+
+    def num(d: dict[str, Any], key: str, path: str, integer: bool = False, default: Any = None) -> Any:
+        if key not in d and default is not None:
+            return default
+        v: Any = d.get(key)
+        ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+        if ok and not isinstance(v, bool) and not integer:
+            try:
+                ok = math.isfinite(float(v))
+            except OverflowError:  # an integer beyond float range
+                ok = False
+        if not ok or isinstance(v, bool):
+            want = "an integer" if integer else "a finite number"
+            raise BundleError(f"{where}: drift settings are malformed: {path}{key} must be {want}, got {_short(v)}")
+        return int(v) if integer else float(v)
+
+    version = settings.get("version", 0)
+    if version != DRIFT_VERSION or isinstance(version, bool):
+        raise BundleError(f"{where}: drift settings version {_short(version)} is not supported "
+                          f"(expected {DRIFT_VERSION})")
+    use_drift = drift is not False
+    ad = section("adaptive")
+    enabled = ad.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise BundleError(f"{where}: drift settings are malformed: adaptive.enabled must be true or false, got "
+                          f"{_short(enabled)}")
+    use_adaptive = enabled if adaptive_threshold is None else bool(adaptive_threshold)
+    if not use_drift and not use_adaptive:
+        return None
+    ra = retrain_after if retrain_after is not None else num(settings, "retrain_after", "", integer=True)
+    kw: dict[str, Any] = dict(log_center=num(settings, "log_center", ""), log_scale=num(settings, "log_scale", ""),
+                              clip=num(settings, "clip", ""), floor=num(settings, "floor", ""),
+                              retrain_after=int(ra), clear_ratio=num(settings, "clear_ratio", ""))
+    sc = section("score")
+    if use_drift and sc:
+        kw.update(score_k=num(sc, "k", "score."), score_h=num(sc, "h", "score."))
+    lat = section("latent")
+    if use_drift and lat:
+        try:
+            mean = np.atleast_1d(np.asarray(lat.get("mean"), dtype=np.float32))
+            proj = np.asarray(lat.get("projection"), dtype=np.float32)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise BundleError(f"{where}: drift settings latent.mean / latent.projection must be numeric arrays "
+                              f"({type(e).__name__}: {e})") from None
+        if mean.ndim != 1 or proj.ndim != 2 or proj.shape[1] != mean.shape[0] or proj.shape[0] < 1 \
+                or not (np.all(np.isfinite(mean)) and np.all(np.isfinite(proj))):
+            raise BundleError(f"{where}: drift settings latent.mean must be (n,) and latent.projection (q, n), "
+                              f"finite float32, got {mean.shape} and {proj.shape}")
+        if latent_dim is not None and mean.shape != (latent_dim,):
+            raise BundleError(f"{where}: latent drift monitor has {mean.shape[0]} inputs, the model gives "
+                              f"{latent_dim} ({_short(lat.get('source'))})")
+        kw.update(latent_mean=mean, latent_projection=proj, latent_lambda=num(lat, "lambda", "latent."),
+                  latent_limit=num(lat, "limit", "latent."))
+    if use_adaptive:
+        kw.update(threshold=float(threshold), clear_threshold=float(clear_threshold),
+                  adaptive_alpha=num(ad, "alpha", "adaptive."), adaptive_lo=num(ad, "lo", "adaptive."),
+                  adaptive_hi=num(ad, "hi", "adaptive."),
+                  adaptive_center=num(ad, "center", "adaptive.", default=kw["log_center"]))
     try:
-        if int(settings.get("version", 0)) != DRIFT_VERSION:
-            raise BundleError(f"{where}: drift settings version {settings.get('version')!r} is not supported "
-                              f"(expected {DRIFT_VERSION})")
-        use_drift = drift is not False
-        ad = settings.get("adaptive") or {}
-        use_adaptive = bool(ad.get("enabled", False)) if adaptive_threshold is None else bool(adaptive_threshold)
-        if not use_drift and not use_adaptive:
-            return None
-        kw: dict[str, Any] = dict(log_center=float(settings["log_center"]), log_scale=float(settings["log_scale"]),
-                                  clip=float(settings["clip"]), floor=float(settings["floor"]),
-                                  retrain_after=int(retrain_after if retrain_after is not None
-                                                    else settings["retrain_after"]),
-                                  clear_ratio=float(settings["clear_ratio"]))
-        if use_drift and settings.get("score"):
-            kw.update(score_k=float(settings["score"]["k"]), score_h=float(settings["score"]["h"]))
-        lat = settings.get("latent")
-        if use_drift and lat:
-            mean = np.atleast_1d(np.asarray(lat["mean"], dtype=np.float32))
-            proj = np.asarray(lat["projection"], dtype=np.float32)
-            if latent_dim is not None and mean.shape != (latent_dim,):
-                raise BundleError(f"{where}: latent drift monitor has {mean.shape[0]} inputs, the model gives "
-                                  f"{latent_dim} ({lat.get('source')})")
-            kw.update(latent_mean=mean, latent_projection=proj, latent_lambda=float(lat["lambda"]),
-                      latent_limit=float(lat["limit"]))
-        if use_adaptive:
-            kw.update(threshold=float(threshold), clear_threshold=float(clear_threshold),
-                      adaptive_alpha=float(ad["alpha"]), adaptive_lo=float(ad["lo"]), adaptive_hi=float(ad["hi"]),
-                      adaptive_center=float(ad.get("center", settings["log_center"])))
         return _core.DriftMonitor(**kw)
-    except (BundleError, InputError):
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-        raise BundleError(f"{where}: drift settings are malformed or invalid: {type(e).__name__}: {e}") from None
+    except (TypeError, ValueError, OverflowError) as e:  # the core's own range checks; pybind11's TypeError
+        raise BundleError(f"{where}: drift settings are invalid: {type(e).__name__}: {e}") from None
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -147,6 +148,34 @@ class FeatureSpec:
         """The sensor-health settings the pipeline runs, every default filled in."""
         return self.pipeline().health
 
+    def fit_health(self, signals: Sequence[np.ndarray]) -> tuple["FeatureSpec", list[str]]:
+        """This spec without the sensor-health checks that fire on the given healthy training
+        signals, and the names of those checks.
+
+        The training data defines a healthy sensor: a channel that is constant there (C-MAPSS's
+        constant sensors) would read FLAT on every window, so no window would ever be scored. The
+        checks are per spec, so such a check is left out for every channel (the bundle's spec
+        then lists the checks that run)."""
+        fired = 0
+        for sig in signals:
+            x = np.ascontiguousarray(sig, dtype=np.float32)
+            if x.ndim == 1:
+                x = x[:, None]
+            if x.ndim != 2 or x.shape[1] != self.n_channels or x.shape[0] < self.window:
+                continue  # the trainer refuses it with its own message
+            _, _, finite, _, health = self.pipeline().push(x, 1.0, False, False, health=True)
+            if health.shape[0]:
+                fired |= int(np.bitwise_or.reduce(health[finite].ravel(), initial=0))
+        if not fired:
+            return self, []
+        settings = self.health_settings
+        bits = {"flat": _core.FLAG_HEALTH_FLAT, "clip": _core.FLAG_HEALTH_CLIP,
+                "dropout": _core.FLAG_HEALTH_DROPOUT, "dc_jump": _core.FLAG_HEALTH_DC_JUMP}
+        off = [c for c in settings["checks"] if fired & bits[c]]
+        health = dict(self.health or {})
+        health["checks"] = [c for c in settings["checks"] if c not in off]
+        return replace(self, health=health), off
+
     def pipeline(self) -> _core.Pipeline:
         """The core pipeline: framing, features and the sensor-health checks of this spec."""
         return _core.Pipeline(self.n_channels, self.hop, self.extractor(), self.health)
@@ -166,3 +195,15 @@ class FeatureSpec:
             x = x.astype(np.float32)
         feats, ends, finite, _ = self.pipeline().push(x)
         return feats, ends.astype(np.int64), finite
+
+
+def health_for_training(spec: FeatureSpec, signals: Sequence[np.ndarray], what: str) -> FeatureSpec:
+    """The spec without the sensor-health checks that fire on the healthy training data (logged)."""
+    fitted, off = spec.fit_health(signals)
+    if off:
+        logging.getLogger("edgefault.train").warning(
+            "%s: the sensor-health check%s %s fire%s on the training data (e.g. a constant channel), so the "
+            "bundle runs without %s: windows are still scored, but such sensor faults are not caught",
+            what, "s" if len(off) > 1 else "", ", ".join(off), "" if len(off) > 1 else "s",
+            "them" if len(off) > 1 else "it")
+    return fitted

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -69,13 +70,14 @@ def read_state(path: str | Path) -> dict[str, Any]:
         try:
             tail = z["tail"]
             raw = z["meta"]
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error,
+                SyntaxError, MemoryError) as e:  # NotImplementedError: a compression method zipfile lacks
             raise bad(f"a member cannot be read ({type(e).__name__}: {e})") from None
     if tail.dtype.kind not in "fiu":
         raise bad(f"member 'tail' holds {tail.dtype} data, expected numbers")
     try:
         meta = json.loads(raw.tobytes().decode())
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise bad(f"member 'meta' is not UTF-8 JSON ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict):
         raise bad(f"member 'meta' is a JSON {type(meta).__name__}, expected an object")

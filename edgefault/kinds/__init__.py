@@ -62,6 +62,6 @@ def device_model(bundle) -> DeviceModel:  # type: ignore[no-untyped-def]
     """The device model of a verified bundle, by its ``model.kind``."""
     kind = _load(bundle.kind)
     if kind is None:
-        raise BundleError(f"bundle {bundle.path}: model kind {bundle.kind!r} is not supported by this "
-                          f"edgefault (knows {names()}); upgrade edgefault")
+        raise BundleError(f"bundle {bundle.path or bundle.bundle_id}: model kind {bundle.kind!r} is not supported "
+                          f"by this edgefault (knows {names()}); upgrade edgefault")
     return kind.device_model(bundle)

@@ -15,7 +15,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from edgefault.device.bundle import Bundle
-from edgefault.errors import MissingDependencyError
+from edgefault.errors import BundleError, MissingDependencyError
 
 TASKS = ("anomaly", "classify")
 
@@ -127,6 +127,84 @@ class ModelKind:
 
     def __repr__(self) -> str:
         return f"<model kind {self.name!r} ({self.task})>"
+
+
+def bundle_where(bundle: Bundle) -> str:
+    """How errors name a bundle: ``bundle <path>`` (or its id when it was loaded from bytes)."""
+    return f"bundle {bundle.path or bundle.bundle_id}"
+
+
+def _dims(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join("n" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def checked_array(bundle: Bundle, name: str, shape: Sequence[int | None], *, integer: bool = False,
+                  lo: float | None = None, hi: float | None = None, positive: bool = False,
+                  kind: str = "") -> np.ndarray:
+    """Array ``name`` of a verified bundle, checked before a device model uses it: ``shape`` (None
+    = any length), a numeric dtype (an integer dtype when ``integer``), every value finite, within
+    [lo, hi] and > 0 when ``positive``. Returns it as int64 (``integer``) or float64. Raises
+    BundleError naming the bundle, the array and what was expected (``kind``: the model kind, for
+    the message)."""
+    a = bundle.array(name)
+    what = f"{bundle_where(bundle)}: {kind + ' ' if kind else ''}array {name!r}"
+    if a.ndim != len(shape) or any(w is not None and n != w for n, w in zip(a.shape, shape)):
+        raise BundleError(f"{what} has shape {tuple(a.shape)}, expected {_dims(shape)}")
+    if integer and a.dtype.kind not in "iu":
+        raise BundleError(f"{what} must hold integers, got dtype {a.dtype}")
+    if not integer and a.dtype.kind not in "iuf":
+        raise BundleError(f"{what} must hold numbers, got dtype {a.dtype}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = a.astype(np.int64 if integer else np.float64)
+        if not integer and not np.all(np.isfinite(v)):
+            raise BundleError(f"{what} has non-finite values (NaN or infinity)")
+        bad = None
+        if integer and a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
+            bad = "an entry beyond int64"
+        elif lo is not None and v.size and v.min() < lo:
+            bad = f"{v.min():g}"
+        elif hi is not None and v.size and v.max() > hi:
+            bad = f"{v.max():g}"
+        elif positive and v.size and v.min() <= 0:
+            bad = f"{v.min():g}"
+    if bad is not None:
+        want = " and ".join(x for x in (f">= {lo:g}" if lo is not None else "", f"<= {hi:g}" if hi is not None else "",
+                                        "> 0" if positive else "") if x)
+        raise BundleError(f"{what} must hold values {want}, got {bad}")
+    return v
+
+
+def model_number(bundle: Bundle, key: str, *, integer: bool = False, lo: float | None = None,
+                 hi: float | None = None, above: float | None = None, default: Any = None,
+                 kind: str = "") -> Any:
+    """Number ``model[key]`` of a bundle (``default`` when absent and a default is given): a finite
+    int (``integer``) or float (ints allowed), >= lo, <= hi, > above; BundleError naming the bundle,
+    the entry and the range otherwise."""
+    m = bundle.model
+    if key not in m and default is not None:
+        return default
+    v: Any = m.get(key)
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    ok = ok and not isinstance(v, bool)
+    if ok and not integer:
+        try:
+            f = float(v)
+        except OverflowError:  # an integer beyond float range
+            ok = False
+        else:
+            ok = np.isfinite(f)
+            v = f
+    if ok:
+        ok = (lo is None or v >= lo) and (hi is None or v <= hi) and (above is None or v > above)
+    if not ok:
+        parts = (f">= {lo:g}" if lo is not None else "", f"> {above:g}" if above is not None else "",
+                 f"<= {hi:g}" if hi is not None else "")
+        rng = " and ".join(x for x in parts if x)
+        r = repr(v)
+        raise BundleError(f"{bundle_where(bundle)}: {kind + ' ' if kind else ''}model entry {key!r} must be "
+                          f"{'an integer' if integer else 'a finite number'}{' ' + rng if rng else ''}, "
+                          f"got {r if len(r) <= 60 else r[:57] + '...'}")
+    return v
 
 
 def drift_summary(d: dict[str, Any] | None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from edgefault import _core
 from edgefault.device.bundle import Bundle
 from edgefault.errors import BundleError
 from edgefault.kinds import register
-from edgefault.kinds.base import ModelKind, ScoreBatch, TrainData, Trained, drift_summary
+from edgefault.kinds.base import ModelKind, ScoreBatch, TrainData, Trained, bundle_where, drift_summary
 
 
 class GaussianDeviceModel:
@@ -28,13 +28,13 @@ class GaussianDeviceModel:
         d = bundle.spec.feature_dim
         mean, scale, prec = bundle.array("mean"), bundle.array("scale"), bundle.array("precision")
         if mean.shape != (d,) or scale.shape != (d,) or prec.shape != (d, d):
-            raise BundleError(f"bundle {bundle.path}: gaussian arrays have shapes mean {mean.shape}, "
+            raise BundleError(f"{bundle_where(bundle)}: gaussian arrays have shapes mean {mean.shape}, "
                               f"scale {scale.shape}, precision {prec.shape}; the feature spec gives "
                               f"{d} features")
         try:
             self.core_scorer = _core.GaussianScorer(mean, scale, prec)
         except ValueError as e:
-            raise BundleError(f"bundle {bundle.path}: {e}") from None
+            raise BundleError(f"{bundle_where(bundle)}: {e}") from None
         self.contrib_names = bundle.spec.feature_names
 
     def score(self, features: np.ndarray, raw: np.ndarray | None) -> ScoreBatch:

@@ -12,7 +12,7 @@ import numpy as np
 from edgefault.device.bundle import Bundle
 from edgefault.errors import BundleError
 from edgefault.kinds import register
-from edgefault.kinds.base import ModelKind, ScoreBatch, TrainData, Trained
+from edgefault.kinds.base import ModelKind, ScoreBatch, TrainData, Trained, bundle_where, checked_array, model_number
 
 
 # -- SFDSC: structured Fisher dictionary + tree-structured sparse coding + quadratic SVM ------------
@@ -134,22 +134,34 @@ class SFDSCDeviceModel:
 
     needs_features = True
 
+    MAX_ITER = 10_000  # FISTA iterations per window a bundle may ask for (training uses 60)
+    MAX_DEGREE = 16     # polynomial kernel degree (training uses 2)
+
     def __init__(self, bundle: Bundle) -> None:
         m = bundle.model
-        where = f"bundle {bundle.path or bundle.bundle_id}"
-        try:
-            self.needs_raw = m["input"] == "raw"
-            self.alpha, self.max_iter, self.tol = float(m["alpha"]), int(m["max_iter"]), float(m["tol"])
-            self.gamma, self.coef0, self.degree = float(m["gamma"]), float(m["coef0"]), int(m["degree"])
-            self.temperature = float(m["temperature"])
-            self.use_extra = bool(m.get("use_extra", True))
-            self.row_norm = bool(m.get("row_norm", True))
-            normal = m.get("normal_label")
-        except (KeyError, TypeError, ValueError) as e:
-            raise BundleError(f"{where}: sfdsc model entry is incomplete or malformed ({e!r})") from None
-        a = {k: bundle.array(k) for k in ("dictionary", "atom_class", "tree_parent", "tree_atom_node",
-                                           "tree_weight", "feature_mean", "feature_scale", "support_vectors",
-                                           "dual_coef", "intercept", "n_support")}
+        where = bundle_where(bundle)
+        num = lambda key, **kw: model_number(bundle, key, kind="sfdsc", **kw)  # noqa: E731
+        self.alpha, self.tol = num("alpha", lo=0.0), num("tol", lo=0.0)
+        self.max_iter = num("max_iter", integer=True, lo=1, hi=self.MAX_ITER)
+        self.gamma, self.coef0 = num("gamma"), num("coef0")
+        self.degree = num("degree", integer=True, lo=1, hi=self.MAX_DEGREE)
+        self.temperature = num("temperature", above=0.0)
+        if not isinstance(m.get("input"), str):
+            raise BundleError(f"{where}: sfdsc model entry 'input' must be a string ('raw' or 'features'), "
+                              f"got {m.get('input')!r:.60}")
+        for key in ("use_extra", "row_norm"):
+            if key in m and not isinstance(m[key], bool):
+                raise BundleError(f"{where}: sfdsc model entry {key!r} must be true or false, got {m[key]!r:.60}")
+        if m.get("normal_label") is not None and not isinstance(m["normal_label"], str):
+            raise BundleError(f"{where}: sfdsc model entry 'normal_label' must be a string or null, got "
+                              f"{m['normal_label']!r:.60}")
+        self.needs_raw = m["input"] == "raw"
+        self.use_extra = bool(m.get("use_extra", True))
+        self.row_norm = bool(m.get("row_norm", True))
+        normal = m.get("normal_label")
+        for k in ("dictionary", "atom_class", "tree_parent", "tree_atom_node", "tree_weight", "feature_mean",
+                  "feature_scale", "support_vectors", "dual_coef", "intercept", "n_support"):
+            bundle.array(k)  # BundleError naming the missing array
         self.labels = bundle.labels or []
         c = len(self.labels)
         spec = bundle.spec
@@ -158,16 +170,26 @@ class SFDSCDeviceModel:
         if spec.per_channel_names[:2] != ("mean", "std") or (not self.needs_raw and per < 3):
             raise BundleError(f"{where}: sfdsc needs features [mean, std, representation...] per channel, "
                               f"got {list(spec.per_channel_names[:4])}")
+        if c < 2:
+            raise BundleError(f"{where}: an sfdsc classifier needs at least 2 labels, the manifest has {c}")
         self.per = per
         d = self.n_ch * (spec.window if self.needs_raw else per - 2)
-        D = a["dictionary"].astype(np.float64)
-        if D.ndim != 2 or D.shape[1] != d or a["atom_class"].shape != (D.shape[0],) or c < 2 \
-                or a["n_support"].shape != (c,) or a["dual_coef"].shape[0] != c - 1:
-            raise BundleError(f"{where}: sfdsc arrays do not fit: dictionary {D.shape} for signal length {d}, "
-                              f"{c} labels, n_support {a['n_support'].shape}, dual_coef {a['dual_coef'].shape}")
+        Draw = bundle.arrays["dictionary"]
+        if Draw.ndim != 2 or Draw.shape[1] != d or Draw.shape[0] < 1:
+            raise BundleError(f"{where}: sfdsc arrays do not fit: dictionary {tuple(Draw.shape)} for signal length "
+                              f"{d}, expected (n_atoms, {d})")
+        n_atoms = Draw.shape[0]
+        arr = lambda name, shape, **kw: checked_array(bundle, name, shape, kind="sfdsc", **kw)  # noqa: E731
+        D = arr("dictionary", (n_atoms, d))
+        # classes index the labels: the SVM sees 2 features per class (residual, activation)
+        self.atom_class = arr("atom_class", (n_atoms,), integer=True, lo=0, hi=c - 1)
+        n_cls = int(self.atom_class.max()) + 1
+        tree = (bundle.arrays["tree_parent"], bundle.arrays["tree_atom_node"], bundle.arrays["tree_weight"])
+        arr("tree_atom_node", (n_atoms,), integer=True)
+        arr("tree_parent", (None,), integer=True)
+        arr("tree_weight", (tree[0].shape[0],), lo=0.0)
         self.D = D
-        self.atom_class = a["atom_class"].astype(np.int64)
-        self.tree = (a["tree_parent"], a["tree_atom_node"], a["tree_weight"])
+        self.tree = tree
         from edgefault.device.sparse import IndexTree, TreeLassoCoder
 
         try:
@@ -176,15 +198,22 @@ class SFDSCDeviceModel:
             self.coder = TreeLassoCoder(np.ascontiguousarray(D.T), self.tree)
         except Exception as e:
             raise BundleError(f"{where}: {e}") from None
-        self.fmean, self.fscale = a["feature_mean"].astype(np.float64), a["feature_scale"].astype(np.float64)
+        n_f = 2 * n_cls + (2 * self.n_ch if self.use_extra else 0)
+        self.fmean = arr("feature_mean", (n_f,))
+        self.fscale = arr("feature_scale", (n_f,), positive=True)
         self.imean = bundle.arrays.get("input_mean")
         self.iscale = bundle.arrays.get("input_scale")
-        if (self.imean is None) != (self.iscale is None) or (self.imean is not None and (
-                self.imean.shape != (d,) or self.iscale.shape != (d,) or not np.all(self.iscale > 0))):
+        if (self.imean is None) != (self.iscale is None):
             raise BundleError(f"{where}: input_mean / input_scale must both be present with shape ({d},) and a "
                               f"positive scale")
-        self.sv, self.dual = a["support_vectors"].astype(np.float64), a["dual_coef"].astype(np.float64)
-        self.intercept, self.n_support = a["intercept"].astype(np.float64), a["n_support"].astype(np.int64)
+        if self.imean is not None:
+            self.imean = arr("input_mean", (d,))
+            self.iscale = arr("input_scale", (d,), positive=True)
+        self.n_support = arr("n_support", (c,), integer=True, lo=0)
+        n_sv = int(self.n_support.sum())
+        self.sv = arr("support_vectors", (n_sv, n_f))
+        self.dual = arr("dual_coef", (c - 1, n_sv))
+        self.intercept = arr("intercept", (c * (c - 1) // 2,))
         self.normal_index = self.labels.index(normal) if normal in self.labels else None
         self.contrib_names: list[str] = []
 

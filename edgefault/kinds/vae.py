@@ -13,7 +13,8 @@ import numpy as np
 from edgefault.device.bundle import Bundle
 from edgefault.errors import BundleError, MissingDependencyError
 from edgefault.kinds import register
-from edgefault.kinds.base import ModelKind, ScoreBatch, TrainData, Trained, drift_summary, onnx_session
+from edgefault.kinds.base import (ModelKind, ScoreBatch, TrainData, Trained, bundle_where, checked_array, drift_summary,
+                                  model_number, onnx_session)
 
 TRAINING_KEYS = ("arch", "input", "epochs_run", "best_epoch", "stopped", "train_seconds", "n_fit_windows",
                  "n_val_windows", "n_parameters")
@@ -45,13 +46,17 @@ class VAEDeviceModel:
         try:
             import onnxruntime  # noqa: F401  (fail early, with a clear message)
         except ImportError:
-            raise MissingDependencyError(f"bundle {bundle.path or bundle.bundle_id}: kind 'vae' runs in "
-                                         "onnxruntime, which is not installed: `pip install edgefault[vae]` "
-                                         "(onnxruntime has no wheels for armv7l)") from None
-        where = f"bundle {bundle.path or bundle.bundle_id}"
+            raise MissingDependencyError(f"{bundle_where(bundle)}: kind 'vae' runs in onnxruntime, which is not "
+                                         "installed: `pip install edgefault[vae]` (onnxruntime has no wheels for "
+                                         "armv7l)") from None
+        where = bundle_where(bundle)
+        self._where = where
         spec = bundle.spec
         m = bundle.model
         kinds = [b.get("kind") for b in spec.blocks]
+        for key in ("input", "onnx"):
+            if key in m and not isinstance(m[key], str):
+                raise BundleError(f"{where}: vae model entry {key!r} must be a string, got {m[key]!r:.60}")
         self.input = str(m.get("input", "spectrum"))
         waveform = self.input == "waveform"
         if waveform:
@@ -96,7 +101,8 @@ class VAEDeviceModel:
         if not {"err", "mu", "logvar"} <= outs:
             raise BundleError(f"{where}: the ONNX model's outputs {sorted(outs)} lack err / mu / logvar")
         ename = "segment_edges" if waveform else "band_edges"
-        edges = np.asarray(bundle.array(ename)).astype(np.intp).ravel()  # reduceat indices: intp (32-bit ARM)
+        edges = checked_array(bundle, ename, (None,), integer=True, kind="vae")
+        edges = edges.astype(np.intp)  # reduceat indices: intp (32-bit ARM)
         if edges.size < 2 or edges[0] != 0 or edges[-1] != n_in or np.any(np.diff(edges) <= 0):
             raise BundleError(f"{where}: {ename} must increase strictly from 0 to {n_in}, got {edges.tolist()[:8]}...")
         self._edges = edges
@@ -126,11 +132,15 @@ class VAEDeviceModel:
         self._latent_ref: tuple[np.ndarray, np.ndarray] | None = None
         lm, ls = bundle.arrays.get("latent_mean"), bundle.arrays.get("latent_std")
         if lm is not None or ls is not None:
+            for a, nm in ((lm, "latent_mean"), (ls, "latent_std")):
+                if a is not None and a.dtype.kind not in "iuf":
+                    raise BundleError(f"{where}: vae array {nm!r} must hold numbers, got dtype {a.dtype}")
             lm = np.asarray(lm, dtype=np.float64).ravel() if lm is not None else None
             ls = np.asarray(ls, dtype=np.float64).ravel() if ls is not None else None
-            n_lat = int(m.get("latent", lm.size if lm is not None else 0))
+            n_lat = model_number(bundle, "latent", integer=True, lo=1, default=lm.size if lm is not None else 0,
+                                 kind="vae")
             if lm is None or ls is None or lm.size != n_lat or ls.size != n_lat or not np.all(ls > 0) \
-                    or not np.all(np.isfinite(lm)):
+                    or not np.all(np.isfinite(lm)) or not np.all(np.isfinite(ls)):
                 raise BundleError(f"{where}: latent_mean / latent_std must both be present with {n_lat} finite "
                                   f"values and a positive std")
             self._latent_ref = (lm, ls)
@@ -155,12 +165,46 @@ class VAEDeviceModel:
             self.contrib_names = self.contrib_names + [f"{c}.forecast" for c in spec.channels]
         self.n_terms = len(self.contrib_names)
         self.contrib_names = self.contrib_names + extra
+        self._probe(n_ch, n_in)
+
+    def _probe(self, n_ch: int, n_in: int) -> None:
+        """Run the graph once on zeros at load time: its outputs must have the shapes score() reads
+        (err (batch, channels, inputs), mu and logvar (batch, latent), ferr (batch, channels, h)), so a
+        graph that disagrees with the bundle's arrays and entries is refused here, not mid-stream."""
+        where = self._where
+        n = 1 if self._fixed_batch else 2
+        outs = self._run(np.zeros((n, n_ch, n_in), dtype=np.float32))
+        got = {k: np.asarray(v).shape for k, v in zip(self._outputs, outs)}
+        lat = got["mu"][1] if len(got["mu"]) == 2 else None
+        want = {"err": (n, n_ch, n_in), "mu": (n, lat), "logvar": (n, lat)}
+        if "ferr" in got:
+            h = got["ferr"][2] if len(got["ferr"]) == 3 else None
+            want["ferr"] = (n, n_ch, h)
+        bad = [k for k in want if got[k] != want[k] or (k == "ferr" and not want[k][2])]
+        if lat is None or lat < 1 or bad:
+            raise BundleError(f"{where}: the ONNX model's outputs have shapes {got} for a batch of {n}, expected "
+                              f"err {want['err']}, mu and logvar (batch, latent)"
+                              f"{', ferr (batch, channels, horizon)' if 'ferr' in got else ''}")
+        for k, v in zip(self._outputs, outs):
+            if np.asarray(v).dtype.kind != "f":
+                raise BundleError(f"{where}: the ONNX output {k!r} has dtype {np.asarray(v).dtype}, expected float")
+        if self.latent_dim is not None and self.latent_dim != lat:
+            raise BundleError(f"{where}: the ONNX output 'mu' declares {self.latent_dim} latent dimensions but "
+                              f"gives {lat}")
+        self.latent_dim = lat
+        if self._latent_ref is not None and self._latent_ref[0].size != lat:
+            raise BundleError(f"{where}: latent_mean / latent_std have {self._latent_ref[0].size} values, the ONNX "
+                              f"model has {lat} latent dimensions")
 
     def _run(self, x: np.ndarray) -> list[np.ndarray]:
-        if not self._fixed_batch:
-            return self._sess.run(self._outputs, {self._input: x})  # type: ignore[no-any-return]
-        parts = [self._sess.run(self._outputs, {self._input: x[i:i + 1]}) for i in range(x.shape[0])]
-        return [np.concatenate([p[j] for p in parts]) for j in range(len(self._outputs))]
+        try:
+            if not self._fixed_batch:
+                return self._sess.run(self._outputs, {self._input: x})  # type: ignore[no-any-return]
+            parts = [self._sess.run(self._outputs, {self._input: x[i:i + 1]}) for i in range(x.shape[0])]
+            return [np.concatenate([p[j] for p in parts]) for j in range(len(self._outputs))]
+        except Exception as e:  # onnxruntime's own exception types (a graph that fails when run)
+            raise BundleError(f"{self._where}: the ONNX model fails when run on {x.shape[0]} window(s) "
+                              f"({type(e).__name__}: {str(e)[:300]})") from None
 
     def score(self, features: np.ndarray | None, raw: np.ndarray | None) -> ScoreBatch:
         src = raw if self.needs_raw else features

@@ -17,7 +17,7 @@ import numpy as np
 from edgefault.errors import InputError
 from edgefault.evaluation.protocols import contiguous_blocks
 from edgefault.io.readers import Recording
-from edgefault.device.spec import FeatureSpec
+from edgefault.device.spec import FeatureSpec, health_for_training
 from edgefault.samples import training_scaling
 from edgefault.device.thresholds import Calibration, calibrate
 from edgefault.train.gaussian import GaussianAnomalyModel
@@ -71,6 +71,7 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
         raise InputError("no healthy recordings to train on")
     if calib_blocks is None and not 0.05 <= calib_fraction <= 0.7:
         raise InputError(f"calibration fraction must be in [0.05, 0.7], got {calib_fraction}")
+    spec = health_for_training(spec, [r.data for r in recordings if r.fs == spec.fs], "train gaussian")
     train_parts: list[np.ndarray] = []
     calib_parts: list[np.ndarray] = []
     calib_groups: list[np.ndarray] = []  # recording index of each calibration window (drift: between-session spread)

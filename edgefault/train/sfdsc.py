@@ -34,7 +34,7 @@ from edgefault.errors import InputError
 from edgefault.io.manifest import is_healthy
 from edgefault.kinds.sfdsc import (REPRESENTATIONS, ovr_from_ovo, sfdsc_features, sfdsc_prepare,
                                   sfdsc_signal_matrix, softmax_rows, svm_ovo_decision)
-from edgefault.device.spec import FeatureSpec
+from edgefault.device.spec import FeatureSpec, health_for_training
 from edgefault.train.fisher_dl import FisherDictionaryLearning
 
 
@@ -270,6 +270,7 @@ def train_sfdsc(blocks: Sequence[tuple[np.ndarray, str, str]], spec: FeatureSpec
     """
     if not blocks:
         raise InputError("sfdsc: no training recordings")
+    spec = health_for_training(spec, [np.asarray(d) for d, _, _ in blocks], "train sfdsc")
     use_raw = len(spec.per_channel_names) == 2
     Xs, ys, desc = [], [], []
     h = hashlib.sha256()

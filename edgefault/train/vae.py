@@ -42,7 +42,7 @@ import numpy as np
 from edgefault.errors import InputError, MissingDependencyError
 from edgefault.evaluation.protocols import contiguous_blocks
 from edgefault.io.readers import Recording
-from edgefault.device.spec import FeatureSpec
+from edgefault.device.spec import FeatureSpec, health_for_training
 from edgefault.device.thresholds import Calibration, calibrate
 
 TORCH_HINT = ("the VAE needs PyTorch: `pip install edgefault[train]` and the CPU build of torch, "
@@ -434,6 +434,7 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
                          f"0.05-0.6 / 0.05-0.4 with a sum below 0.8")
     if epochs < 1:
         raise InputError(f"epochs must be >= 1, got {epochs}")
+    spec = health_for_training(spec, [r.data for r in recordings if r.fs == spec.fs], "train vae")
     n_ch, n_bins = input_shape(spec, input)
     hop = int(train_hop or max(1, spec.window // 16))
     parts: dict[str, list[np.ndarray]] = {"fit": [], "val": [], "calib": []}
