@@ -203,3 +203,37 @@ def test_parquet_column_name_not_utf8(tmp_path):
     with pytest.raises(InputError) as ei:
         read_recording(p, fs=100)
     assert str(p) in str(ei.value)
+
+
+def test_npz_entry_announcing_more_than_it_holds_is_refused_before_allocating(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Found by fuzzing under ASan: an .npz entry whose header announces 2**63 - 1 elements made numpy
+    try to allocate 8 EiB (a MemoryError without ASan, an abort under it). The announced size is
+    now checked against the member's size first."""
+    import io
+    import zipfile
+
+    import numpy as np
+    import pytest
+
+    from edgefault.errors import InputError
+    from edgefault.io.readers import read_recording
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|S1", "fortran_order": False,
+                                               "shape": (2 ** 63 - 1,)})
+    p = tmp_path / "big.npz"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("data.npy", _saved_npy(np.zeros((100, 1), np.float32)))
+        z.writestr("channels.npy", buf.getvalue() + b"a")
+    with pytest.raises(InputError, match=r"entry 'channels' of .*big\.npz.* announces"):
+        read_recording(p, fs=1000.0)
+
+
+def _saved_npy(a):  # type: ignore[no-untyped-def]
+    import io
+
+    import numpy as np
+
+    b = io.BytesIO()
+    np.save(b, a)
+    return b.getvalue()

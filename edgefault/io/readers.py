@@ -743,6 +743,12 @@ def _npz_source(npz: np.lib.npyio.NpzFile, path: str) -> _Source:
     shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
 
     def get(key: str) -> np.ndarray:
+        shape, dtype = shapes[key] if key in shapes else header(key)
+        need = math.prod(shape) * dtype.itemsize
+        held = npz.zip.getinfo(key + ".npy").file_size
+        if need > held:  # refuse before numpy allocates what the header announces
+            raise InputError(f"entry {key!r} of {path!r} is corrupt: its header announces {shape} {dtype} "
+                             f"({need} bytes), the member holds {held} bytes")
         try:
             arr = npz[key]
         except ValueError as exc:
