@@ -43,8 +43,17 @@ ASan / UBSan: build the core with ``EDGEFAULT_SANITIZE`` in its own folder and p
     "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \\
     -DCMAKE_MODULE_LINKER_FLAGS=-fsanitize=address,undefined -Dpybind11_DIR=$(python -m pybind11 --cmakedir)
   cmake --build build/asan
-  LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" ASAN_OPTIONS=detect_leaks=0 \\
-    python bench/fuzz.py --core build/asan/_core*.so --targets all --runs 100000
+  python bench/fuzz.py --targets all --seconds 300 --workdir build/fuzz        # 1. coverage-guided
+  LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" \\
+    ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \\
+    python bench/fuzz.py --core build/asan/_core*.so --targets all --runs 100000 --workdir build/fuzz  # 2.
+
+Under the preloaded sanitizer runtime atheris's coverage counters are not the ones libFuzzer reads
+(atheris warns "Coverage symbols are being provided by a library other than libFuzzer"), so a
+sanitizer run is not coverage-guided: run the guided campaign first (1.), then the sanitizer run
+on the same work folder (2.), which starts by executing the whole guided corpus and then mutates
+it with the structure-aware mutators. ``allocator_may_return_null=1`` keeps malloc's production
+behaviour (a refused huge allocation is numpy's MemoryError, not an ASan abort).
 
 Seeds (trained bundles, sample files) are made once per work folder in a subprocess without the
 sanitizer preload; libFuzzer keeps its growing corpus in ``<workdir>/corpus/<target>``.
