@@ -203,11 +203,15 @@ def test_udp_bad_packets_gaps_metrics(tmp_path: Path, small_bundle: Path, stream
         r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30)
         assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), (r.stdout, r.stderr)
     assert d.stop() == 0, d.stderr()
-    # the events are what an in-process Runtime gives for the same accepted samples and gap fill
-    chunks = pk[:10] + [np.full((256, 2), np.nan, np.float32)] + pk[12:20]
+    # the events are what an in-process Runtime gives for the same accepted samples and the gap of
+    # the two lost packets (marked in full: t stays true)
     ev = read_events(tmp_path / "events.jsonl")
-    ref = reference_scores(small_bundle, chunks)
+    rt = Runtime(small_bundle)
+    want = [e for c in pk[:10] for e in rt.push(c)] + rt.push_gap(2 * n) + [e for c in pk[12:20] for e in rt.push(c)]
+    ref = [e.score for e in want]
     assert [e["seq"] for e in ev] == list(range(1, len(ref) + 1))
+    assert [e["t"] for e in ev] == [e.t for e in want]
+    assert [e["flags"] for e in ev] == [list(e.flags) for e in want] and ["gap"] in [e["flags"] for e in ev]
     assert [e["score"] is None for e in ev] == [r is None for r in ref] and any(r is None for r in ref)
     assert [e["score"] for e in ev if e["score"] is not None] == pytest.approx([r for r in ref if r is not None],
                                                                                 rel=1e-6)
