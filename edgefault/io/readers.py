@@ -240,7 +240,8 @@ def read_recording(
     else:
         raise InputError(
             f"{spath!r} ({fmt}) does not store its sample rate: pass fs=<Hz> (the rate it was "
-            f"recorded at), or default_fs=<recorded rate> together with a target fs"
+            f"recorded at), or default_fs=<recorded rate> together with a target fs (command line: "
+            f"--fs, train: --file-fs or a manifest fs column)"
         )
     fs_alone = how == "option" and fallback is None  # fs is both the file's rate and the target
     if target is None:
