@@ -68,10 +68,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     channels = _channels_arg(args.channels)
     recs = []
     fs = args.fs
+    rates: list[dict[str, Any]] = []
     for path, row_fs, row_channels in _progress(sources, "reading"):
         if fs is None:
             fs = row_fs
-        rec = read_recording(path, channels=channels or row_channels, fs=fs, default_fs=row_fs or args.file_fs)
+        rec = read_recording(path, channels=channels or row_channels, model_fs=fs, default_fs=row_fs or args.file_fs,
+                             default_fs_source="manifest" if row_fs else "option",
+                             assume_model_rate=args.assume_model_rate)
+        _note_rate("train", path, rec)
+        rates.append({"file": Path(path).name, "fs": rec.source_fs or rec.fs, "fs_source": rec.fs_source})
         fs = rec.fs
         if channels is None:
             channels = list(rec.channels)
@@ -79,6 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     assert fs is not None and channels is not None
     data = kinds.TrainData(recordings=recs, labels=labels, fs=float(fs), channels=list(channels))
     trained = kind.train(data, args, Path(args.out))
+    trained.summary["file_rates"] = rates
     if trained.calib_scores is not None:
         from edgefault.device.thresholds import evidence
 
@@ -108,6 +114,15 @@ def _drift_far(text: str) -> float | None:
 
 
 # -- score ---------------------------------------------------------------------------------------
+def _note_rate(command: str, path: Any, rec: Any) -> None:
+    """Tell on stderr the rate a file was read at and where it came from, and any rate_fit warning."""
+    native = rec.source_fs or rec.fs
+    print(f"edgefault {command}: {path}: read at {native:g} Hz ({rec.fs_source})"
+          + (f", resampled to {rec.fs:g} Hz" if rec.source_fs else ""), file=sys.stderr)
+    if rec.rate_warning:
+        print(f"edgefault {command}: warning: {rec.rate_warning}", file=sys.stderr)
+
+
 def _event_json(file: str, ev: Any) -> str:
     d = ev.to_dict()
     d = {"file": file, **d}
@@ -128,7 +143,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     n_events = n_alarm_windows = 0
     try:
         for f in args.files:
-            rec = read_recording(f, channels=channels, fs=rt.fs, default_fs=args.fs or rt.fs)
+            rec = read_recording(f, channels=channels, model_fs=rt.fs, default_fs=args.fs,
+                                 assume_model_rate=args.assume_model_rate)
+            _note_rate("score", f, rec)
             rt.reset()
             data = rec.data if rec.data.shape[1] > 1 else rec.data[:, 0]
             for start in range(0, data.shape[0], args.chunk):
@@ -167,7 +184,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     rep = explain_recording(args.bundle, args.recording, start=args.start, end=args.end,
                             channels=_channels_arg(args.channels), fs=args.fs, baseline=args.baseline,
                             method=args.method, steps=args.steps, tol=args.tol, max_windows=args.max_windows,
-                            per_window=not args.no_windows)
+                            per_window=not args.no_windows, assume_model_rate=args.assume_model_rate)
+    print(f"edgefault explain: {args.recording}: read at {rep['recording_fs']:g} Hz ({rep['fs_source']})",
+          file=sys.stderr)
+    if rep["rate_warning"]:
+        print(f"edgefault explain: warning: {rep['rate_warning']}", file=sys.stderr)
     text = json.dumps(rep, allow_nan=False)
     if args.out and args.out != "-":
         Path(args.out).write_text(text + "\n")
@@ -237,6 +258,9 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool, ta
     p.add_argument("--method", help="model kind: " + _method_help(task))
     p.add_argument("--fs", type=float, help="model sample rate in Hz; files at another rate are resampled "
                                             "(eval default: the most common rate in the manifest)")
+    p.add_argument("--assume-model-rate", action="store_true",
+                   help="read files whose rate is known from nothing (file, manifest fs, --file-fs, CWRU 12k/48k "
+                        "naming) at the model rate (--fs, else the first file's) instead of refusing them")
     p.add_argument("--channels", help="channels to use, e.g. DE,FE (train default: all of the first file; "
                                       "eval default: DE if present)")
     p.add_argument("--window", type=int, default=None, help="window length in samples (default 1024; "
@@ -347,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--manifest", help="CSV with path,label[,fs,channels,...]" +
                         ("; the healthy rows are used" if task == "anomaly" else "; every kept row trains"))
         tp.add_argument("--root", help="folder that relative manifest paths are relative to")
-        tp.add_argument("--file-fs", type=float, help="sample rate of files that carry none (.mat, .csv, .npy)")
+        tp.add_argument("--file-fs", type=float, help="sample rate of files that carry none (.mat, .csv, .npy) "
+                                                      "and have no manifest fs")
         if task == "anomaly":
             tp.add_argument("--strict", action="store_true",
                             help="refuse (no bundle) when the calibration data cannot support --target-far "
@@ -362,7 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("bundle", help="the model bundle (.efb) to score with")
     s.add_argument("files", nargs="+", help="recordings to score: WAV, CSV, NPY/NPZ, .mat, Parquet")
     s.add_argument("--channels", help="file channels to feed the bundle's channels, in order, e.g. DE,FE")
-    s.add_argument("--fs", type=float, help="sample rate of files that carry none (default: the bundle's)")
+    s.add_argument("--fs", type=float, help="sample rate of files that carry none (.mat, .csv without a time "
+                                            "column, .npy): the rate they were recorded at; they are resampled "
+                                            "to the bundle's rate")
+    s.add_argument("--assume-model-rate", action="store_true",
+                   help="read files whose rate is known from nothing (file, --fs, CWRU 12k/48k naming) at the "
+                        "bundle's rate instead of refusing them")
     s.add_argument("--chunk", type=int, default=4096, help="samples per push (default 4096)")
     s.add_argument("--k", type=int, help="override the bundle's k-of-n alarm k")
     s.add_argument("--n", type=int, help="override the bundle's k-of-n alarm n")
@@ -416,7 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--start", type=float, help="first second of the recording to explain (default 0)")
     x.add_argument("--end", type=float, help="last second (default: the end)")
     x.add_argument("--channels", help="file channels to feed the bundle's channels, in order")
-    x.add_argument("--fs", type=float, help="sample rate of files that carry none (default: the bundle's)")
+    x.add_argument("--fs", type=float, help="sample rate of a recording that carries none (.mat, .csv, .npy)")
+    x.add_argument("--assume-model-rate", action="store_true",
+                   help="read a recording whose rate is known from nothing (file, --fs, CWRU 12k/48k naming) at "
+                        "the bundle's rate instead of refusing it")
     x.add_argument("--method", default="ig", choices=["ig", "gradxinput"],
                    help="ig = integrated gradients (default), gradxinput = (x - baseline) * gradient")
     x.add_argument("--baseline", default="mean", choices=["mean", "zero"],

@@ -158,3 +158,26 @@ def test_train_rejects_bad_drift_far(value: str, files: dict[str, Path], tmp_pat
         rc_or_exit = int(e.code or 0)
     assert rc_or_exit == 2
     assert "drift" in capsys.readouterr().err
+
+
+def test_score_rate_less_file_refused_unless_rate_given(files: dict[str, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #18 item 1: a file that stores no rate is not read at the bundle's rate silently."""
+    bundle = tmp_path / "m.efb"
+    assert main(["train", "anomaly", "--method", "gaussian", str(files["healthy"]), "--out", str(bundle),
+                 "--window", "256", "--target-far", "0.02"]) == 0
+    assert "(header)" in capsys.readouterr().err  # the npz stores its fs
+    info = json.loads(subprocess.run([sys.executable, "-m", "edgefault", "info", str(bundle)], capture_output=True,
+                                     text=True, check=True).stdout)
+    assert info["training"]["file_rates"] == [{"file": "healthy.npz", "fs": 4000.0, "fs_source": "header"}]
+    with np.load(files["later"]) as z:
+        npy = tmp_path / "later_no_fs.npz"  # the same data and channels, without its fs entry
+        np.savez(npy, data=z["data"], channels=z["channels"])
+    assert main(["score", str(bundle), str(npy)]) == 2
+    err = capsys.readouterr().err
+    assert str(npy) in err and "--fs" in err and "--assume-model-rate" in err
+    assert main(["score", str(bundle), str(npy), "--assume-model-rate"]) == 0
+    captured = capsys.readouterr()
+    assert f"{npy}: read at 4000 Hz (model)" in captured.err and captured.out.count("\n") > 10
+    assert main(["score", str(bundle), str(npy), "--fs", "8000"]) == 0
+    assert f"{npy}: read at 8000 Hz (option), resampled to 4000 Hz" in capsys.readouterr().err

@@ -72,3 +72,10 @@ def test_cli_train_and_score_cwru(shared_data: Path, tmp_path: Path, capsys: pyt
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
     assert len(lines) > 200 and sum(l["anomaly"] for l in lines) / len(lines) > 0.99
     assert lines[-1]["alarm"] is True
+    # issue #18 item 1: the 48 kHz baseline is read at 48 kHz by its name; read as 12 kHz it is warned about
+    assert main(["score", str(bundle), str(healthy), "--channels", "DE"]) == 0
+    err = capsys.readouterr().err
+    assert "read at 48000 Hz (naming), resampled to 12000 Hz" in err and "warning" not in err
+    assert main(["score", str(bundle), str(healthy), "--channels", "DE", "--fs", "12000"]) == 0
+    err = capsys.readouterr().err
+    assert "read at 12000 Hz (option)" in err and "warning:" in err and "sampled faster than 12000 Hz" in err

@@ -3,6 +3,7 @@ CLI exit codes for bad configs, missing optional dependencies."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -353,3 +354,50 @@ def test_serial_port_reopened_after_it_disappears(tmp_path: Path, small_bundle: 
         d.stopping.set()
         so.terminate()
         so.wait(10)
+
+
+def _file_config(tmp_path: Path, bundle: Path, extra: str = "") -> str:
+    return f"""
+[daemon]
+state_dir = "{tmp_path / ('st' + str(len(extra)))}"
+[http]
+listen = ""
+[[sensor]]
+id = "m1"
+bundle = "{bundle}"
+[sensor.source]
+type = "file"
+path = "{tmp_path / 'rec.npz'}"
+speed = 0
+{extra}
+[[sink]]
+type = "file"
+path = "{tmp_path / 'ev.jsonl'}"
+"""
+
+
+def test_file_source_rate_less_file_needs_fs(tmp_path: Path, small_bundle: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Issue #18 item 1: a replayed file that stores no rate is not read at the bundle's rate silently."""
+    rec = noise_recording(seconds=1.0, seed=3)
+    np.savez(tmp_path / "rec.npz", data=rec.data, channels=np.array(rec.channels))  # no fs entry
+
+    def config(extra: str) -> Any:
+        return parse_config(_file_config(tmp_path, small_bundle, extra), str(tmp_path / "c.toml"))
+
+    # the config is valid; the source refuses the file when it opens it (run in a process of its own:
+    # a daemon whose start fails leaves its sinks open)
+    config("")
+    (tmp_path / "c.toml").write_text(_file_config(tmp_path, small_bundle))
+    p = subprocess.run([sys.executable, "-m", "edgefault", "serve", "--config", str(tmp_path / "c.toml")],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(PKG_PARENT)}, cwd=tmp_path)
+    assert p.returncode != 0
+    assert "rec.npz" in p.stderr and "assume_model_rate = true" in p.stderr and "fs = <Hz>" in p.stderr
+    for extra, source in ((f"fs = {rec.fs}", "option"), ("assume_model_rate = true", "model")):
+        with caplog.at_level(logging.INFO, logger="edgefault.daemon"):
+            d = Daemon(config(extra))
+            d.start()
+            assert d.run() == 0
+        assert f"read at {rec.fs:g} Hz ({source})" in caplog.text
+        assert len(read_events(tmp_path / "ev.jsonl")) > 0

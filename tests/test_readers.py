@@ -555,3 +555,104 @@ def test_paths_formats_and_arguments(tmp_path):
     with pytest.raises(InputError, match="channels must be"):
         read_recording(p, format="csv", fs=1, channels=3.5)
     assert read_recording(p, format="csv", fs=1, channels=[1]).channels == ("ch1",)
+
+
+# -- where the rate comes from (Recording.fs_source) and the spectral check (issue #18 item 1) ----
+def test_rate_source_header(tmp_path):
+    w = tmp_path / "a.wav"
+    wavfile.write(w, 8000, (RNG.standard_normal(800) * 1000).astype(np.int16))
+    rec = read_recording(w, model_fs=8000)  # the file's own rate: no refusal, no assumption
+    assert rec.fs == 8000 and rec.fs_source == "header" and rec.rate_warning is None
+    z = tmp_path / "a.npz"
+    np.savez(z, data=RNG.standard_normal((100, 2)), fs=np.float64(2000))
+    rec = read_recording(z, model_fs=1000, default_fs=500)  # header beats default_fs
+    assert rec.fs == 1000 and rec.source_fs == 2000 and rec.fs_source == "header"
+
+
+def test_rate_source_manifest_and_option(tmp_path):
+    p = tmp_path / "a.npy"
+    np.save(p, RNG.standard_normal((200, 1)))
+    rec = read_recording(p, model_fs=1000, default_fs=2000, default_fs_source="manifest")
+    assert rec.fs_source == "manifest" and rec.source_fs == 2000 and rec.fs == 1000
+    rec = read_recording(p, model_fs=1000, default_fs=1000)
+    assert rec.fs_source == "option" and rec.source_fs is None
+    rec = read_recording(p, fs=500)  # fs alone is the file's rate
+    assert rec.fs_source == "option" and rec.fs == 500
+    with pytest.raises(InputError, match="default_fs_source"):
+        read_recording(p, default_fs=1, default_fs_source="guess")
+    with pytest.raises(InputError, match="not both"):
+        read_recording(p, fs=1, model_fs=1)
+
+
+def test_rate_source_model_needs_assume_flag(tmp_path):
+    p = tmp_path / "a.npy"
+    np.save(p, RNG.standard_normal((200, 1)))
+    with pytest.raises(InputError) as e:
+        read_recording(p, model_fs=1000)
+    msg = str(e.value)
+    assert str(p) in msg and "--fs" in msg and "--assume-model-rate" in msg and "assume_model_rate=True" in msg
+    rec = read_recording(p, model_fs=1000, assume_model_rate=True)
+    assert rec.fs == 1000 and rec.fs_source == "model" and rec.source_fs is None
+
+
+def test_rate_source_cwru_naming(tmp_path):
+    from edgefault.io.readers import cwru_rate_from_name
+
+    d = tmp_path / "cwru" / "48k_drive_end" / "0hp"
+    d.mkdir(parents=True)
+    x = RNG.standard_normal((4800, 1)).astype(np.float32)
+    sio.savemat(d / "109.mat", {"X109_DE_time": x, "X109RPM": np.array([[1797.0]])})
+    rec = read_recording(d / "109.mat", model_fs=12000)  # resampled from the named 48 kHz
+    assert rec.fs_source == "naming" and rec.source_fs == 48000 and rec.data.shape == (1200, 1)
+    rec = read_recording(d / "109.mat", model_fs=12000, default_fs=12000)  # an explicit rate wins
+    assert rec.fs_source == "option" and rec.source_fs is None
+    sio.savemat(d / "normal_12k.mat", {"X097_DE_time": x})  # the file name beats the folder
+    assert read_recording(d / "normal_12k.mat", model_fs=12000).fs_source == "naming"
+    assert read_recording(d / "normal_12k.mat", model_fs=12000).source_fs is None
+    sio.savemat(d / "vib.mat", {"vib": x})  # no CWRU variables: the rule does not apply
+    with pytest.raises(InputError, match="--assume-model-rate"):
+        read_recording(d / "vib.mat", model_fs=12000)
+    np.save(d / "x.npy", x)  # nor to other formats
+    with pytest.raises(InputError, match="--assume-model-rate"):
+        read_recording(d / "x.npy", model_fs=12000)
+    assert cwru_rate_from_name("/d/drive_end_12k/0hp/ball_007.mat") == 12000
+    assert cwru_rate_from_name("/d/12k_fan_end/0hp/ball_007.mat") == 12000
+    assert cwru_rate_from_name("/d/drive_end_12k/normal_48k.mat") == 48000
+    assert cwru_rate_from_name("/d/112k/148kx/a.mat") is None  # tokens, not substrings
+    assert cwru_rate_from_name("/d/12k_vs_48k/a.mat") is None  # the deciding part is ambiguous
+
+
+@pytest.mark.data
+def test_rate_source_cwru_naming_real(shared_data):
+    rec = read_recording(shared_data / "cwru" / "normal_48k" / "0hp" / "normal.mat", channels="DE", model_fs=12000)
+    assert rec.fs_source == "naming" and rec.source_fs == 48000 and rec.rate_warning is None
+    assert read_recording(shared_data / "cwru" / "normal_48k" / "0hp" / "normal.mat").source_fs is None  # as is
+    rec = read_recording(shared_data / "cwru" / "drive_end_12k" / "0hp" / "ball_007.mat", model_fs=12000)
+    assert rec.fs_source == "naming" and rec.source_fs is None and rec.fs == 12000
+
+
+@pytest.mark.data
+def test_rate_fit_warns_on_48k_read_as_12k(shared_data):
+    normal = shared_data / "cwru" / "normal_48k" / "0hp" / "normal.mat"
+    wrong = read_recording(normal, channels="DE,FE", model_fs=12000, default_fs=12000)
+    assert wrong.fs_source == "option" and wrong.rate_warning is not None
+    assert "12000 Hz (option)" in wrong.rate_warning and "--fs" in wrong.rate_warning
+    assert read_recording(normal, channels="DE", model_fs=12000, assume_model_rate=True,
+                          default_fs=12000).rate_warning is not None
+    right = read_recording(normal, channels="DE,FE", model_fs=12000)  # 48 kHz by its name
+    assert right.rate_warning is None
+    for f in sorted((shared_data / "cwru" / "drive_end_12k").glob("*/*.mat"))[::5]:
+        assert read_recording(f, channels="DE,FE", model_fs=12000).rate_warning is None, f
+
+
+def test_rate_fit_synthetic():
+    from edgefault.io.readers import rate_fit
+
+    x = RNG.standard_normal(65536)
+    assert rate_fit(x, 12000) is None  # white: half the power in the upper half
+    spec = np.fft.rfft(x)
+    spec[len(spec) // 5:] = 0  # content up to 0.1 fs only, as a 48 kHz file read as 12 kHz
+    low = np.fft.irfft(spec, n=x.size)
+    assert rate_fit(low, 12000, "low.npy", "model") is not None
+    assert rate_fit(low[:4000], 12000) is None  # too short to judge
+    assert rate_fit(np.zeros(65536), 12000) is None

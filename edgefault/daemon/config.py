@@ -49,6 +49,8 @@ class SourceConfig:
     path: str | None = None  # file
     speed: float = 1.0  # file: 1.0 = real time, 0 = as fast as possible
     loop: bool = False  # file
+    fs: float | None = None  # file: the rate of a file that stores none (resampled to the bundle's)
+    assume_model_rate: bool = False  # file: read a file whose rate is known from nothing at the bundle's
     chunk_frames: int = 1024  # stdin / file / serial read granularity
     max_packet_bytes: int = 65507  # udp / tcp / mqtt: larger packets are counted and skipped
     reorder_window: int = 1024  # packets: older sequence numbers are late, further back a restart
@@ -275,6 +277,8 @@ def _source(t: _Table, sensor_id: str) -> SourceConfig:
         s.path = t.get("path", str, required=True)
         s.speed = t.get("speed", float, 1.0, check=_non_negative)
         s.loop = t.get("loop", bool, False)
+        s.fs = t.get("fs", float, None, check=_positive)
+        s.assume_model_rate = t.get("assume_model_rate", bool, False)
     if kind == "serial":
         s.device = t.get("device", str, required=True)
         s.baudrate = t.get("baudrate", int, 115200, check=_range(50, 10_000_000))

@@ -446,9 +446,16 @@ class FileSource(Source):
 
         assert cfg.path is not None
         try:
-            self.rec = read_recording(cfg.path, channels=channels, fs=worker.fs)
+            self.rec = read_recording(cfg.path, channels=channels, model_fs=worker.fs, default_fs=cfg.fs,
+                                      assume_model_rate=cfg.assume_model_rate)
         except EdgefaultError as e:
-            raise type(e)(f"sensor {worker.id}: file source: {e}") from None
+            hint = (" (in the daemon config: fs = <Hz> or assume_model_rate = true in [sensor.source])"
+                    if "--assume-model-rate" in str(e) else "")
+            raise type(e)(f"sensor {worker.id}: file source: {e}{hint}") from None
+        log.info("sensor %s: file source %s read at %g Hz (%s)", worker.id, cfg.path,
+                 self.rec.source_fs or self.rec.fs, self.rec.fs_source)
+        if self.rec.rate_warning:
+            log.warning("sensor %s: file source: %s", worker.id, self.rec.rate_warning)
         if self.rec.data.shape[1] != worker.n_channels:
             from edgefault.daemon.config import ConfigError
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -59,13 +60,19 @@ class _Data:
         self.mixed_rates = len({float(r.fs) for r in rows if r.fs}) > 1
         self.index = {r.key: i for i, r in enumerate(rows)}
         self._cache: dict[int, np.ndarray] = {}
+        self.assume_model_rate = False  # rate-less files without a manifest fs: refused (naming aside)
+        self.rate_warnings: list[str] = []
 
     def signal(self, i: int) -> np.ndarray:
         if i not in self._cache:
             from edgefault.io.readers import read_recording
 
             r = self.rows[i]
-            rec = read_recording(r.path, channels=self.channels, fs=self.fs, default_fs=r.fs)
+            rec = read_recording(r.path, channels=self.channels, model_fs=self.fs, default_fs=r.fs,
+                                 default_fs_source="manifest", assume_model_rate=self.assume_model_rate)
+            if rec.rate_warning and rec.rate_warning not in self.rate_warnings:
+                self.rate_warnings.append(rec.rate_warning)
+                print(f"edgefault eval: warning: {rec.rate_warning}", file=sys.stderr)
             x = rec.data
             if self.band_limit:
                 from edgefault.io.resample import lowpass
@@ -381,6 +388,7 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     if band_limit and args.fmax is None:
         args.fmax = BAND_PASS * fs
     data = _Data([rows[i] for i in usable], fs, channels, [healthy[i] for i in usable], fractions, band_limit)
+    data.assume_model_rate = bool(getattr(args, "assume_model_rate", False))
     h_rates = sorted({float(rows[i].fs) for i in usable if healthy[i] and rows[i].fs})
     f_rates = sorted({float(rows[i].fs) for i in usable if not healthy[i] and rows[i].fs})
     h_groups = sorted({str(rows[i].groups.get(args.group, "")) for i in usable if healthy[i]})
@@ -483,6 +491,7 @@ def run_classify_eval(args: argparse.Namespace, kind: Any) -> dict[str, Any]:
     fs, channels = _rate_and_channels(args, rows, rows[0])
     is_h = [is_healthy(lab, args.healthy_label) for lab in labels]
     data = _Data(rows, fs, channels, is_h)
+    data.assume_model_rate = bool(getattr(args, "assume_model_rate", False))
     w = args.window
     n_seeds = int(args.seeds)
     if n_seeds < 1:

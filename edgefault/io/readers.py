@@ -14,11 +14,17 @@ Behaviour common to every format:
   case-insensitively (refused as ambiguous when several channels differ only in case; reading
   such channels together is refused), then a decimal string or an ``int`` is taken as a
   position in :func:`available_channels`;
-- sample rate: the file's own rate where the format stores one (WAV; CSV/Parquet with a time
-  column; NPZ with an ``fs`` entry), else ``default_fs``, else ``fs`` (then taken as the rate
-  the file was recorded at); with none of them an :class:`InputError` asks for ``fs``.  When
-  ``fs`` is given and differs from the file's rate the data is resampled to ``fs`` with
-  :func:`edgefault.io.resample.resample`, and ``Recording.source_fs`` keeps the file's rate;
+- sample rate, recorded in ``Recording.fs_source``: the file's own rate where the format stores
+  one (``"header"``: WAV; CSV/Parquet with a time column; NPZ with an ``fs`` entry), else
+  ``default_fs`` (``"option"``, or ``"manifest"`` with ``default_fs_source="manifest"``), else the
+  CWRU naming rule for .mat files with CWRU variable names (``"naming"``: a ``12k`` / ``48k``
+  token in the file or folder name, :func:`cwru_rate_from_name`), else ``fs`` (``"option"``,
+  then taken as the rate the file was recorded at), else ``model_fs`` with
+  ``assume_model_rate=True`` (``"model"``); with none of them an :class:`InputError` names the
+  file and the ways to give its rate.  When ``fs`` (or ``model_fs``) is given and differs from the
+  file's rate the data is resampled to it with :func:`edgefault.io.resample.resample`, and
+  ``Recording.source_fs`` keeps the file's rate.  A rate the file does not store goes through
+  :func:`rate_fit` (a spectral sanity check); its message, if any, is ``Recording.rate_warning``;
 - sample values follow :mod:`edgefault.samples`, the rule ``Runtime.push`` applies too: floats as
   stored; int8/16/32 divided by ``2**(bits - 1)``; uint8/16/32 as offset binary,
   ``(x - 2**(bits - 1)) / 2**(bits - 1)`` (8-bit WAV); bool as 0 / 1; int64 / uint64 refused
@@ -79,7 +85,11 @@ from edgefault.errors import InputError, MissingDependencyError
 from edgefault.io.resample import check_rate, resample
 from edgefault.samples import to_float
 
-__all__ = ["Recording", "read_recording", "available_channels", "FORMATS"]
+__all__ = ["Recording", "read_recording", "available_channels", "rate_fit", "upper_half_fraction", "cwru_rate_from_name", "file_rates",
+           "FORMATS", "RATE_SOURCES"]
+
+#: the values of Recording.fs_source, in the order read_recording tries them
+RATE_SOURCES = ("header", "manifest", "option", "naming", "model")
 
 #: extension -> format name
 FORMATS = {
@@ -107,6 +117,12 @@ class Recording:
     #: the edgefault.samples rule the data went through: "full_scale" when an integer channel was
     #: mapped to [-1, 1), else "float" (float samples as stored, or scaled by an explicit input_scale)
     input_scaling: str = "float"
+    #: where the file's rate came from (see RATE_SOURCES): "header" (the file stores it), "manifest",
+    #: "option" (fs= / default_fs= / --fs), "naming" (CWRU folder / file names) or "model" (assumed
+    #: from the model's rate, only with assume_model_rate=True)
+    fs_source: str = "option"
+    #: the spectral sanity check's message when the content does not fit the assumed rate, else None
+    rate_warning: str | None = None
 
     @property
     def duration(self) -> float:
@@ -126,6 +142,7 @@ class _Source:
     rpm: Callable[[list[int]], float | None] = lambda idx: None
     explain: Callable[[str], str | None] = lambda token: None  # why a name is not a channel
     close: Callable[[], None] = lambda: None  # release open files
+    cwru: bool = False  # a .mat file with CWRU variable names (<prefix>_DE_time ...)
 
 
 # -- public API ------------------------------------------------------------------------------
@@ -136,14 +153,30 @@ def read_recording(
     default_fs: float | None = None,
     format: str | None = None,
     input_scale: float | None = None,
+    *,
+    model_fs: float | None = None,
+    assume_model_rate: bool = False,
+    default_fs_source: str = "option",
+    rate_check: bool = True,
 ) -> Recording:
     """Read a recording; see the module docstring for formats, channels and rates.
 
     input_scale : multiply every sample by this instead of the :mod:`edgefault.samples` rule
         (integers to [-1, 1), floats as stored); needed for 64-bit integer channels.
+    model_fs : the rate of the model the data feeds, instead of ``fs``: the data is resampled to
+        it, but it is taken as the rate of a file that stores none (and none is known from
+        ``default_fs`` or CWRU naming) only with ``assume_model_rate=True`` (``fs_source`` "model");
+        otherwise such a file is an :class:`InputError` naming it and the ways to give its rate.
+    default_fs_source : what ``default_fs`` is: "option" (default) or "manifest".
+    rate_check : run :func:`rate_fit` on a rate that the file does not store (``Recording.rate_warning``).
     """
     spath, fmt = _check_path(path, format)
+    if model_fs is not None and fs is not None:
+        raise InputError("give fs= (the rate to read at) or model_fs= (a model's rate), not both")
+    if default_fs_source not in ("option", "manifest"):
+        raise InputError(f"default_fs_source must be 'option' or 'manifest', got {default_fs_source!r}")
     target = _rate_arg(fs, "fs")
+    model = _rate_arg(model_fs, "model_fs")
     fallback = _rate_arg(default_fs, "default_fs")
     if input_scale is not None:
         input_scale = _scale_arg(input_scale)
@@ -186,12 +219,33 @@ def read_recording(
                     from None
             raise
         scaled = scaled or (c.dtype.kind in "iu" and input_scale is None)
-    rate = src.fs if src.fs is not None else fallback if fallback is not None else target
-    if rate is None:
+    named = cwru_rate_from_name(spath) if src.cwru else None
+    if src.fs is not None:
+        rate, how = src.fs, "header"
+    elif fallback is not None:
+        rate, how = fallback, default_fs_source
+    elif named is not None:
+        rate, how = named, "naming"
+    elif target is not None:
+        rate, how = target, "option"  # fs alone: the rate the file was recorded at
+    elif model is not None and assume_model_rate:
+        rate, how = model, "model"
+    elif model is not None:
+        raise InputError(
+            f"{spath!r} ({fmt}) does not store its sample rate, and neither a manifest fs column nor "
+            f"its name tells it: give the rate it was recorded at with --fs <Hz> (fs=/default_fs= in "
+            f"the API), or pass --assume-model-rate (assume_model_rate=True) to read it at the "
+            f"model's {model:g} Hz"
+        )
+    else:
         raise InputError(
             f"{spath!r} ({fmt}) does not store its sample rate: pass fs=<Hz> (the rate it was "
-            f"recorded at), or default_fs=<recorded rate> together with a target fs"
+            f"recorded at), or default_fs=<recorded rate> together with a target fs (command line: "
+            f"--fs, train: --file-fs or a manifest fs column)"
         )
+    fs_alone = how == "option" and fallback is None  # fs is both the file's rate and the target
+    if target is None:
+        target = model
     source_fs = None
     if target is not None and not math.isclose(target, rate, rel_tol=1e-9):
         try:
@@ -199,8 +253,96 @@ def read_recording(
         except InputError as exc:
             raise InputError(f"{spath!r} (recorded at {rate!r} Hz): {exc}") from None
         source_fs, rate = rate, target
+    warning = None
+    if rate_check and target is not None and how != "header" and not fs_alone:
+        # judged at the rate the data is handed on at (the model's): there, a file read at its
+        # right rate keeps the content the resampler passes; a faster file read too slowly does not
+        warning = rate_fit(data, rate, spath, how, source_fs)
     return Recording(data, float(rate), names, spath, rpm, source_fs,
-                     "full_scale" if scaled else "float")
+                     "full_scale" if scaled else "float", how, warning)
+
+
+def file_rates(recordings: Sequence[Recording]) -> list[dict[str, object]]:
+    """The training record's ``file_rates``: each recording's file name, the rate it was read at
+    (before any resampling) and where that rate came from (``Recording.fs_source``)."""
+    return [{"file": os.path.basename(r.path), "fs": float(r.source_fs or r.fs), "fs_source": r.fs_source}
+            for r in recordings]
+
+
+#: CWRU's sample-rate tokens: its data sets are "12k Drive End", "12k Fan End", "48k Drive End"
+#: and the normal baseline (recorded at 48 kHz); /work/shared/data names them drive_end_12k/, normal_48k/
+_CWRU_RATE_TOKEN = re.compile(r"(?<![0-9a-z])(12|48)k(?![0-9a-z])", re.IGNORECASE)
+
+
+def cwru_rate_from_name(path: str | os.PathLike[str]) -> float | None:
+    """The rate CWRU naming gives a path: a ``12k`` / ``48k`` token (delimited by anything but
+    letters and digits: ``normal_48k``, ``12k_drive_end``, ``48k-DE``) in the file name or, failing
+    that, the nearest folder name that has one.  None when no part of the path has one, or when the
+    part that decides has both."""
+    parts = [os.path.splitext(os.path.basename(os.fspath(path)))[0]]
+    parts += list(reversed(os.path.normpath(os.path.dirname(os.path.abspath(os.fspath(path)))).split(os.sep)))
+    for part in parts:
+        found = {int(m.group(1)) for m in _CWRU_RATE_TOKEN.finditer(part)}
+        if len(found) == 1:
+            return float(found.pop()) * 1000.0
+        if found:
+            return None
+    return None
+
+
+#: rate_fit warns when less than this fraction of the power (DC left out) lies in the upper half of
+#: the band, measured on the data as a 12 kHz model gets it.  On /work/shared/data/cwru: the 12 kHz
+#: files at their own rate 0.033 .. 0.86 (DE, 60 files), 0.117 .. 0.87 (FE, 52); the 48 kHz normal
+#: baseline resampled from 48 kHz 0.69; the same file read as 12 kHz 0.0018 (DE) / 0.0034 (FE).
+RATE_FIT_UPPER_MIN = 0.01
+_FIT_SEG = 1024
+_FIT_MAX = 65536  # samples looked at (a few seconds at the rates in use)
+
+
+def upper_half_fraction(data: np.ndarray) -> float | None:
+    """rate_fit's statistic: the fraction of the power (DC left out) in the upper half of the band,
+    from one Welch estimate (Hann, 1024-sample segments, half overlap) over the first 65536 samples,
+    channels summed; None when too short (< 8 segments), constant or not finite."""
+    x = np.asarray(data, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    x = x[:_FIT_MAX]
+    if x.shape[0] < 8 * _FIT_SEG or not np.isfinite(x).all():
+        return None
+    x = x - x.mean(axis=0)
+    w = np.hanning(_FIT_SEG)[:, None]
+    hop = _FIT_SEG // 2
+    psd = np.zeros(_FIT_SEG // 2 + 1)
+    for i in range(0, x.shape[0] - _FIT_SEG + 1, hop):
+        psd += (np.abs(np.fft.rfft(x[i:i + _FIT_SEG] * w, axis=0)) ** 2).sum(axis=1)
+    total = psd[1:].sum()
+    if not (total > 0 and math.isfinite(total)):
+        return None
+    return float(psd[_FIT_SEG // 4:].sum() / total)
+
+
+def rate_fit(data: np.ndarray, fs: float, path: str = "the recording", source: str = "option",
+             file_fs: float | None = None) -> str | None:
+    """A cheap spectral sanity check of an assumed rate, on the data at the rate it is handed on at
+    (``fs``, the model's; ``file_fs`` the assumed rate of the file when it was resampled): one Welch
+    estimate (Hann, 1024-sample segments, half overlap) over the first 65536 samples, channels
+    summed.  Returns a warning when the upper half of the band (fs/4 .. fs/2) is almost empty
+    (< RATE_FIT_UPPER_MIN of the power): the file was then probably sampled faster than assumed (a
+    48 kHz file read as 12 kHz shows its content squeezed into the lower quarter).  None when it
+    fits, or when the signal is too short (< 8 segments), constant or not finite.
+
+    The statistic does not depend on the rate assumed for the file, only on the data handed on: a
+    48 kHz CWRU file has an almost empty upper half at 48 kHz too, and passes only once it is
+    resampled to a 12 kHz model.  A file sampled slower than assumed is not flagged (its spectrum
+    looks like a right one)."""
+    upper = upper_half_fraction(data)
+    if upper is None or upper >= RATE_FIT_UPPER_MIN:
+        return None
+    native = file_fs or fs
+    return (f"{path!r} read at {native:g} Hz ({source})" + (f", resampled to {fs:g} Hz" if file_fs else "")
+            + f": only {upper:.2%} of its power lies in the upper half of the band ({fs / 4:g}-{fs / 2:g} Hz); "
+            f"recordings read at their own rate have more than {RATE_FIT_UPPER_MIN:.0%} there, so it was "
+            f"probably sampled faster than {native:g} Hz: check its rate and give it with --fs <Hz> (fs=)")
 
 
 def available_channels(path: str | os.PathLike[str], format: str | None = None) -> tuple[str, ...]:
@@ -459,7 +601,7 @@ def _open_mat(path: str) -> _Source:
     def explain(token: str) -> str | None:
         return unsupported.get(token.lower())
 
-    return _Source(tuple(names), default, columns, None, aliases, rpm, explain)
+    return _Source(tuple(names), default, columns, None, aliases, rpm, explain, cwru=bool(records))
 
 
 # -- WAV ---------------------------------------------------------------------------------------

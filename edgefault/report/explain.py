@@ -186,8 +186,12 @@ def explain_windows(graph: Any, x: np.ndarray, *, baseline: str | np.ndarray = "
 def explain_recording(bundle_path: str | Path, recording: str | Path, *, start: float | None = None,
                       end: float | None = None, channels: Sequence[str] | None = None, fs: float | None = None,
                       baseline: str = "mean", method: str = "ig", steps: int = 32, tol: float = 1e-3,
-                      max_windows: int = 5000, per_window: bool = True, top: int = 5) -> dict[str, Any]:
-    """Attribution report (a JSON-ready dict) for the windows of ``recording`` within [start, end) s."""
+                      max_windows: int = 5000, per_window: bool = True, top: int = 5,
+                      assume_model_rate: bool = False) -> dict[str, Any]:
+    """Attribution report (a JSON-ready dict) for the windows of ``recording`` within [start, end) s.
+
+    ``fs`` is the rate of a recording that stores none; without it (and without a CWRU 12k/48k name)
+    such a recording is refused unless ``assume_model_rate=True`` reads it at the bundle's rate."""
     from edgefault.device.bundle import load_bundle
     from edgefault.io.readers import read_recording
     from edgefault.device.runtime import Runtime
@@ -201,7 +205,7 @@ def explain_recording(bundle_path: str | Path, recording: str | Path, *, start: 
     if len(ch) != spec.n_channels:
         raise InputError(f"--channels names {len(ch)} channels; the bundle expects {spec.n_channels} "
                          f"({list(spec.channels)})")
-    rec = read_recording(recording, channels=ch, fs=spec.fs, default_fs=fs or spec.fs)
+    rec = read_recording(recording, channels=ch, model_fs=spec.fs, default_fs=fs, assume_model_rate=assume_model_rate)
     data = rec.data
     n = data.shape[0]
     hop = spec.hop
@@ -250,6 +254,7 @@ def explain_recording(bundle_path: str | Path, recording: str | Path, *, start: 
     rel = np.abs(res["completeness_error"]) / np.maximum(np.abs(res["score"] - res["baseline_score"]), 1e-12)
     report: dict[str, Any] = {
         "bundle": str(bundle_path), "bundle_id": b.bundle_id, "recording": str(recording),
+        "recording_fs": rec.source_fs or rec.fs, "fs_source": rec.fs_source, "rate_warning": rec.rate_warning,
         "channels": list(spec.channels), "input": str(b.model.get("input", "spectrum")),
         "method": "integrated_gradients" if method == "ig" else "gradient_x_input",
         "quadrature": "gauss-legendre" if method == "ig" else None,

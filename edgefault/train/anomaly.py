@@ -19,6 +19,7 @@ from edgefault.evaluation.protocols import contiguous_blocks
 from edgefault.io.readers import Recording
 from edgefault.device.spec import FeatureSpec, health_for_training
 from edgefault.samples import training_scaling
+from edgefault.io.readers import file_rates
 from edgefault.device.thresholds import Calibration, calibrate
 from edgefault.train.gaussian import GaussianAnomalyModel
 
@@ -131,6 +132,7 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
         "shrinkage": model.shrinkage_, "blocks": blocks_info,
         "files": [Path(r.path).name for r in recordings], "fingerprint": fingerprint(recordings),
         "input_scaling": training_scaling(r.input_scaling for r in recordings),
+        "file_rates": file_rates(recordings),
         "train_far_at_threshold": float(np.mean(train_scores > cal.threshold)), **(info or {}),
     }
     return AnomalyTraining(model=model, calibration=cal, spec=spec, train_scores=train_scores,

@@ -582,6 +582,9 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
     from edgefault.samples import training_scaling
 
     info["input_scaling"] = training_scaling(r.input_scaling for r in recordings)
+    from edgefault.io.readers import file_rates
+
+    info["file_rates"] = file_rates(recordings)
     info["n_bands"] = int(n_bands)
     from edgefault.device.drift import calibrate_drift  # drift monitors: score CUSUM + MEWMA of mu, on held-out blocks
 
