@@ -237,3 +237,23 @@ def _saved_npy(a):  # type: ignore[no-untyped-def]
     b = io.BytesIO()
     np.save(b, a)
     return b.getvalue()
+
+
+def test_wav_with_65535_channels_and_no_samples_is_refused_briefly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Found by fuzzing (a slow input): a WAV header announcing 65535 channels took over a minute
+    (a quadratic duplicate-name check) and the refusal listed every channel name."""
+    import struct
+
+    import pytest
+
+    from edgefault.errors import InputError
+    from edgefault.io.readers import read_recording
+
+    nch, bits, fs = 65535, 8, 8000
+    fmt = struct.pack("<HHIIHH", 1, nch, fs, fs * nch * bits // 8, nch * bits // 8, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", 0)
+    p = tmp_path / "wide.wav"
+    p.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    with pytest.raises(InputError, match=r"wide\.wav.*zero-length") as ei:
+        read_recording(p)
+    assert len(str(ei.value)) < 400 and "65535 channels" in str(ei.value)

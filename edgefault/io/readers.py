@@ -75,6 +75,7 @@ import os
 import re
 import zipfile
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, Union
 
@@ -146,6 +147,13 @@ class _Source:
 
 
 # -- public API ------------------------------------------------------------------------------
+def _name_list(names: Sequence[str], most: int = 8) -> str:
+    """Channel names for a message: the first few and how many there are."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join(names[:most]) + f", ... ({len(names)} channels)"
+
+
 def read_recording(
     path: str | os.PathLike[str],
     channels: ChannelSpec = None,
@@ -188,8 +196,8 @@ def read_recording(
     finally:
         src.close()
     names = tuple(src.names[i] for i in idx)
-    lower = [n.lower() for n in names]
-    clash = sorted({n for n in names if lower.count(n.lower()) > 1})
+    lower = Counter(n.lower() for n in names)  # not list.count: files may hold thousands of channels
+    clash = sorted({n for n in names if lower[n.lower()] > 1})
     if clash:
         raise InputError(
             f"{spath!r} has channels whose names differ only in case ({', '.join(map(repr, clash))}); "
@@ -204,7 +212,7 @@ def read_recording(
         )
     n = cols[0].shape[0]
     if n == 0:
-        raise InputError(f"{spath!r} holds a zero-length signal (channels {', '.join(names)})")
+        raise InputError(f"{spath!r} holds a zero-length signal (channels {_name_list(names)})")
     data = np.empty((n, len(cols)), dtype=np.float32)
     scaled = False
     for j, c in enumerate(cols):
@@ -993,7 +1001,8 @@ def _open_parquet(path: str) -> _Source:
     except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{path!r} is not a readable Parquet file (truncated?): {exc}") from None
     all_names = [n for n, _ in fields]
-    dup = sorted({n for n in all_names if all_names.count(n) > 1})
+    seen = Counter(all_names)
+    dup = sorted({n for n in all_names if seen[n] > 1})
     if dup:
         raise InputError(f"Parquet file {path!r} has several columns named {', '.join(map(repr, dup))}; "
                          f"expected unique column names")
