@@ -323,11 +323,18 @@ def noise(n: int, nch: int, fs: float = 4000.0, seed: int = 0) -> Any:
 # ================================================================================================
 # seeds (run once per work folder, in a subprocess without the sanitizer preload)
 # ================================================================================================
+def use_source_tree(always: bool = False) -> None:
+    """Import edgefault from this checkout when its core is built in place (tools/devbuild.sh) or
+    ``always``; else the installed package is used (CI: `pip install .`, tests from the root)."""
+    if always or any((ROOT / "edgefault").glob("_core*.so")) or any((ROOT / "edgefault").glob("_core*.pyd")):
+        sys.path.insert(0, str(ROOT))
+
+
 def make_seeds(workdir: Path) -> None:
     """Trained bundles in <workdir>/bundles and a seed corpus per target in <workdir>/seeds/<target>."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
+    use_source_tree()
     seeds = {t: {} for t in TARGETS}  # type: dict[str, dict[str, bytes]]
     opt = bytes([0, 0])
 
@@ -424,7 +431,6 @@ def make_seeds(workdir: Path) -> None:
         pass
 
     # -- framing: [max selector][cut seed][stream]
-    sys.path.insert(0, str(ROOT))
     from edgefault.daemon import framing
 
     pk = [framing.encode(i, noise(5 + i, 1 + i % 3, seed=i), "float32" if i % 2 else "int16",
@@ -1666,8 +1672,9 @@ def _asan_loaded() -> bool:
 
 
 def load_core(path: str | None) -> None:
-    """Import edgefault with its core taken from ``path`` (e.g. a sanitizer build)."""
-    sys.path.insert(0, str(ROOT))
+    """Import edgefault with its core taken from ``path`` (e.g. a sanitizer build: the source
+    tree's Python package then runs on it)."""
+    use_source_tree(always=bool(path))
     if path:
         import importlib.util
 
@@ -1777,8 +1784,7 @@ def ensure_seeds(workdir: Path) -> None:
     if (workdir / "seeds").exists():
         shutil.rmtree(workdir / "seeds")
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    t = time.monotonic()
+    t = time.monotonic()  # the child picks the source tree or the installed package (use_source_tree)
     r = subprocess.run([sys.executable, str(HERE), "--make-seeds", "--workdir", str(workdir)], env=env,
                        capture_output=True, text=True)
     if r.returncode != 0:

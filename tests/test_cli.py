@@ -167,8 +167,8 @@ def test_score_rate_less_file_refused_unless_rate_given(files: dict[str, Path], 
     assert main(["train", "anomaly", "--method", "gaussian", str(files["healthy"]), "--out", str(bundle),
                  "--window", "256", "--target-far", "0.02"]) == 0
     assert "(header)" in capsys.readouterr().err  # the npz stores its fs
-    info = json.loads(subprocess.run([sys.executable, "-m", "edgefault", "info", str(bundle)], capture_output=True,
-                                     text=True, check=True).stdout)
+    assert main(["info", str(bundle)]) == 0  # in process: `python -m` from the repository root imports the tree
+    info = json.loads(capsys.readouterr().out)
     assert info["training"]["file_rates"] == [{"file": "healthy.npz", "fs": 4000.0, "fs_source": "header"}]
     with np.load(files["later"]) as z:
         npy = tmp_path / "later_no_fs.npz"  # the same data and channels, without its fs entry
