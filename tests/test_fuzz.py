@@ -26,18 +26,28 @@ RUNS = {"mat": 6000, "wav": 8000, "csv": 2500, "npy": 1200, "npz": 4000, "parque
 FUZZ = ROOT / "bench" / "fuzz.py"
 
 
+def _targets() -> list[str]:
+    """Every target, but parquet where pyarrow is not installed (armhf: no wheel, no seeds)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return [t for t in RUNS if t != "parquet"]
+    return list(RUNS)
+
+
 def test_fuzz_every_target_briefly(tmp_path: Path) -> None:
     out = tmp_path / "fuzz.json"
+    targets = _targets()
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
     env["PYTHONHASHSEED"] = "0"
-    runs = ",".join(f"{t}={n * SCALE}" for t, n in RUNS.items())
-    r = subprocess.run([sys.executable, str(FUZZ), "--targets", "all", "--runs", runs, "--seconds", str(20 * SCALE),
+    runs = ",".join(f"{t}={RUNS[t] * SCALE}" for t in targets)
+    r = subprocess.run([sys.executable, str(FUZZ), "--targets", ",".join(targets), "--runs", runs, "--seconds", str(20 * SCALE),
                         "--workdir", str(tmp_path / "work"), "--json", str(out), "--max-restarts", "1"],
                        capture_output=True, text=True, env=env, timeout=1800)
     report = r.stdout[-12000:] + r.stderr[-4000:]
     assert out.exists(), report
     res = {x["target"]: x for x in json.loads(out.read_text())["results"]}
-    assert sorted(res) == sorted(["mat", "wav", "csv", "npy", "npz", "parquet", "bundle", "framing", "push"])
+    assert sorted(res) == sorted(targets)
     for t, x in res.items():
         assert x["inputs"] > 0 and x["messages"], (t, report)  # it ran, and the seeds get refused somewhere
         assert not x["crashes"], (t, x["crashes"], report)
