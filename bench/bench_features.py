@@ -218,14 +218,14 @@ def rel_diff(ours: np.ndarray, ref: np.ndarray) -> float:
 
 
 def callgrind_per_window(bundle: Path, method: str = "ours") -> float | None:
-    """Instructions per window from the difference of two callgrind runs (start-up, imports,
-    bundle loading and FFT planning cancel). method: 'ours' or a key of peers()."""
+    """Instructions per window from the difference of two callgrind runs on the same generated
+    signal (start-up, imports, signal generation, bundle loading and FFT planning cancel). method: 'ours' or a key of peers()."""
     counts = {}
     for seconds in (10.0, 40.0):
         with tempfile.TemporaryDirectory() as tmp:
             code = (f"import sys; sys.argv=['x']; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
                     f"import bench_features as b; import numpy as np; from pathlib import Path; b.HOP={HOP}; "
-                    f"x=np.random.default_rng(1).normal(size=int({seconds}*b.FS)).astype(np.float32); "
+                    f"x=np.random.default_rng(1).normal(size=int(40*b.FS)).astype(np.float32)[:int({seconds}*b.FS)]; "
                     f"m={method!r}; f=(lambda: b.run_ours(Path({str(bundle)!r}), x)) if m=='ours' "
                     f"else b.peers(x)[m]; r=f(); print(r if m=='ours' else len(r))")
             out_file = Path(tmp) / "cg.out"

@@ -37,10 +37,10 @@ del _import_core
 
 from edgefault.device.bundle import Bundle, load_bundle
 from edgefault.errors import BundleError, EdgefaultError, InputError, MissingDependencyError
-from edgefault.device.runtime import Event, Runtime
+from edgefault.device.runtime import Event, EventBatch, Runtime
 from edgefault.device.spec import FeatureSpec
 
 __all__ = [
-    "__version__", "Runtime", "Event", "Bundle", "load_bundle", "FeatureSpec",
+    "__version__", "Runtime", "Event", "EventBatch", "Bundle", "load_bundle", "FeatureSpec",
     "EdgefaultError", "InputError", "BundleError", "MissingDependencyError",
 ]

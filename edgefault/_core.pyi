@@ -136,9 +136,13 @@ class ScoredStream:
         """
         drift: an optional DriftMonitor; push then returns meta (m, 7) = end_frame, flags, score, threshold, score drift stat, latent drift stat, signalling monitors
         """
-    def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, *, health: bool = False) -> typing.Any:
+    def push(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex = 1.0, health: bool = False) -> typing.Any:
         """
         None when no window completes, else (meta (m, 3) float64 = end_frame, flags (FLAG_* bits), score; contrib (m, feature_dim) float32), meta (m, 7) with drift. With health=True a third item: health (m, n_channels) uint8, the FLAG_HEALTH_* bits per window and channel (0 = healthy). A window with any health bit set has FLAG_SENSOR_FAULT in flags (FLAG_FINITE as its samples were), score and contrib NaN, and was not folded into the alarm, drift monitors or adaptive threshold (like a non-finite window).
+        """
+    def push_into(self, chunk: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], scale: typing.SupportsFloat | typing.SupportsIndex, meta: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], contrib: numpy.ndarray[typing.Any, numpy.dtype[typing.Any]], health: typing.Any = None) -> typing.Any:
+        """
+        Like push, into caller-owned arrays (no allocation): meta (capacity, 3 or 7) float64, contrib (capacity, feature_dim) float32, health (capacity, n_channels) uint8 or None. Returns the number of windows written (rows 0..m-1). ValueError, with nothing accepted, when the chunk can complete more windows than capacity.
         """
 class OmpCoder:
     """

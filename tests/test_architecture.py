@@ -127,7 +127,7 @@ def test_import_with_core_keeps_the_public_names(tmp_path: Path) -> None:
     file, names, mod, ok = r.stdout.splitlines()
     assert Path(file).resolve() == (tmp_path / "edgefault" / "__init__.py").resolve()
     assert names == str(sorted(edgefault.__all__)) and mod == "edgefault.device.runtime" and ok == "True False"
-    assert sorted(edgefault.__all__) == sorted(["__version__", "Runtime", "Event", "Bundle", "load_bundle",
+    assert sorted(edgefault.__all__) == sorted(["__version__", "Runtime", "Event", "EventBatch", "Bundle", "load_bundle",
                                                 "FeatureSpec", "EdgefaultError", "InputError", "BundleError",
                                                 "MissingDependencyError"])
 

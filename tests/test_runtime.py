@@ -459,3 +459,65 @@ def test_state_file_with_unsupported_compression_is_refused_clearly(small_bundle
     with pytest.raises(InputError, match=r"state file .*s\.npz .*cannot be read"):
         rt.load_state(p)
     assert rt.get_state()["seq"] == before["seq"]
+
+
+def test_push_returns_a_columnar_batch_matching_its_events(small_bundle: Path, later_signal: np.ndarray) -> None:
+    x = later_signal.copy()
+    x[1000, 0] = np.nan
+    rt = Runtime(small_bundle, start_time=5.0)
+    b = rt.push(x, t_wall=1_700_000_000.0)
+    assert isinstance(b, edgefault.EventBatch) and len(b) == (x.shape[0] - 256) // 128 + 1
+    ev = list(b)
+    assert [e.seq for e in ev] == b.seq.tolist()
+    np.testing.assert_array_equal(b.t, [e.t for e in ev])
+    np.testing.assert_array_equal(b.t_start, [e.t_start for e in ev])
+    np.testing.assert_allclose(b.t_wall, [e.t_wall for e in ev], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(b.score, [np.nan if e.score is None else e.score for e in ev])
+    for col in ("valid", "anomaly", "alarm", "alarm_changed", "threshold", "drift_changed", "retrain"):
+        np.testing.assert_array_equal(getattr(b, col), [getattr(e, col) for e in ev], err_msg=col)
+    assert not b.valid.all() and b.valid.any()
+    assert b.t_wall_source == "source" and b.labels is None and b.proba is None
+    assert b.label == [None] * len(b) and (b.label_index == -1).all()
+    # contributions: the score's terms per feature, summed per channel as Event.contrib
+    assert b.contrib.shape == (len(b), len(b.contrib_names))
+    for e, row in zip(ev, b.contrib_channel):
+        if e.valid:
+            np.testing.assert_allclose(row, [e.contrib["channel"][c] for c in b.channels], rtol=1e-5, atol=1e-6)
+        else:
+            assert not row.any()
+    np.testing.assert_allclose(b.contrib.sum(axis=1)[b.valid], b.score[b.valid], rtol=1e-3, atol=1e-3)
+    cols = b.columns()
+    assert set(cols) >= {"seq", "t", "score", "flag_bits", "contrib", "contrib_names", "health", "label"}
+    assert b.to_dicts() == [e.to_dict() for e in ev]
+    # sequence behaviour callers rely on
+    assert b[0] is ev[0] and b[-1] is ev[-1] and b[2:4] == ev[2:4]
+    assert rt.push(x[:0]) == [] and not rt.push(x[:0])
+    both = b + rt.push(x[:1000])
+    assert isinstance(both, list) and [e.seq for e in both] == list(range(len(both)))
+
+
+def test_push_into_fills_a_reused_batch_like_push(small_bundle: Path, later_signal: np.ndarray) -> None:
+    ref = _stream(Runtime(small_bundle), later_signal, 300)
+    rt = Runtime(small_bundle)
+    out = rt.new_batch(8)
+    got, kept = [], []
+    for s in range(0, later_signal.shape[0], 300):
+        b = rt.push_into(later_signal[s:s + 300], out)
+        assert b is out
+        kept.append((b.seq.copy(), b.score.copy()))
+        got.extend(b)  # events outlive the next fill
+    assert [e.seq for e in got] == [e.seq for e in ref]
+    assert [e.score for e in got] == [e.score for e in ref]
+    assert [e.contrib for e in got] == [e.contrib for e in ref]
+    assert np.concatenate([s for s, _ in kept]).tolist() == [e.seq for e in ref]
+    # a chunk that can complete more windows than the batch holds is refused, nothing accepted
+    seen = rt.samples_seen
+    with pytest.raises(InputError, match=r"completes \d+ windows but out holds 8.*nothing was accepted"):
+        rt.push_into(later_signal[:4000], out)
+    assert rt.samples_seen == seen
+    with pytest.raises(InputError, match="new_batch"):
+        rt.push_into(later_signal[:10], Runtime(small_bundle).new_batch(4))
+    with pytest.raises(InputError, match="new_batch"):
+        rt.push_into(later_signal[:10], rt.push(later_signal[:300]))
+    with pytest.raises(InputError, match="capacity"):
+        rt.new_batch(0)

@@ -526,8 +526,14 @@ def test_cli_train_classify_and_score(tmp_path: Path, capsys: pytest.CaptureFixt
     assert load_bundle(out).kind == "sfdsc"
     assert main(["score", str(out), str(tmp_path / "r1.npz")]) == 0
     lines = [json.loads(s) for s in capsys.readouterr().out.strip().splitlines()]
-    assert lines and all(ln["label"] in info["labels"] for ln in lines)
+    assert lines and all(ln["label"] in info["labels"] + ["unknown"] for ln in lines)
     assert np.mean([ln["label"] == "inner_race@0.007" for ln in lines]) > 0.9
+    # decisions calibrated on the held-out later quarter of every recording
+    cal = info["calibration"]
+    th = load_bundle(out).thresholds
+    assert th["calibrated"] and th["threshold"] == cal["threshold"] and th["unknown_below"] == cal["unknown_below"]
+    assert 0 < cal["unknown_below"] < 1 and cal["n_windows"] > 0 and cal["n_normal_windows"] > 0
+    assert cal["far_on_calibration"] <= 0.05 and "n_calib_effective" in cal
     out2 = tmp_path / "c2.efb"
     assert main(["train", "classify", "--method", "sfdsc", "--manifest", str(tmp_path / "m.csv"), "--out", str(out2),
                  "--atoms", "3", "--max-windows", "40", "--no-window-stats", "--representation", "bands"]) == 0
@@ -600,3 +606,52 @@ def test_runtime_sensor_fault_windows_are_not_classified(synth_bundle) -> None: 
             assert e.valid and e.label == r.label and e.proba == pytest.approx(r.proba)
             clean += 1
     assert clean >= 6
+
+
+def test_calibrated_classifier_batches_carry_labels_unknown_and_not_normal(tmp_path: Path) -> None:
+    recs = {"normal": bearing_signal(8.0, FS, seed=1),
+            "inner_race": bearing_signal(8.0, FS, fault="inner_race", severity=1.0, seed=2),
+            "outer_race": bearing_signal(8.0, FS, fault="outer_race", severity=1.0, seed=3)}
+    spec = sfdsc_spec(FS, ["DE"], window=1024, representation="log_power")
+    n_train = {k: v.shape[0] * 3 // 4 for k, v in recs.items()}
+    res = train_sfdsc([(v[:n_train[k]], k, k) for k, v in recs.items()], spec, n_atoms_per_class=4, max_iter=3,
+                      calib_fraction=0.3, target_far=0.05, unknown_rate=0.2)
+    cal = res.info["calibration"]
+    # held out = the later 30 % of each block, after a one-window gap: no shared sample with training
+    for d in res.info["blocks"]:
+        assert d["train_stop"] + spec.window + round(0.3 * d["n_samples"]) == d["n_samples"]
+    assert 0 < cal["unknown_below"] < 1 and 0.1 <= cal["unknown_rate"] <= 0.3
+    assert cal["threshold"] < 1 and cal["far_on_calibration"] <= 0.1
+    bundle = pack_sfdsc(res, tmp_path / "c.efb")
+    assert bundle.thresholds["calibrated"] and bundle.thresholds["unknown_below"] == cal["unknown_below"]
+    rt = Runtime(bundle)
+    assert rt.threshold == pytest.approx(cal["threshold"])
+    later = {k: v[n_train[k] + 1024:] for k, v in recs.items()}
+    for label, x in later.items():
+        rt.reset()
+        b = rt.push(np.ascontiguousarray(x))
+        ev = list(b)
+        assert b.labels == tuple(rt.labels) and b.label == [e.label for e in ev]
+        assert b.unknown.tolist() == [e.label == "unknown" for e in ev]
+        assert ((b.label_index == -1) == (b.unknown | ~b.valid)).all()
+        np.testing.assert_allclose(b.proba, [[e.proba[k] for k in rt.labels] for e in ev], atol=1e-7)
+        assert b.anomaly.tolist() == [e.score > rt.threshold for e in ev]
+        known = [e.label for e in ev if e.label != "unknown"]
+        assert known and np.mean([lab == label for lab in known]) > 0.9
+        assert np.mean(b.anomaly) > 0.9 if label != "normal" else np.mean(b.anomaly) < 0.2
+    # push_into on a kind scored in Python: the same windows, copied into the reused batch
+    rt.reset()
+    x = np.ascontiguousarray(later["inner_race"])
+    ref = Runtime(bundle).push(x)
+    out = rt.new_batch(16)
+    labels: list = []
+    for s in range(0, x.shape[0], 4096):
+        labels += rt.push_into(x[s:s + 4096], out).label
+    assert labels == ref.label
+
+
+def test_a_label_named_unknown_is_refused() -> None:
+    spec = sfdsc_spec(FS, ["DE"], window=1024)
+    x = bearing_signal(2.0, FS, seed=1)
+    with pytest.raises(InputError, match="'unknown' is the runtime's label"):
+        train_sfdsc([(x, "normal", "a"), (x, "unknown", "b")], spec)

@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -219,12 +220,20 @@ py::array_t<std::uint8_t> health_array(std::size_t m, std::size_t n_channels) {
       std::vector<py::ssize_t>{static_cast<py::ssize_t>(m), static_cast<py::ssize_t>(n_channels)});
 }
 
-// Returns None when no window completes; else (meta, contrib (m, feature_dim) float32[, health
-// (m, n_channels) uint8]), meta float64 (m, 3) = end_frame, flags, score or, with drift monitors,
-// (m, 7) = those plus threshold, score drift stat, latent drift stat, signalling monitors (bits).
-// The stream's locks are held from the sizing of the output to the end of the push.
-template <class T>
-py::object scored_push_typed(PyScoredStream& st, const carray<T>& arr, float scale, bool want_health) {
+// Where a fused push writes its windows: meta rows (cols = 3, or 7 with drift), contrib rows
+// (feature_dim) and health rows (n_channels, or null), each with room for `capacity` windows.
+struct ScoredTarget {
+  double* meta = nullptr;
+  float* contrib = nullptr;
+  std::uint8_t* health = nullptr;
+  std::size_t capacity = 0;
+};
+
+// Pushes under the stream's locks (held from the sizing of the output to the end of the push) and
+// returns the number of windows written; `target(m)` gives the output for m windows (allocating or
+// checking a caller's buffer) while nothing is accepted yet, and may throw.
+template <class T, class Target>
+std::size_t scored_push_into(PyScoredStream& st, const carray<T>& arr, float scale, Target&& target) {
   edgefault::ScoredStream& s = st.stream;
   Pipeline& p = s.pipeline();
   const std::size_t n = checked_frames(arr, p.n_channels());
@@ -235,17 +244,14 @@ py::object scored_push_typed(PyScoredStream& st, const carray<T>& arr, float sca
   const std::size_t m = p.max_windows_for(held.pipeline, n);
   if (m == 0) {  // just buffering (no window to score): cheaper to keep the GIL than to release it
     p.push(held.pipeline, data, n, scale, PipelineOutput{});
-    return py::none();
+    return 0;
   }
   held.scorer = lock_with_gil(s.scorer().mutex());
   if (s.drift() != nullptr) held.drift = lock_with_gil(s.drift()->mutex());
   held.alarm = lock_with_gil(s.alarm().mutex());
   const bool drift = s.drift() != nullptr;
   const std::size_t cols = drift ? 7 : 3;
-  const auto mm = static_cast<py::ssize_t>(m);
-  py::array_t<double> meta(std::vector<py::ssize_t>{mm, static_cast<py::ssize_t>(cols)});
-  py::array_t<float> contrib(std::vector<py::ssize_t>{mm, static_cast<py::ssize_t>(p.feature_dim())});
-  py::array_t<std::uint8_t> health = health_array(want_health ? m : 0, p.n_channels());
+  const ScoredTarget t = target(m, cols);
   if (st.end.size() < m) {
     st.end.resize(m);
     st.flags.resize(m);
@@ -257,14 +263,15 @@ py::object scored_push_typed(PyScoredStream& st, const carray<T>& arr, float sca
   out.flags = st.flags.data();
   out.scores = st.scores.data();
   out.drift = drift ? st.drift_rows.data() : nullptr;
-  out.contrib = contrib.mutable_data();
-  out.health = want_health ? health.mutable_data() : nullptr;
+  out.contrib = t.contrib;
+  out.health = t.health;
   out.max_windows = m;
-  double* mp = meta.mutable_data();
+  double* mp = t.meta;
+  std::size_t done = 0;
   {
     py::gil_scoped_release release;
-    s.push(held, data, n, scale, out);
-    for (std::size_t i = 0; i < m; ++i) {
+    done = s.push(held, data, n, scale, out);
+    for (std::size_t i = 0; i < done; ++i) {
       double* r = mp + cols * i;
       r[0] = static_cast<double>(st.end[i]);
       r[1] = st.flags[i];
@@ -275,8 +282,48 @@ py::object scored_push_typed(PyScoredStream& st, const carray<T>& arr, float sca
       }
     }
   }
+  return done;
+}
+
+// Returns None when no window completes; else (meta, contrib (m, feature_dim) float32[, health
+// (m, n_channels) uint8]), meta float64 (m, 3) = end_frame, flags, score or, with drift monitors,
+// (m, 7) = those plus threshold, score drift stat, latent drift stat, signalling monitors (bits).
+template <class T>
+py::object scored_push_typed(PyScoredStream& st, const carray<T>& arr, float scale, bool want_health) {
+  py::array_t<double> meta;
+  py::array_t<float> contrib;
+  py::array_t<std::uint8_t> health;
+  const std::size_t nc = st.stream.pipeline().n_channels();
+  const std::size_t dim = st.stream.pipeline().feature_dim();
+  const std::size_t m = scored_push_into(st, arr, scale, [&](std::size_t mw, std::size_t cols) {
+    const auto mm = static_cast<py::ssize_t>(mw);
+    meta = py::array_t<double>(std::vector<py::ssize_t>{mm, static_cast<py::ssize_t>(cols)});
+    contrib = py::array_t<float>(std::vector<py::ssize_t>{mm, static_cast<py::ssize_t>(dim)});
+    health = health_array(want_health ? mw : 0, nc);
+    return ScoredTarget{meta.mutable_data(), contrib.mutable_data(), want_health ? health.mutable_data() : nullptr,
+                        mw};
+  });
+  if (m == 0) return py::none();
+  if (static_cast<py::ssize_t>(m) < meta.shape(0)) {  // the core wrote fewer windows than it sized for
+    const py::slice rows(0, static_cast<py::ssize_t>(m), 1);
+    meta = meta[rows].cast<py::array_t<double>>();
+    contrib = contrib[rows].cast<py::array_t<float>>();
+    if (want_health) health = health[rows].cast<py::array_t<std::uint8_t>>();
+  }
   if (want_health) return py::make_tuple(meta, contrib, health);
   return py::make_tuple(meta, contrib);
+}
+
+// A caller's output array: C-contiguous, writable, of dtype T, shape (rows >= 1, cols).
+template <class T>
+T* out_rows(py::array a, const char* name, std::size_t cols, std::size_t& rows) {
+  if (!py::isinstance<py::array_t<T>>(a) || a.ndim() != 2 || !(a.flags() & py::array::c_style) ||
+      !a.writeable() || static_cast<std::size_t>(a.shape(1)) != cols || !aligned_for(a.data(), alignof(T)))
+    throw py::value_error(std::string("push_into: ") + name + " must be a writable, aligned C-contiguous " +
+                          py::str(py::dtype::of<T>()).cast<std::string>() + " array of shape (capacity, " +
+                          std::to_string(cols) + ")");
+  rows = static_cast<std::size_t>(a.shape(0));
+  return static_cast<T*>(a.mutable_data());
 }
 
 template <class T>
@@ -525,10 +572,42 @@ void register_stream(py::module_& m) {
               return scored_push_typed(st, arr, scale, health);
             });
           },
-          py::arg("chunk"), py::arg("scale") = 1.0f, py::kw_only(), py::arg("health") = false,
+          py::arg("chunk"), py::arg("scale") = 1.0f, py::arg("health") = false,
           "None when no window completes, else (meta (m, 3) float64 = end_frame, flags (FLAG_* bits), score; "
           "contrib (m, feature_dim) float32), meta (m, 7) with drift. With health=True a third item: health "
           "(m, n_channels) uint8, the FLAG_HEALTH_* bits per window and channel (0 = healthy). A window with any "
           "health bit set has FLAG_SENSOR_FAULT in flags (FLAG_FINITE as its samples were), score and contrib NaN, "
-          "and was not folded into the alarm, drift monitors or adaptive threshold (like a non-finite window).");
+          "and was not folded into the alarm, drift monitors or adaptive threshold (like a non-finite window).")
+      .def(
+          "push_into",
+          [](PyScoredStream& st, const py::array& chunk, float scale, const py::array& meta, const py::array& contrib,
+             const py::object& health) {
+            const std::size_t nc = st.stream.pipeline().n_channels();
+            const std::size_t dim = st.stream.pipeline().feature_dim();
+            const std::size_t cols = st.stream.drift() != nullptr ? 7 : 3;
+            std::size_t cap_meta = 0, cap_contrib = 0, cap_health = 0;
+            ScoredTarget t;
+            t.meta = out_rows<double>(meta, "meta", cols, cap_meta);
+            t.contrib = out_rows<float>(contrib, "contrib", dim, cap_contrib);
+            t.capacity = std::min(cap_meta, cap_contrib);
+            if (!health.is_none()) {
+              t.health = out_rows<std::uint8_t>(health.cast<py::array>(), "health", nc, cap_health);
+              t.capacity = std::min(t.capacity, cap_health);
+            }
+            return with_samples(chunk, [&](const auto& arr) -> py::object {
+              const std::size_t m = scored_push_into(st, arr, scale, [&](std::size_t mw, std::size_t) {
+                if (mw > t.capacity)
+                  throw py::value_error("push_into: the chunk completes up to " + std::to_string(mw) +
+                                        " windows but the output holds " + std::to_string(t.capacity) +
+                                        "; nothing was accepted: push a shorter chunk or use a larger output");
+                return t;
+              });
+              return py::int_(m);
+            });
+          },
+          py::arg("chunk"), py::arg("scale"), py::arg("meta"), py::arg("contrib"), py::arg("health") = py::none(),
+          "Like push, into caller-owned arrays (no allocation): meta (capacity, 3 or 7) float64, contrib "
+          "(capacity, feature_dim) float32, health (capacity, n_channels) uint8 or None. Returns the number of "
+          "windows written (rows 0..m-1). ValueError, with nothing accepted, when the chunk can complete more "
+          "windows than capacity.");
 }

@@ -114,6 +114,10 @@ def _check_fields(where: str, manifest: dict[str, Any]) -> None:
                 key == "clear_threshold" and not math.isfinite(v)):
             what = "a finite float32 number" if key == "clear_threshold" else "a float32 number or infinity"
             raise _fail(where, f"thresholds.{key} must be {what}, got {_short(v)}")
+    ub = th.get("unknown_below", 0.0)
+    if not (_is_number(ub) and 0.0 <= ub <= 1.0):
+        raise _fail(where, f"thresholds.unknown_below (classifier confidence) must be a number in [0, 1], got "
+                           f"{_short(ub)}")
     kn = {}
     for key in ("k", "n"):
         v = th.get(key, 1)

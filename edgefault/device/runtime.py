@@ -5,7 +5,8 @@ import math
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence as Sequence_
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -27,6 +28,7 @@ _HEALTH_NAMES = ((_core.FLAG_HEALTH_FLAT, "flat"), (_core.FLAG_HEALTH_CLIP, "cli
                  (_core.FLAG_HEALTH_DROPOUT, "dropout"), (_core.FLAG_HEALTH_DC_JUMP, "dc_jump"))
 _INVALID_FLAGS = (("nonfinite_input",), ("nonfinite_score",), ("sensor_fault",), ("gap",))
 WALL_SOURCES = ("source", "receive")
+UNKNOWN = "unknown"  # a classifier's label for a window whose top class probability is below the bundle's unknown_below
 
 
 def _utc_seconds(v: Any, name: str) -> float:
@@ -55,8 +57,9 @@ class Event:
     score was not finite), ``health`` ({channel: [failed checks]} of the sensor-health checks,
     docs/features.md), ``t_wall`` (UTC POSIX seconds of the window's last sample) and
     ``t_wall_source`` ("source": from the timestamp the samples came with, "receive": the clock
-    when they were pushed), ``label`` / ``proba`` (classifiers), ``contrib`` (per channel / band /
-    feature).
+    when they were pushed), ``label`` / ``proba`` (classifiers: the top class, or ``"unknown"`` when
+    its probability is below the bundle's calibrated ``unknown_below``; ``anomaly`` is then the
+    calibrated "not normal" decision on 1 - P(normal)), ``contrib`` (per channel / band / feature).
     With drift monitoring (bundles calibrated for it, see docs/drift.md): ``drift`` (a monitor is
     signalling), ``drift_changed``, ``drift_stats`` ({"score": CUSUM, "latent": MEWMA, "active":
     bool, "monitors": [...]}), ``retrain`` (drift persisted: retraining recommended) and
@@ -270,6 +273,272 @@ class Event:
                 f"anomaly={self.anomaly}, alarm={self.alarm}, valid={self.valid})")
 
 
+class EventBatch(Sequence_):
+    """The windows completed by one :meth:`Runtime.push` / :meth:`Runtime.push_gap`, column-wise.
+
+    A sequence of :class:`Event` (``for ev in batch``, ``batch[i]``, ``len(batch)``; the Event
+    objects are built the first time the batch is iterated or indexed, so code that never asks
+    for them pays nothing per window), and numpy columns, one entry per window:
+
+    ``seq`` int64, ``t`` / ``t_start`` / ``t_wall`` float64 seconds (``t_wall`` NaN when the
+    batch has no wall time), ``score`` float64 (NaN where not ``valid``), ``threshold`` float64,
+    ``valid`` / ``anomaly`` / ``alarm`` / ``alarm_changed`` / ``drift_changed`` / ``retrain``
+    bool, ``drift`` bool or None (drift monitoring off), ``flag_bits`` uint16 (the core's FLAG_*
+    bits and ``FLAG_GAP``; ``Event.flags`` names them), ``health`` (m, n_channels) uint8 bits of
+    the failed sensor-health checks, ``label_index`` int64 (index into ``labels``, -1 where no
+    class is predicted), ``unknown`` bool (a classifier window below the bundle's confidence
+    floor) and ``label`` (list: a label, ``"unknown"`` or None), ``proba`` (m, n_labels) float32 or None,
+    ``contrib`` (m, len(contrib_names)) float32 score terms ("<channel>.<feature>"; 0 where
+    not valid) and ``contrib_channel`` (m, n_channels) their per-channel sums. ``columns()``
+    gives them as one dict. The batch is read-only; concatenating with ``+`` gives a list of
+    events.
+    """
+
+    __slots__ = ("_rt", "_meta", "_contrib", "_proba", "_health", "_n", "_ctx", "_reuse", "_events", "_cols")
+    _rt: "Runtime"
+    _meta: np.ndarray  # rows 0.._n-1: see Runtime._batch
+    _contrib: np.ndarray | None
+    _proba: np.ndarray | None
+    _health: np.ndarray | None
+    _n: int
+    _ctx: tuple[int, float, float, int, float | None, str | None]  # seq0, threshold, start_time, gap_until, toff, tsrc
+    _reuse: bool  # a Runtime.new_batch output: its arrays are overwritten by the next push_into
+    _events: list[Event] | None
+    _cols: dict[str, Any] | None
+
+    def __init__(self) -> None:
+        raise TypeError("EventBatch objects come from Runtime.push / push_gap")
+
+    # -- the sequence of Event --------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._n
+
+    def __bool__(self) -> bool:
+        return self._n > 0
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events())
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.events()[i]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (EventBatch, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Any) -> list[Event]:
+        return self.events() + list(other)
+
+    def __radd__(self, other: Any) -> list[Event]:
+        return list(other) + self.events()
+
+    def __repr__(self) -> str:
+        m = len(self)
+        if m == 0:
+            return "EventBatch([])"
+        c = self._columns()
+        return (f"EventBatch({m} windows, seq {self._ctx[0]}..{self._ctx[0] + m - 1}, valid {int(c['valid'].sum())}, "
+                f"anomalies {int(c['anomaly'].sum())}, alarm at end {bool(c['alarm'][-1])})")
+
+    def events(self) -> list[Event]:
+        """The windows as :class:`Event` objects (built once, then cached)."""
+        ev = self._events
+        if ev is None:
+            ev = self._events = self._build_events()
+        return ev
+
+    def _build_events(self) -> list[Event]:
+        rt = self._rt
+        n = self._n
+        meta = self._meta[:n]
+        rows = meta.tolist()
+        drift = meta.shape[1] == 7
+        seq, thr, t0, gap_until, toff, tsrc = self._ctx
+        fs = rt.spec.fs
+        labels = rt.labels
+        ub = rt._unknown_below
+        proba, contrib_arr, hl = self._proba, self._contrib, self._health
+        if self._reuse:  # the events outlive the buffers' next fill
+            proba, contrib_arr, hl = (None if a is None else a[:n].copy() for a in (proba, contrib_arr, hl))
+        new = Event.__new__
+        events = []
+        finite_bit = _core.FLAG_FINITE
+        ok_mask = finite_bit | _core.FLAG_SENSOR_FAULT
+        inf = math.inf
+        for i, r in enumerate(rows):
+            sc = r[2]
+            fl = int(r[1])
+            if r[0] - gap_until < 0:  # the window overlaps a gap: that is why it is invalid
+                fl |= FLAG_GAP
+                ok = False
+            else:  # finite input, healthy channels and a finite score
+                ok = fl & ok_mask == finite_bit and -inf < sc < inf
+            ev = new(Event)
+            ev.seq = seq + i
+            ev.t = t0 + r[0] / fs
+            ev.score = sc if ok else None
+            ev.threshold = r[3] if drift else thr
+            ev._bits = fl
+            if proba is not None and ok:
+                p = proba[i]
+                ev.proba = {lab: float(v) for lab, v in zip(labels or (), p)}
+                j = int(np.argmax(p))
+                ev.label = (labels[j] if p[j] >= ub else UNKNOWN) if labels else None
+            else:
+                ev.proba = None
+                ev.label = None
+            ev._contrib = contrib_arr
+            ev._i = i
+            ev._rt = rt
+            ev._drift = r if drift else None  # the row: [4] score stat, [5] latent stat, [6] monitors
+            ev._health = hl
+            ev._toff = toff
+            ev._tsrc = tsrc
+            events.append(ev)
+        return events
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """``Event.to_dict()`` of every window (JSON-safe)."""
+        return [ev.to_dict() for ev in self.events()]
+
+    # -- columns ----------------------------------------------------------------------------------
+    def _columns(self) -> dict[str, Any]:
+        c = self._cols
+        if c is not None:
+            return c
+        rt = self._rt
+        m = self._n
+        meta = self._meta[:m]
+        seq0, thr, t0, gap_until, toff, _ = self._ctx
+        ends = meta[:, 0]
+        bits = meta[:, 1].astype(np.uint16)
+        gap = ends < gap_until
+        bits[gap] |= FLAG_GAP
+        raw = meta[:, 2]
+        valid = (~gap & ((bits & (_core.FLAG_FINITE | _core.FLAG_SENSOR_FAULT)) == _core.FLAG_FINITE)
+                 & np.isfinite(raw))
+        t = t0 + ends / rt.spec.fs
+        labels = rt.labels
+        proba = self._proba
+        if proba is not None and labels and m:
+            p = np.nan_to_num(proba[:m], nan=-1.0)
+            unknown = valid & (p.max(axis=1) < rt._unknown_below)
+            li = np.where(valid & ~unknown, np.argmax(p, axis=1), -1).astype(np.int64)
+        else:
+            unknown = np.zeros(m, dtype=bool)
+            li = np.full(m, -1, dtype=np.int64)
+        c = {
+            "seq": np.arange(seq0, seq0 + m, dtype=np.int64),
+            "t": t,
+            "t_start": t - rt.spec.window / rt.spec.fs,
+            "t_wall": t + toff if toff is not None else np.full(m, np.nan),
+            "score": np.where(valid, raw, np.nan),
+            "threshold": meta[:, 3].copy() if meta.shape[1] == 7 else np.full(m, thr),
+            "valid": valid,
+            "anomaly": (bits & _core.FLAG_ANOMALY) != 0,
+            "alarm": (bits & _core.FLAG_ALARM) != 0,
+            "alarm_changed": (bits & _core.FLAG_ALARM_CHANGED) != 0,
+            "drift": ((bits & _core.FLAG_DRIFT) != 0) if rt._drift_on else None,
+            "drift_changed": (bits & _core.FLAG_DRIFT_CHANGED) != 0,
+            "retrain": (bits & _core.FLAG_RETRAIN) != 0,
+            "flag_bits": bits,
+            "label_index": li,
+            "unknown": unknown,
+        }
+        self._cols = c
+        return c
+
+    def columns(self) -> dict[str, Any]:
+        """Every column by name (see the class docstring), plus ``label``, ``proba``, ``contrib``,
+        ``contrib_names``, ``contrib_channel``, ``health`` and ``channels``."""
+        out = dict(self._columns())
+        for k in ("label", "proba", "contrib", "contrib_names", "contrib_channel", "health", "channels"):
+            out[k] = getattr(self, k)
+        return out
+
+    seq = property(lambda self: self._columns()["seq"])
+    t = property(lambda self: self._columns()["t"])
+    t_start = property(lambda self: self._columns()["t_start"])
+    t_wall = property(lambda self: self._columns()["t_wall"])
+    score = property(lambda self: self._columns()["score"])
+    threshold = property(lambda self: self._columns()["threshold"])
+    valid = property(lambda self: self._columns()["valid"])
+    anomaly = property(lambda self: self._columns()["anomaly"])
+    alarm = property(lambda self: self._columns()["alarm"])
+    alarm_changed = property(lambda self: self._columns()["alarm_changed"])
+    drift = property(lambda self: self._columns()["drift"])
+    drift_changed = property(lambda self: self._columns()["drift_changed"])
+    retrain = property(lambda self: self._columns()["retrain"])
+    flag_bits = property(lambda self: self._columns()["flag_bits"])
+    label_index = property(lambda self: self._columns()["label_index"])
+    unknown = property(lambda self: self._columns()["unknown"])
+
+    @property
+    def t_wall_source(self) -> str | None:
+        return self._ctx[5]
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self._rt.spec.channels
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        lab = self._rt.labels
+        return tuple(lab) if lab else None
+
+    @property
+    def label(self) -> list[str | None]:
+        lab = self._rt.labels
+        return [lab[i] if i >= 0 else UNKNOWN if u else None
+                for i, u in zip(self.label_index.tolist(), self.unknown.tolist())]
+
+    @property
+    def proba(self) -> np.ndarray | None:
+        p = self._proba
+        if p is None:
+            return None
+        return np.where(self.valid[:, None], p[:self._n], np.nan).astype(np.float32)
+
+    @property
+    def contrib_names(self) -> list[str]:
+        return list(self._rt._contrib_names)
+
+    @property
+    def contrib(self) -> np.ndarray:
+        rt = self._rt
+        m = self._n
+        if self._contrib is None:
+            return np.zeros((m, len(rt._contrib_names)), dtype=np.float32)
+        c = self._contrib[:m]
+        if rt._extra is not None:
+            c = c[:, rt._term_idx]
+        return np.where(self.valid[:, None], c, 0).astype(np.float32)
+
+    @property
+    def contrib_channel(self) -> np.ndarray:
+        rt = self._rt
+        c = self.contrib
+        out = np.zeros((c.shape[0], rt.spec.n_channels), dtype=np.float64)
+        if c.shape[1]:
+            np.add.at(out, (slice(None), rt._channel_of), c)
+        return out
+
+    @property
+    def health(self) -> np.ndarray:
+        m = self._n
+        if self._health is None:
+            return np.zeros((m, self._rt.spec.n_channels), dtype=np.uint8)
+        h = self._health[:m].copy()
+        h[self.flag_bits & FLAG_GAP != 0] = 0
+        return h
+
+
+_new_batch = EventBatch.__new__
+
+
 class Runtime:
     """Streaming scorer for one bundle.
 
@@ -338,6 +607,11 @@ class Runtime:
         self._scales = {np.dtype(t): so[0] for t in (np.float32, np.float64, np.int16, np.int32)
                         if (so := scale_offset(t, self._rule, input_scale))[1] == 0.0}
         self._base_threshold = (float(self._alarm.threshold), float(self._alarm.clear_threshold))
+        self._thr = self._base_threshold[0]  # the alarm threshold (changes only with drift's adaptive one)
+        self._fs = float(self.spec.fs)
+        nc = self.spec.n_channels
+        self._row_shape = (nc,)  # chunk.shape[1:] the fast path of push takes
+        self._row_shape_1d = () if nc == 1 else (nc,)
         scorer = getattr(self.model, "core_scorer", None)
         dset = th.get("drift")
         self._drift_source = (dset.get("latent") or {}).get("source") if isinstance(dset, dict) else None
@@ -380,6 +654,8 @@ class Runtime:
             if names else np.zeros(0, dtype=np.intp)
         self._band_idx = np.array([i for i, n in enumerate(names) if ".band" in n], dtype=np.int64)
         self.labels = self.bundle.labels
+        self._unknown_below = float(th.get("unknown_below", 0.0)) if self.labels else 0.0
+        self._empty = self._batch(np.zeros((0, 7 if self._drift is not None else 3)), None, None, None)
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -424,8 +700,11 @@ class Runtime:
         """Scale the core applies to samples of x's dtype (one the core takes without an offset)."""
         return scale_offset(x.dtype, self._rule, self.input_scale, what="samples")[0]
 
-    def push(self, chunk: Any, t_wall: float | None = None, *, t_received: float | None = None) -> list[Event]:
-        """Push samples; return the events of every window completed by them (maybe none).
+    def push(self, chunk: Any, t_wall: float | None = None, *, t_received: float | None = None) -> EventBatch:
+        """Push samples; return the events of every window completed by them (maybe none) as an
+        :class:`EventBatch`: columns (numpy arrays) for code that processes windows in bulk, and a
+        sequence of :class:`Event` (built when first iterated or indexed) for code that reads
+        ``ev.alarm``.
 
         ``t_wall``: UTC (POSIX seconds) of the chunk's first sample, from the source (a packet or
         file timestamp); events then carry ``t_wall_source="source"``. Without it the receive
@@ -440,53 +719,129 @@ class Runtime:
         with self._lock:  # one lock: windows, alarm state and seq stay in order across threads
             x = chunk if type(chunk) is np.ndarray else np.asarray(chunk)
             scale = self._scales.get(x.dtype)
-            nc = self.spec.n_channels
-            if scale is None or not (x.ndim == 2 and x.shape[1] == nc or x.ndim == 1 and nc == 1):
+            shp = x.shape
+            tail = shp[1:]
+            if scale is None or not shp or tail != self._row_shape and tail != self._row_shape_1d:
                 x, scale = self._check_chunk(x)  # slow path: converts what it can, raises InputError otherwise
             n = x.shape[0]
             if n == 0:
-                return []
+                return self._empty
             if t_wall is None:
                 tr = self._clock() if t_received is None else _utc_seconds(t_received, "t_received")
-                self._toff = tr - self.start_time - (self._frames + n) / self.spec.fs
+                self._toff = tr - self.start_time - (self._frames + n) / self._fs
                 self._tsrc = "receive"
             else:
-                self._toff = _utc_seconds(t_wall, "t_wall") - self.start_time - self._frames / self.spec.fs
+                self._toff = _utc_seconds(t_wall, "t_wall") - self.start_time - self._frames / self._fs
                 self._tsrc = "source"
-            if self._stream is not None:
-                res = self._stream.push(x, scale, health=True)
-                self._frames += n
-                if res is None:
-                    return []
-                meta, contrib, health = res
-                return self._events(meta.tolist(), contrib, None, health)
-            model = self.model
-            dm = self._drift
-            need_feats = model.needs_features or (dm is not None and self._drift_source == "features")
-            feats, ends, finite, raw, health = self._pipeline.push(x, scale, need_feats, model.needs_raw, health=True)
+            st = self._stream
+            if st is None:
+                return self._push_model(x, scale)
+            res = st.push(x, scale, True)
             self._frames += n
-            if ends.shape[0] == 0:
-                return []
-            batch = model.score(feats, raw if model.needs_raw else None)
-            scores = batch.scores
-            sensor = health.any(axis=1)
-            valid = finite & ~sensor & np.isfinite(scores)  # sensor faults: marked, not scored (as in the core)
-            fbits = finite * _core.FLAG_FINITE + sensor * _core.FLAG_SENSOR_FAULT
-            if dm is not None:
-                vec = feats if self._drift_source == "features" else batch.latent
-                if dm.has_latent and vec is None:
-                    raise InputError("drift: the bundle's latent monitor needs the model's latent output, which "
-                                     "this model does not give")
-                bits, stats = dm.step(self._alarm, scores, valid, vec)
-                rows = np.column_stack([ends.astype(np.float64), bits | fbits, scores, stats]).tolist()
-                return self._events(rows, batch.contrib, batch.proba, health)
-            anomaly, alarm, changed = self._alarm.update(scores, valid)
-            flags = (fbits + anomaly * _core.FLAG_ANOMALY + alarm * _core.FLAG_ALARM
-                     + changed * _core.FLAG_ALARM_CHANGED)
-            rows = np.column_stack([ends.astype(np.float64), flags, scores]).tolist()
-            return self._events(rows, batch.contrib, batch.proba, health)
+            if res is None:
+                return self._empty
+            return self._batch(res[0], res[1], None, res[2])
 
-    def push_gap(self, n_frames: int) -> list[Event]:
+    def new_batch(self, capacity: int = 256) -> EventBatch:
+        """A reusable output for :meth:`push_into`, with room for ``capacity`` windows."""
+        if not (isinstance(capacity, (int, np.integer)) and 1 <= capacity <= 1 << 24):
+            raise InputError(f"new_batch: capacity must be an integer in 1..{1 << 24}, got {capacity!r}")
+        cap = int(capacity)
+        b = _new_batch(EventBatch)
+        b._rt = self
+        b._meta = np.zeros((cap, 7 if self._drift is not None else 3))
+        width = self.spec.feature_dim if self._stream is not None else len(getattr(self.model, "contrib_names", ()))
+        b._contrib = np.zeros((cap, width), dtype=np.float32)
+        b._health = np.zeros((cap, self.spec.n_channels), dtype=np.uint8)
+        b._proba = np.zeros((cap, len(self.labels)), dtype=np.float32) if self.labels else None
+        b._n = 0
+        b._ctx = (self._seq, self._thr, self.start_time, self._gap_until, self._toff, self._tsrc)
+        b._reuse = True
+        b._events = b._cols = None
+        return b
+
+    def push_into(self, chunk: Any, out: EventBatch, t_wall: float | None = None, *,
+                  t_received: float | None = None) -> EventBatch:
+        """:meth:`push` into ``out`` (from :meth:`new_batch`), overwriting what it held; returns
+        ``out``. For core-scored bundles (Gaussian) nothing is allocated per call; other kinds copy
+        their model's output into it. InputError, with nothing accepted, when the chunk can complete
+        more windows than ``out`` holds. Events taken from ``out`` (iterating it) stay valid after
+        the next fill; its columns and arrays do not (copy them to keep them)."""
+        if type(out) is not EventBatch or not out._reuse or out._rt is not self:
+            raise InputError("push_into: out must be a batch from this runtime's new_batch()")
+        with self._lock:
+            x = chunk if type(chunk) is np.ndarray else np.asarray(chunk)
+            scale = self._scales.get(x.dtype)
+            shp = x.shape
+            tail = shp[1:]
+            if scale is None or not shp or tail != self._row_shape and tail != self._row_shape_1d:
+                x, scale = self._check_chunk(x)
+            n = x.shape[0]
+            cap = out._meta.shape[0]
+            w, hop = self.spec.window, self.spec.hop
+            before, after = self._frames, self._frames + n
+            m_max = (0 if after < w else (after - w) // hop + 1) - (0 if before < w else (before - w) // hop + 1)
+            if m_max > cap:
+                raise InputError(f"push_into: the chunk of {n} samples completes {m_max} windows but out holds "
+                                 f"{cap}; nothing was accepted: push shorter chunks or use new_batch({m_max})")
+            out._events = out._cols = None
+            if n == 0:
+                out._n = 0
+                return out
+            if t_wall is None:
+                tr = self._clock() if t_received is None else _utc_seconds(t_received, "t_received")
+                self._toff = tr - self.start_time - after / self._fs
+                self._tsrc = "receive"
+            else:
+                self._toff = _utc_seconds(t_wall, "t_wall") - self.start_time - before / self._fs
+                self._tsrc = "source"
+            st = self._stream
+            if st is None:
+                b = self._push_model(x, scale)
+                m = b._n
+                out._meta[:m] = b._meta
+                for buf, src in ((out._contrib, b._contrib), (out._health, b._health), (out._proba, b._proba)):
+                    if buf is not None:
+                        buf[:m] = 0 if src is None else src
+                out._n = m
+                out._ctx = b._ctx
+                return out
+            m = st.push_into(x, scale, out._meta, out._contrib, out._health)
+            self._frames = after
+            out._n = m
+            out._ctx = (self._seq, self._thr, self.start_time, self._gap_until, self._toff, self._tsrc)
+            self._seq += m
+            return out
+
+    def _push_model(self, x: np.ndarray, scale: float) -> EventBatch:
+        """push for kinds scored in Python (the model's score() on the pipeline's rows)."""
+        model = self.model
+        dm = self._drift
+        need_feats = model.needs_features or (dm is not None and self._drift_source == "features")
+        feats, ends, finite, raw, health = self._pipeline.push(x, scale, need_feats, model.needs_raw, health=True)
+        self._frames += x.shape[0]
+        if ends.shape[0] == 0:
+            return self._empty
+        batch = model.score(feats, raw if model.needs_raw else None)
+        scores = batch.scores
+        sensor = health.any(axis=1)
+        valid = finite & ~sensor & np.isfinite(scores)  # sensor faults: marked, not scored (as in the core)
+        fbits = finite * _core.FLAG_FINITE + sensor * _core.FLAG_SENSOR_FAULT
+        if dm is not None:
+            vec = feats if self._drift_source == "features" else batch.latent
+            if dm.has_latent and vec is None:
+                raise InputError("drift: the bundle's latent monitor needs the model's latent output, which "
+                                 "this model does not give")
+            bits, stats = dm.step(self._alarm, scores, valid, vec)
+            meta = np.column_stack([ends.astype(np.float64), bits | fbits, scores, stats])
+            return self._batch(meta, batch.contrib, batch.proba, health)
+        anomaly, alarm, changed = self._alarm.update(scores, valid)
+        flags = (fbits + anomaly * _core.FLAG_ANOMALY + alarm * _core.FLAG_ALARM
+                 + changed * _core.FLAG_ALARM_CHANGED)
+        meta = np.column_stack([ends.astype(np.float64), flags, scores])
+        return self._batch(meta, batch.contrib, batch.proba, health)
+
+    def push_gap(self, n_frames: int) -> EventBatch:
         """Mark ``n_frames`` samples per channel as lost (a dropped packet or chunk, a source gap).
 
         The stream is not spliced: ``t`` and ``seq`` advance as if the samples had arrived, and
@@ -503,11 +858,11 @@ class Runtime:
         if not ok:
             raise InputError(f"push_gap: n_frames must be an integer >= 0, got {n_frames!r}")
         if n == 0:
-            return []
+            return self._empty
         with self._lock:
             return self._push_gap(n)
 
-    def _push_gap(self, n: int) -> list[Event]:
+    def _push_gap(self, n: int) -> EventBatch:
         w, hop, nc = self.spec.window, self.spec.hop, self.spec.n_channels
         before = self._frames
         after = before + n
@@ -522,69 +877,37 @@ class Runtime:
         j1 = (after - w) // hop if after >= w else -1
         count = max(0, j1 - j0 + 1)
         shown = min(count, MAX_GAP_EVENTS)
+        ends = w + hop * np.arange(j0, j0 + shown, dtype=np.float64)
         if self._drift is not None:
             mon, _, cusum, _, _ = self._drift.get_state()
             bit = _core.FLAG_DRIFT if self._drift.drift else 0
-            thr = float(self._alarm.threshold)
-            rows = [[float(w + j * hop), FLAG_GAP | bit, math.nan, thr, float(cusum), math.nan, float(mon)]
-                    for j in range(j0, j0 + shown)]
+            row = [FLAG_GAP | bit, math.nan, float(self._alarm.threshold), float(cusum), math.nan, float(mon)]
         else:
-            rows = [[float(w + j * hop), FLAG_GAP, math.nan] for j in range(j0, j0 + shown)]
-        events = self._events(rows, None, None, None)
+            row = [FLAG_GAP, math.nan]
+        meta = np.empty((shown, 1 + len(row)))
+        meta[:, 0] = ends
+        meta[:, 1:] = row
+        batch = self._batch(meta, None, None, None)
         self._seq += count - shown
-        return events
+        return batch
 
-    def _events(self, rows: list[list[float]], contrib: np.ndarray | None,
-                proba: np.ndarray | None, health: np.ndarray | None) -> list[Event]:
-        """Events from rows of (end_frame, flags (FLAG_* bits), score) or, with drift monitors,
+    def _batch(self, meta: np.ndarray, contrib: np.ndarray | None, proba: np.ndarray | None,
+               health: np.ndarray | None) -> "EventBatch":
+        """The batch of meta rows (end_frame, flags (FLAG_* bits), score) or, with drift monitors,
         (end_frame, flags, score, threshold, score stat, latent stat, monitors); health: the
-        (m, n_channels) health bits or None."""
-        drift = bool(rows) and len(rows[0]) == 7
-        thr = float(self._alarm.threshold)
-        fs = self.spec.fs
-        t0 = self.start_time
-        labels = self.labels
-        contrib_arr = contrib if contrib is not None and contrib.shape[0] > 0 else None
-        new = Event.__new__
-        events = []
-        seq = self._seq
-        finite_bit = _core.FLAG_FINITE
-        ok_mask = finite_bit | _core.FLAG_SENSOR_FAULT
-        inf = math.inf
-        gap_until = self._gap_until
-        hl = health
-        toff, tsrc = self._toff, self._tsrc
-        for i, r in enumerate(rows):
-            sc = r[2]
-            fl = int(r[1])
-            if r[0] - gap_until < 0:  # the window overlaps a gap: that is why it is invalid
-                fl |= FLAG_GAP
-                ok = False
-            else:  # finite input, healthy channels and a finite score
-                ok = fl & ok_mask == finite_bit and -inf < sc < inf
-            ev = new(Event)
-            ev.seq = seq + i
-            ev.t = t0 + r[0] / fs
-            ev.score = sc if ok else None
-            ev.threshold = r[3] if drift else thr
-            ev._bits = fl
-            if proba is not None and ok:
-                p = proba[i]
-                ev.proba = {lab: float(v) for lab, v in zip(labels or (), p)}
-                ev.label = labels[int(np.argmax(p))] if labels else None
-            else:
-                ev.proba = None
-                ev.label = None
-            ev._contrib = contrib_arr
-            ev._i = i
-            ev._rt = self
-            ev._drift = r if drift else None  # the row: [4] score stat, [5] latent stat, [6] monitors
-            ev._health = hl
-            ev._toff = toff
-            ev._tsrc = tsrc
-            events.append(ev)
-        self._seq = seq + len(events)
-        return events
+        (m, n_channels) health bits or None. Advances seq; builds no per-window object."""
+        b = _new_batch(EventBatch)
+        b._rt = self
+        b._meta = meta
+        b._contrib = contrib if contrib is not None and contrib.shape[0] > 0 else None
+        b._proba = proba
+        b._health = health
+        b._n = m = meta.shape[0]
+        b._ctx = (self._seq, self._thr, self.start_time, self._gap_until, self._toff, self._tsrc)
+        b._reuse = False
+        b._events = b._cols = None
+        self._seq += m
+        return b
 
     def _contrib_dict(self, row: np.ndarray) -> dict[str, dict[str, float]]:
         names = self._contrib_names
@@ -620,6 +943,7 @@ class Runtime:
         if self._drift is not None:
             self._drift.reset()
             self._alarm.set_threshold(*self._base_threshold)
+        self._thr = float(self._alarm.threshold)
         self._seq = 0
 
     def get_state(self) -> dict[str, Any]:
@@ -680,6 +1004,7 @@ class Runtime:
             self._pipeline.set_state(tail, int(state["frames_seen"]))
             self._frames = int(state["frames_seen"])
             self._alarm.set_threshold(float(a["threshold"]), float(a["clear_threshold"]))
+            self._thr = float(self._alarm.threshold)
             self._alarm.set_state(int(a["above"]), int(a["above_clear"]), int(a["n_valid"]), bool(a["alarm"]))
             seq = int(state["seq"])
             gap_until = int(state.get("gap_until", 0))  # absent before gaps were marked
@@ -702,4 +1027,4 @@ class Runtime:
         self.set_state(read_state(path))
 
 
-__all__: Sequence[str] = ("Runtime", "Event")
+__all__: Sequence[str] = ("Runtime", "Event", "EventBatch")

@@ -442,7 +442,9 @@ def _classify_fold(data: _Data, split: Split, labels: list[str], args: argparse.
         recs.append(Recording(data=data.signal(i)[s.start:s.stop], fs=data.fs, channels=tuple(data.channels),
                               path=f"{s.row.path.name}[{s.start}:{s.stop}]"))
         labs.append(labels[i])
-    opts = argparse.Namespace(**{**vars(args), "seed": seed})
+    # the evaluation scores labels on held-out recordings: no calibration hold-out unless asked for
+    opts = argparse.Namespace(**{**vars(args), "seed": seed,
+                                 "calib_fraction": getattr(args, "calib_fraction", None) or 0.0})
     with tempfile.TemporaryDirectory() as tmp:
         trained = kind.train(kinds.TrainData(recordings=recs, labels=labs, fs=data.fs, channels=list(data.channels)),
                              opts, Path(tmp) / "eval.efb")

@@ -261,6 +261,12 @@ class SFDSCKind(ModelKind):
         group.add_argument("--max-windows", type=int, default=300,
                            help="sfdsc: training windows kept per class (default 300)")
         group.add_argument("--svm-c", type=float, default=10.0, help="sfdsc: SVM C (default 10)")
+        group.add_argument("--calib-fraction", type=float, default=None,
+                           help="sfdsc: later part of every recording held out to calibrate the 'not normal' "
+                                "threshold (at --target-far) and the 'unknown' confidence (default 0.25 for "
+                                "train, 0 for eval; 0 = uncalibrated: 1 - P(normal) > 0.5, never unknown)")
+        group.add_argument("--unknown-rate", type=float, default=0.01,
+                           help="sfdsc: share of held-out windows of known classes called 'unknown' (default 0.01)")
         group.add_argument("--no-window-stats", action="store_true",
                            help="sfdsc: leave the window's mean and std out of the SVM inputs (they track load "
                                 "and fault size)")
@@ -278,8 +284,11 @@ class SFDSCKind(ModelKind):
         spec = data.spec or sfdsc_spec(data.fs, data.channels, window=opts.window, hop=opts.hop or opts.window // 2,
                                        representation=opts.representation, env_fmax=opts.env_fmax)
         blocks = [(r.data, lab, str(r.path)) for r, lab in zip(data.recordings, data.labels)]
+        calib = 0.25 if getattr(opts, "calib_fraction", None) is None else float(opts.calib_fraction)
         res = train_sfdsc(blocks, spec, max_windows_per_class=opts.max_windows, random_state=opts.seed,
-                          n_atoms_per_class=opts.atoms, C=opts.svm_c, use_extra=not opts.no_window_stats)
+                          n_atoms_per_class=opts.atoms, C=opts.svm_c, use_extra=not opts.no_window_stats,
+                          calib_fraction=calib, target_far=float(getattr(opts, "target_far", None) or 0.01),
+                          unknown_rate=float(getattr(opts, "unknown_rate", 0.01)))
         res.info.update(data.info)
         from edgefault.samples import training_scaling
 
@@ -287,7 +296,8 @@ class SFDSCKind(ModelKind):
         bundle = pack_sfdsc(res, out, name=getattr(opts, "name", None))
         summary = {"bundle": str(out), "bundle_id": bundle.bundle_id, "labels": res.labels,
                    "n_train_windows": res.info["n_train_windows"],
-                   "windows_per_label": res.info["windows_per_label"]}
+                   "windows_per_label": res.info["windows_per_label"],
+                   "calibration": res.info.get("calibration")}
         return Trained(bundle=bundle, summary=summary, n_train_windows=res.info["n_train_windows"],
                        eval_info={"train_labels": res.labels})
 

@@ -31,6 +31,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from edgefault.errors import InputError
+from edgefault.device.runtime import UNKNOWN
 from edgefault.io.manifest import is_healthy
 from edgefault.kinds.sfdsc import (REPRESENTATIONS, ovr_from_ovo, sfdsc_features, sfdsc_prepare,
                                   sfdsc_signal_matrix, softmax_rows, svm_ovo_decision)
@@ -261,33 +262,60 @@ class SFDSCTraining:
 
 def train_sfdsc(blocks: Sequence[tuple[np.ndarray, str, str]], spec: FeatureSpec, *,
                 max_windows_per_class: int | None = None, random_state: int = 0,
+                calib_fraction: float = 0.0, target_far: float = 0.01, unknown_rate: float = 0.01,
                 **params: Any) -> SFDSCTraining:
     """Train on labelled contiguous blocks ``(data (n, n_channels), label, source name)``.
 
     ``max_windows_per_class`` keeps an evenly spaced subset of each class's windows (training
     cost); ``params`` go to :class:`SFDSCClassifier` (``svm_cv`` defaults to 3 here: C and
     gamma chosen by 3-fold contiguous cross-validation inside the training windows).
+
+    ``calib_fraction`` > 0 holds out the later part of every block (after a gap of one window, so
+    no held-out window shares a sample with a training window) and calibrates the decisions on
+    it (:func:`calibrate_decisions`): the "not normal" threshold on 1 - P(normal) of the held-out
+    healthy windows at ``target_far``, and the confidence below which a window's class is
+    "unknown" (``unknown_rate`` of the held-out windows of known classes fall below it). With 0
+    (the default, as the evaluations train) the decisions stay uncalibrated: 1 - P(normal) > 0.5
+    and no "unknown".
     """
+    if not 0.0 <= calib_fraction <= 0.5:
+        raise InputError(f"sfdsc: calibration fraction must be in [0, 0.5], got {calib_fraction}")
     if not blocks:
         raise InputError("sfdsc: no training recordings")
     spec = health_for_training(spec, [np.asarray(d) for d, _, _ in blocks], "train sfdsc")
     use_raw = len(spec.per_channel_names) == 2
     Xs, ys, desc = [], [], []
+    Xc, yc = [], []  # held-out calibration windows
     h = hashlib.sha256()
     for data, label, name in blocks:
-        X = block_matrix(spec, data, use_raw)
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(data).tobytes())
+        stop = data.shape[0]
+        if calib_fraction > 0:
+            n_cal = int(round(data.shape[0] * calib_fraction))
+            stop = data.shape[0] - n_cal - spec.window  # a window's gap between training and calibration
+            if n_cal < spec.window or stop < spec.window:
+                raise InputError(f"sfdsc: {name} ({label}) is too short ({data.shape[0]} samples) to hold out "
+                                 f"{calib_fraction:.0%} for calibration; give longer recordings or "
+                                 f"--calib-fraction 0")
+            C = block_matrix(spec, data[data.shape[0] - n_cal:], use_raw)
+            Xc.append(C)
+            yc.extend([label] * C.shape[0])
+        X = block_matrix(spec, data[:stop], use_raw)
         if X.shape[0] == 0:
             raise InputError(f"sfdsc: {name} ({label}) has no complete finite window of {spec.window} samples")
         Xs.append(X)
         ys.extend([label] * X.shape[0])
-        desc.append({"source": name, "label": label, "n_samples": int(data.shape[0]), "n_windows": int(X.shape[0])})
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(data).tobytes())
+        desc.append({"source": name, "label": label, "n_samples": int(data.shape[0]), "n_windows": int(X.shape[0]),
+                     "train_stop": int(stop), "n_calib_windows": int(Xc[-1].shape[0]) if calib_fraction > 0 else 0})
     X = np.concatenate(Xs)
     y = np.asarray(ys)
     labels = sorted(set(ys))
     if len(labels) < 2:
         raise InputError(f"sfdsc: need recordings of at least 2 labels, got {labels}")
+    if UNKNOWN in labels:
+        raise InputError(f"sfdsc: {UNKNOWN!r} is the runtime's label for windows of no known class; rename that "
+                         f"label in the manifest")
     if max_windows_per_class:
         keep = []
         for lab in labels:
@@ -307,8 +335,49 @@ def train_sfdsc(blocks: Sequence[tuple[np.ndarray, str, str]], spec: FeatureSpec
             "dl_objective": [float(v) for v in clf.dictionary_learning_.objective_],
             "svm": {"C": float(clf.C_), "gamma": float(clf.gamma_), "cv_accuracy": clf.cv_scores_}}
     info["params"]["tree"] = None if clf.tree is None else clf.fault_tree_.to_dict()
+    if calib_fraction > 0:
+        info["calibration"] = calibrate_decisions(clf, np.concatenate(Xc), np.asarray(yc), normal,
+                                                  target_far=target_far, unknown_rate=unknown_rate)
     return SFDSCTraining(classifier=clf, spec=spec, labels=[str(c) for c in clf.classes_], normal_label=normal,
                          info=info)
+
+
+def calibrate_decisions(clf: SFDSCClassifier, X: np.ndarray, y: np.ndarray, normal: str | None, *,
+                        target_far: float = 0.01, unknown_rate: float = 0.01) -> dict[str, Any]:
+    """The classifier's decisions calibrated on held-out windows ``X`` (labels ``y``, time order
+    within each label): ``threshold`` / ``clear_threshold`` on 1 - P(normal) from the healthy
+    windows at ``target_far`` (:func:`edgefault.device.thresholds.calibrate`, with the effective
+    sample size of the overlapping windows), ``unknown_below``: the ``unknown_rate`` quantile of
+    the top class probability over held-out windows of known classes, and what the held-out
+    windows score with them (accuracy, unknown rate, false "not normal" rate)."""
+    from edgefault.device.thresholds import calibrate, evidence
+
+    P = clf.predict_proba(X)
+    classes = [str(c) for c in clf.classes_]
+    top = P.max(axis=1)
+    pred = np.asarray(classes)[P.argmax(axis=1)]
+    unknown_below = float(np.quantile(top, unknown_rate)) if unknown_rate > 0 else 0.0
+    known = top >= unknown_below
+    out: dict[str, Any] = {
+        "n_windows": int(X.shape[0]), "unknown_rate_target": unknown_rate, "unknown_below": unknown_below,
+        "accuracy": float(np.mean(pred == y)),
+        "accuracy_known": float(np.mean(pred[known] == y[known])) if known.any() else None,
+        "unknown_rate": float(np.mean(~known)),
+        "per_label": {lab: {"n_windows": int(np.sum(y == lab)), "accuracy": float(np.mean(pred[y == lab] == lab))}
+                      for lab in classes if np.any(y == lab)},
+    }
+    if normal is not None and np.any(y == normal):
+        s = 1.0 - P[y == normal, classes.index(normal)]
+        cal = calibrate(s, target_far=target_far, method="auto")
+        thr = float(min(cal.threshold, 1.0))
+        out.update({"target_far": target_far, "threshold": thr, "clear_threshold": float(min(cal.clear_threshold, thr)),
+                    "threshold_method": cal.method, "far_on_calibration": float(np.mean(s > thr)),
+                    "n_normal_windows": int(s.size), **evidence(s, target_far)})
+        if normal is not None:
+            faults = y != normal
+            if faults.any():
+                out["fault_detected_rate"] = float(np.mean(1.0 - P[faults, classes.index(normal)] > thr))
+    return out
 
 
 def pack_sfdsc(result: SFDSCTraining, out: str | Path, *, name: str | None = None):  # type: ignore[no-untyped-def]
@@ -323,6 +392,9 @@ def pack_sfdsc(result: SFDSCTraining, out: str | Path, *, name: str | None = Non
              "fault_tree": clf.fault_tree_.to_dict(),
              "score": "1 - P(normal)" if result.normal_label else "1 - max proba",
              "proba": "softmax(temperature * one-vs-rest shaped OvO decision)"}
+    cal = result.info.get("calibration") or {}
+    thresholds = {"threshold": cal.get("threshold", 0.5), "clear_threshold": cal.get("clear_threshold", 0.5),
+                  "k": 1, "n": 1, "unknown_below": cal.get("unknown_below", 0.0),
+                  "calibrated": "threshold" in cal}
     return pack_bundle(out, spec=result.spec, model=model, arrays=clf.bundle_arrays(), labels=result.labels,
-                       thresholds={"threshold": 0.5, "clear_threshold": 0.5, "k": 1, "n": 1},
-                       training=result.info, name=name)
+                       thresholds=thresholds, training=result.info, name=name)
