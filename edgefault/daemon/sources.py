@@ -129,7 +129,11 @@ class UdpSource(Source):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         except OSError:
             pass
-        self.sock.bind((host, port))
+        try:
+            self.sock.bind((host, port))
+        except OSError:
+            self.sock.close()  # a failed start leaves no socket open
+            raise
         self.sock.settimeout(0.25)
         self.address = self.sock.getsockname()[:2]
 
@@ -167,8 +171,12 @@ class TcpSource(Source):
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(8)
+        try:
+            self.sock.bind((host, port))
+            self.sock.listen(8)
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.settimeout(0.25)
         self.address = self.sock.getsockname()[:2]
         self.conns: set[socket.socket] = set()
