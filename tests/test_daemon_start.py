@@ -78,7 +78,7 @@ def test_failure_after_the_lock_removes_what_start_created(tmp_path: Path, small
     try:
         d = Daemon(parse_config(_config(tmp_path, small_bundle, f"127.0.0.1:{port}", sink), str(tmp_path / "c.toml")))
         with caplog.at_level(logging.INFO, logger="edgefault.daemon"):
-            with pytest.raises(OSError):
+            with pytest.raises(EdgefaultError, match=f"sensor m1: cannot listen on udp 127.0.0.1:{port}: "):
                 d.start()
             d.stop()
     finally:
@@ -108,7 +108,7 @@ def test_failed_start_keeps_an_existing_state(tmp_path: Path, small_bundle: Path
     try:
         d = Daemon(parse_config(_config(tmp_path, small_bundle, f"127.0.0.1:{busy.getsockname()[1]}"),
                                 str(tmp_path / "c.toml")))
-        with pytest.raises(OSError):
+        with pytest.raises(EdgefaultError, match="cannot listen"):
             d.start()
     finally:
         busy.close()
@@ -124,3 +124,23 @@ def test_serve_with_a_missing_bundle_exits_2_without_files(tmp_path: Path) -> No
     assert "missing.efb" in p.stderr
     assert "state saved" not in p.stderr and "stopped" not in p.stderr
     assert not (tmp_path / "st").exists() and not (tmp_path / "edgefault-state").exists()
+
+
+def test_serve_with_a_port_in_use_exits_2_with_a_message(tmp_path: Path, small_bundle: Path) -> None:
+    """The metrics port is taken (the last thing start() builds): one clear line, exit 2, and the
+    new state folder is gone again."""
+    busy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(_config(tmp_path, small_bundle).replace('listen = ""', f'listen = "127.0.0.1:{port}"', 1))
+    try:
+        p = subprocess.run([sys.executable, "-m", "edgefault", "serve", "--config", str(cfg)], capture_output=True,
+                           text=True, timeout=60, cwd=tmp_path, env={**os.environ, "PYTHONPATH": PKG_PARENT})
+    finally:
+        busy.close()
+    assert p.returncode == 2, p.stderr
+    assert f"[http] cannot listen on 127.0.0.1:{port}" in p.stderr and "Traceback" not in p.stderr
+    assert "state saved" not in p.stderr
+    assert not (tmp_path / "st").exists()

@@ -409,7 +409,10 @@ class Daemon:
                 w.source = make_source(sc, w, self._stdin)
             if self.cfg.http_listen is not None:
                 host, port = self.cfg.http_listen
-                self.http = HttpServer(host, port, self.metrics, self.health)
+                try:
+                    self.http = HttpServer(host, port, self.metrics, self.health)
+                except OSError as e:
+                    raise InputError(f"[http] cannot listen on {host}:{port}: {e.strerror or e}") from None
         except BaseException:
             if locked:  # remove what this call created, while still holding the lock
                 self._remove_new(sd, before, sd_existed, new_sink_files)

@@ -13,7 +13,7 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
-from edgefault.errors import EdgefaultError, MissingDependencyError
+from edgefault.errors import EdgefaultError, InputError, MissingDependencyError
 from edgefault.daemon import framing
 from edgefault.daemon.config import SensorConfig, SourceConfig
 
@@ -118,6 +118,10 @@ class _PacketHandler:
             w.offer(data, t_wall=h.t_wall)
 
 
+def _listen_error(sensor: str, proto: str, host: str, port: int, e: OSError) -> InputError:
+    return InputError(f"sensor {sensor}: cannot listen on {proto} {host}:{port}: {e.strerror or e}")
+
+
 class UdpSource(Source):
     def __init__(self, cfg: SourceConfig, worker: Worker) -> None:
         super().__init__(cfg, worker)
@@ -131,9 +135,9 @@ class UdpSource(Source):
             pass
         try:
             self.sock.bind((host, port))
-        except OSError:
+        except OSError as e:
             self.sock.close()  # a failed start leaves no socket open
-            raise
+            raise _listen_error(worker.id, "udp", host, port, e) from None
         self.sock.settimeout(0.25)
         self.address = self.sock.getsockname()[:2]
 
@@ -174,9 +178,9 @@ class TcpSource(Source):
         try:
             self.sock.bind((host, port))
             self.sock.listen(8)
-        except OSError:
+        except OSError as e:
             self.sock.close()
-            raise
+            raise _listen_error(worker.id, "tcp", host, port, e) from None
         self.sock.settimeout(0.25)
         self.address = self.sock.getsockname()[:2]
         self.conns: set[socket.socket] = set()
