@@ -284,9 +284,10 @@ def test_drift_spans_from_a_real_runtime(tmp_path: Path) -> None:
     assert "monitor" in text and "CUSUM" in text and '{"score"' not in text
 
 
-def test_largest_feature_and_extrapolated_rate_are_shown(scored: dict[str, Path], tmp_path: Path) -> None:
+def test_largest_feature_and_alarm_rate_basis_are_shown(scored: dict[str, Path], tmp_path: Path) -> None:
     """The top feature of the alarmed windows (a time statistic here, not a band) appears on the
-    page, and alarms per hour from seconds of data say they are extrapolated."""
+    page, and alarms from seconds of data are counted with their duration, not extrapolated to a
+    rate per hour."""
     events = _load(scored["events"])
     total: dict[str, float] = {}
     for e in events:
@@ -298,6 +299,47 @@ def test_largest_feature_and_extrapolated_rate_are_shown(scored: dict[str, Path]
     top = max(non_band, key=non_band.get)
     out = tmp_path / "r.html"
     write_report(scored["events"], out)
-    text = " ".join(_parse(out).text)
+    page = _parse(out)
+    text = " ".join(page.text)
     assert top in text
-    assert "extrapolated from" in text
+    # the overall top features (bands included) in words, largest first
+    top_any = max(total, key=total.get)
+    summary_top = page.having("tr", "top-features")
+    assert summary_top and top_any in text
+    data = read_events(scored["events"])
+    n_spans = len(data.spans)
+    duration = sum(s.t[-1] - s.t[0] + (s.window_s or 0.0) for s in data.segments)
+    assert duration < 3600
+    rate = re.search(r"alarm rate\s*(\d+) alarm spans? in ([\d.]+) s of data \(no per-hour rate", text)
+    assert rate, text
+    assert int(rate.group(1)) == n_spans and abs(float(rate.group(2)) - duration) < 0.01 * duration + 0.01
+    assert "per hour (" not in text
+
+
+def test_alarm_rate_per_hour_only_from_an_hour_of_data() -> None:
+    from edgefault.report.html import _alarm_rate
+
+    assert _alarm_rate(3, 42.0) == "3 alarm spans in 42 s of data (no per-hour rate from less than 1 h)"
+    assert _alarm_rate(1, 42.0).startswith("1 alarm span in 42 s")
+    assert _alarm_rate(3, 7200.0) == "1.5 per hour (3 alarm spans in 2 h of data)"
+    assert "no duration" in _alarm_rate(0, 0.0)
+
+
+def test_alarm_spans_list_top_features_in_words(scored: dict[str, Path], tmp_path: Path) -> None:
+    """Each alarm span row names its largest feature contributors (channel.feature) as text, the
+    first being the largest summed contrib.feature entry of the span's alarmed windows."""
+    events = _load(scored["events"])
+    out = tmp_path / "r.html"
+    write_report(scored["events"], out)
+    page = _parse(out)
+    rows = page.having("tr", "alarm-span")
+    spans = _spans(events)
+    assert len(rows) == len(spans) >= 2
+    for row, (_, _, _, evs) in zip(rows, spans):
+        tot: dict[str, float] = {}
+        for e in evs:
+            for n, v in e["contrib"]["feature"].items():
+                tot[n] = tot.get(n, 0.0) + v
+        assert row["data-top-feature"] == max(tot, key=tot.get)
+    names = [a["data-name"] for t, a in page.tags if t == "span" and "top-feature" in (a.get("class") or "")]
+    assert all(n and "." in n for n in names) and len(names) >= len(rows)

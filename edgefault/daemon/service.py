@@ -95,12 +95,12 @@ def sink_alert(ev: Any, retrain_before: bool) -> tuple[bool, bool]:
     return bool(ev.anomaly or ev.alarm_changed or ev.drift_changed or (retrain and not retrain_before)), retrain
 
 class SensorWorker:
-    def __init__(self, cfg: SensorConfig, daemon: "Daemon") -> None:
+    def __init__(self, cfg: SensorConfig, daemon: "Daemon", rt: Runtime | None = None) -> None:
         self.cfg = cfg
         self.id = cfg.id
         self.daemon = daemon
         self.metrics = daemon.metrics
-        self.rt = self._runtime(cfg)
+        self.rt = rt if rt is not None else self._runtime(cfg)
         self._bundle_mtime = Path(cfg.bundle).stat().st_mtime_ns
         self.n_channels = self.rt.spec.n_channels
         self.fs = self.rt.fs
@@ -131,7 +131,7 @@ class SensorWorker:
         m.set("edgefault_queue_capacity", cfg.queue_chunks, sensor=sid)
         self._info()
 
-    def _runtime(self, cfg: SensorConfig) -> Runtime:
+    def _runtime(self, cfg: SensorConfig) -> Runtime:  # uses no worker state (Daemon.start calls it first)
         try:
             return Runtime(cfg.bundle, input_scale=cfg.input_scale, alarm_k=cfg.alarm_k, alarm_n=cfg.alarm_n,
                            drift=cfg.drift, adaptive_threshold=cfg.adaptive_threshold)
@@ -327,10 +327,17 @@ class SensorWorker:
         self.thread.start()
 
     def stop(self) -> None:
-        """Score everything queued, save the state."""
+        """Score everything queued, save the state (only when the scoring thread ran)."""
         self._stop.set()
-        self.thread.join()
-        self.seqfile.close()
+        if self.thread.ident is not None:
+            self.thread.join()
+        self.close()
+
+    def close(self) -> None:
+        """Close the event-number file (idempotent)."""
+        if self.seqfile.fd >= 0:
+            self.seqfile.close()
+            self.seqfile.fd = -1
 
 
 # -- the daemon ----------------------------------------------------------------------------------------
@@ -346,6 +353,8 @@ class Daemon:
         self.workers: list[SensorWorker] = []
         self.http: HttpServer | None = None
         self._lockfd: int | None = None
+        self._started = False  # start() completed; stop() is a no-op otherwise
+        self._stopped = False
         self.metrics.set("edgefault_up", 1)
         self.metrics.set("edgefault_build_info", 1, version=__version__)
         self.metrics.gauge_callbacks.append(self._gauges)
@@ -373,18 +382,42 @@ class Daemon:
 
     # -- lifecycle --
     def start(self) -> None:
+        """Load every bundle, take the state folder's lock, build sinks, sensors, sources and the
+        HTTP server, then start their threads. A failure leaves nothing behind: bundles are loaded
+        before the state folder is touched (a missing or bad bundle creates no file at all), and
+        after a later failure (a port in use, an unwritable sink) everything built so far is
+        closed, the lock released and the files and folders this call created are removed."""
+        if self._started or self._stopped:
+            raise RuntimeError("a Daemon starts once")
+        runtimes = [SensorWorker._runtime(None, sc)  # type: ignore[arg-type]
+                    for sc in self.cfg.sensors]
         sd = Path(self.cfg.state_dir)
-        sd.mkdir(parents=True, exist_ok=True)
-        self._lock(sd)
-        for sc in self.cfg.sinks:
-            self.sinks.append(make_sink(sc, self.metrics, sd, self._stdout))
-        for sc in self.cfg.sensors:
-            self.workers.append(SensorWorker(sc, self))
-        for w, sc in zip(self.workers, self.cfg.sensors):
-            w.source = make_source(sc, w, self._stdin)
-        if self.cfg.http_listen is not None:
-            host, port = self.cfg.http_listen
-            self.http = HttpServer(host, port, self.metrics, self.health)
+        sd_existed = sd.is_dir()
+        before = {p for p in sd.rglob("*")} if sd_existed else set()
+        sink_paths = [Path(sc.path) for sc in self.cfg.sinks if sc.type == "file" and sc.path]
+        new_sink_files = [p for p in sink_paths if not p.exists()]
+        locked = False
+        try:
+            sd.mkdir(parents=True, exist_ok=True)
+            self._lock(sd)
+            locked = True
+            for sc in self.cfg.sinks:
+                self.sinks.append(make_sink(sc, self.metrics, sd, self._stdout))
+            for sc, rt in zip(self.cfg.sensors, runtimes):
+                self.workers.append(SensorWorker(sc, self, rt))
+            for w, sc in zip(self.workers, self.cfg.sensors):
+                w.source = make_source(sc, w, self._stdin)
+            if self.cfg.http_listen is not None:
+                host, port = self.cfg.http_listen
+                try:
+                    self.http = HttpServer(host, port, self.metrics, self.health)
+                except OSError as e:
+                    raise InputError(f"[http] cannot listen on {host}:{port}: {e.strerror or e}") from None
+        except BaseException:
+            if locked:  # remove what this call created, while still holding the lock
+                self._remove_new(sd, before, sd_existed, new_sink_files)
+            self._release_unstarted()
+            raise
         for s in self.sinks:
             s.start()
         for w in self.workers:
@@ -393,19 +426,73 @@ class Daemon:
             w.source.start()
         if self.http is not None:
             self.http.start()
+        self._started = True
         log.info("edgefault %s serving %d sensor(s) to %d sink(s)%s", __version__, len(self.workers), len(self.sinks),
                  f"; metrics on http://{self.cfg.http_listen[0]}:{self.http.port}/metrics" if self.http else "")
         sd_notify(f"READY=1\nSTATUS=serving {len(self.workers)} sensor(s)\nMAINPID={os.getpid()}")
 
+    @staticmethod
+    def _remove_new(sd: Path, before: set[Path], sd_existed: bool, new_sink_files: list[Path]) -> None:
+        """After a failed start: delete the files and folders it created (seq files, spools, the
+        lock, empty new sink files, the state folder itself when it was new)."""
+        for p in new_sink_files:
+            try:
+                if p.stat().st_size == 0:
+                    p.unlink()
+            except OSError:
+                pass
+        for p in sorted(sd.rglob("*"), key=lambda q: len(q.parts), reverse=True):
+            if p not in before:
+                try:
+                    p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
+                except OSError:
+                    pass
+        if not sd_existed:
+            try:
+                sd.rmdir()
+            except OSError:
+                pass
+
+    def _release_unstarted(self) -> None:
+        """Close what a failed start() built (no thread of it runs yet): sockets, files, the lock."""
+        for w in self.workers:
+            if w.source is not None:
+                try:
+                    w.source.close()
+                except Exception:
+                    log.debug("closing source of %s", w.id, exc_info=True)
+            w.close()
+        if self.http is not None:
+            self.http.httpd.server_close()
+            self.http = None
+        for s in self.sinks:
+            try:
+                s.close()
+            except Exception:
+                log.debug("closing sink %s", s.id, exc_info=True)
+        self.workers.clear()
+        self.sinks.clear()
+        if self._lockfd is not None:
+            os.close(self._lockfd)
+            self._lockfd = None
+
     def _lock(self, sd: Path) -> None:
         import fcntl
 
-        fd = os.open(sd / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        path = sd / "lock"
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise InputError(f"state directory {sd} is in use by another edgefault daemon") from None
+            try:  # a failed start removes a lock file it created: retry when ours was unlinked meanwhile
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             os.close(fd)
-            raise InputError(f"state directory {sd} is in use by another edgefault daemon") from None
         self._lockfd = fd
 
     def run(self) -> int:
@@ -435,6 +522,11 @@ class Daemon:
         return 1 if self.fatal.is_set() else 0
 
     def stop(self, grace: float = 2.0) -> None:
+        """Stop a started daemon: score what is queued, save state, release the lock. A no-op
+        when start() did not complete (it cleaned up after itself) or stop() already ran."""
+        if not self._started or self._stopped:
+            return
+        self._stopped = True
         sd_notify("STOPPING=1")
         for w in self.workers:
             if w.source is not None:
@@ -515,13 +607,5 @@ def serve(config_path: str, *, log_level: str | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGHUP, on_hup)
-    try:
-        d.start()
-    except BaseException:
-        d.stopping.set()
-        try:
-            d.stop(grace=0)
-        except Exception:
-            pass
-        raise
+    d.start()  # a failed start releases everything itself (no lock, no state files, no "state saved")
     return d.run()

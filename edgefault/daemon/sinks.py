@@ -84,6 +84,9 @@ class Sink:
     def stop(self, grace: float = 0.0) -> None:
         pass
 
+    def close(self) -> None:
+        """Release a sink that was never started (the daemon's start failed)."""
+
     def healthy(self) -> bool:
         return True
 
@@ -161,6 +164,10 @@ class FileSink(Sink):
         with self.lock:
             self.fh.flush()
             os.fsync(self.fh.fileno())
+            self.fh.close()
+
+    def close(self) -> None:
+        with self.lock:
             self.fh.close()
 
 
@@ -248,6 +255,10 @@ class SpooledSink(Sink):
 
     def close_transport(self) -> None:
         pass
+
+    def close(self) -> None:
+        self.close_transport()
+        self.spool.close()
 
     def healthy(self) -> bool:
         return self.thread.is_alive()

@@ -13,7 +13,7 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
-from edgefault.errors import EdgefaultError, MissingDependencyError
+from edgefault.errors import EdgefaultError, InputError, MissingDependencyError
 from edgefault.daemon import framing
 from edgefault.daemon.config import SensorConfig, SourceConfig
 
@@ -118,6 +118,10 @@ class _PacketHandler:
             w.offer(data, t_wall=h.t_wall)
 
 
+def _listen_error(sensor: str, proto: str, host: str, port: int, e: OSError) -> InputError:
+    return InputError(f"sensor {sensor}: cannot listen on {proto} {host}:{port}: {e.strerror or e}")
+
+
 class UdpSource(Source):
     def __init__(self, cfg: SourceConfig, worker: Worker) -> None:
         super().__init__(cfg, worker)
@@ -129,7 +133,11 @@ class UdpSource(Source):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         except OSError:
             pass
-        self.sock.bind((host, port))
+        try:
+            self.sock.bind((host, port))
+        except OSError as e:
+            self.sock.close()  # a failed start leaves no socket open
+            raise _listen_error(worker.id, "udp", host, port, e) from None
         self.sock.settimeout(0.25)
         self.address = self.sock.getsockname()[:2]
 
@@ -167,8 +175,12 @@ class TcpSource(Source):
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(fam, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(8)
+        try:
+            self.sock.bind((host, port))
+            self.sock.listen(8)
+        except OSError as e:
+            self.sock.close()
+            raise _listen_error(worker.id, "tcp", host, port, e) from None
         self.sock.settimeout(0.25)
         self.address = self.sock.getsockname()[:2]
         self.conns: set[socket.socket] = set()

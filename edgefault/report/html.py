@@ -571,22 +571,48 @@ def _group_values(contrib: dict[str, dict[str, float]], g: str) -> dict[str, flo
     return vals
 
 
-def _drift_text(d: Any) -> str:
-    """A drift value at onset (the Runtime's ``drift`` object) in words: the monitors that fired and
-    their statistics (score CUSUM, latent MEWMA)."""
+_MIN_RATE_S = 3600.0  # a rate per hour only from at least this much data
+_MIN_RATE_TEXT = "1 h"
+
+
+def _alarm_rate(n: int, duration: float) -> str:
+    """Alarm spans with the duration they come from; per hour only from >= _MIN_RATE_S of data."""
+    spans = f"{n} alarm span{'' if n == 1 else 's'}"
+    if not duration > 0:
+        return f"{spans} (no duration)"
+    if duration < _MIN_RATE_S:
+        return f"{spans} in {_fmt_dur(duration)} of data (no per-hour rate from less than {_MIN_RATE_TEXT})"
+    return f"{n / (duration / 3600):.3g} per hour ({spans} in {_fmt_dur(duration)} of data)"
+
+
+def _top_features(contrib: dict[str, dict[str, float]], k: int = 3) -> list[tuple[str, float]]:
+    """The ``k`` largest summed ``feature`` entries (channel.feature, bands included; else the
+    ``band`` group) with their share of that group's positive sum."""
+    vals = contrib.get("feature") or contrib.get("band") or {}
+    items = sorted(((v, n) for n, v in vals.items() if math.isfinite(v) and v > 0), reverse=True)
+    total = sum(v for v, _ in items)
+    return [(n, v / total) for v, n in items[:k]] if total > 0 else []
+
+
+def _top_html(top: list[tuple[str, float]]) -> str:
+    return ", ".join(f'<span class="top-feature" data-name="{_e(n)}">{_e(n)}</span>&nbsp;{100 * f:.0f}&nbsp;%'
+                     for n, f in top)
+
+
+def _drift_parts(d: Any) -> tuple[str, str]:
+    """A drift value at onset as (monitors that fired, their statistics), in words."""
     if not isinstance(d, dict):
-        return str(d)
-    parts = []
+        return ("drift", "" if d is True else str(d))
     mons = d.get("monitors")
-    if isinstance(mons, (list, tuple)) and mons:
-        parts.append(" + ".join(f"{m} monitor" for m in mons))
+    m = " + ".join(f"{x} monitor" for x in mons) if isinstance(mons, (list, tuple)) and mons else "drift"
+    stats = []
     for key, label in (("score", "score CUSUM"), ("latent", "latent MEWMA")):
         v = d.get(key)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            parts.append(f"{label} {_fmt(float(v))}")
+            stats.append(f"{label} {_fmt(float(v))}")
     rest = {k: v for k, v in d.items() if k not in ("monitors", "score", "latent", "active")}
-    parts += [f"{k} {v}" for k, v in list(rest.items())[:4]]
-    return ", ".join(parts) or "drift"
+    stats += [f"{k} {v}" for k, v in list(rest.items())[:4]]
+    return m, ", ".join(stats)
 
 
 def _groups(contrib: dict[str, dict[str, float]]) -> list[str]:
@@ -682,19 +708,31 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
         ("alarm spans", f"{len(spans)}"),
         ("total alarm time", f"{_fmt_dur(alarm_time)} ({100 * alarm_time / duration:.3g} % of {_fmt_dur(duration)})"
          if duration > 0 else _fmt_dur(alarm_time)),
-        ("alarms per hour", (f"{len(spans) / (duration / 3600):.3g}" + (
-            f" (extrapolated from {_fmt_dur(duration)} of data)" if duration < 3600 else "")) if duration > 0 else "-"),
+        ("alarm rate", _alarm_rate(len(spans), duration)),
         ("windows in alarm", f"{n_alarm_w} ({100 * n_alarm_w / max(n_ev, 1):.3g} %)"),
     ]
     if n_drift:
         rows.append(("drift", f"{sum(len(s.drift_spans) for s in segs)} span(s), {n_drift} windows"))
+    all_contrib: dict[str, dict[str, float]] = {}
+    for sp in spans:
+        for g, vals in sp.contrib.items():
+            acc = all_contrib.setdefault(g, {})
+            for n, v in vals.items():
+                acc[n] = acc.get(n, 0.0) + v
+    top_all = _top_features(all_contrib)
     if data.n_bad:
         rows.append(("bad lines skipped", f"{data.n_bad} of {data.n_lines}"))
     page.append('<h2>Summary</h2><table class="summary">' +
-                "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>")
-    page.append("<p><small>On healthy data, windows above threshold and alarms per hour are the false-alarm "
-                "rates (per window and debounced). Total alarm time counts each span from its first to its "
-                "last alarmed window end.</small></p>")
+                "".join(f'<tr class="{_e(k.replace(" ", "-"))}"><th>{_e(k)}</th><td>{_e(v)}</td></tr>'
+                        for k, v in rows) +
+                (f'<tr class="top-features"><th>top features in alarms</th><td>{_top_html(top_all)}</td></tr>'
+                 if top_all else "") + "</table>")
+    page.append(f"<p><small>On healthy data, windows above threshold and the alarm rate are the false-alarm "
+                f"rates (per window and debounced); a rate per hour is given only from at least "
+                f"{_MIN_RATE_TEXT} of data, never extrapolated from less. Total alarm time counts each "
+                f"span from its first to its last alarmed window end. Top features: the largest summed "
+                f"<code>contrib.feature</code> entries (channel.feature) over the alarmed windows, as a share of "
+                f"the listed entries' sum.</small></p>")
     if data.n_bad:
         page.append(f'<div class="warn"><b>{data.n_bad} bad line(s) skipped.</b><ul>' +
                     "".join(f"<li>{_e(src)}, line {ln}: {_e(r)}</li>" for src, ln, r in data.bad) +
@@ -726,12 +764,7 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
     if not spans:
         page.append('<p class="no-alarms">No alarm was raised.</p>')
     else:
-        total: dict[str, dict[str, float]] = {}
-        for sp in spans:
-            for g, vals in sp.contrib.items():
-                acc = total.setdefault(g, {})
-                for n, v in vals.items():
-                    acc[n] = acc.get(n, 0.0) + v
+        total = all_contrib
         if total:
             page.append("<h3>All alarmed windows together</h3><div class=\"overall\">" +
                         "".join(f"<div><b>{_e(g)}</b><br>{_bars(_group_values(total, g), g)}</div>" for g in _groups(total)) +
@@ -740,7 +773,8 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
                     "the group's sum. <code>channel</code> covers the whole score; <code>band</code> / "
                     "<code>feature</code> sum the top entries each event lists.</small></p>")
         page.append('<table class="spans"><tr><th>#</th><th>recording</th><th>start</th><th>end</th>'
-                    '<th>duration</th><th>windows</th><th>peak score</th><th>top contributors</th></tr>')
+                    '<th>duration</th><th>windows</th><th>peak score</th><th>top features</th>'
+                    '<th>top contributors</th></tr>')
         for i, sp in enumerate(spans[:max_spans]):
             seg = segs[sp.segment]
             gs = _groups(sp.contrib)
@@ -749,11 +783,13 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
             top_ch = ""
             if sp.contrib.get("channel"):
                 top_ch = max(sp.contrib["channel"], key=sp.contrib["channel"].__getitem__)
-            page.append(f'<tr class="alarm-span" data-span="{i}" data-top-channel="{_e(top_ch)}"><td>{i + 1}</td>'
+            top = _top_features(sp.contrib)
+            page.append(f'<tr class="alarm-span" data-span="{i}" data-top-channel="{_e(top_ch)}" '
+                        f'data-top-feature="{_e(top[0][0] if top else "")}"><td>{i + 1}</td>'
                         f"<td>{_e(seg.key)}</td><td>{_e(_fmt_t(sp.t_start))}</td><td>{_e(_fmt_t(sp.t_end))}</td>"
                         f'<td class="num">{_fmt_dur(sp.duration)}</td><td class="num">{sp.n_windows} '
                         f'({sp.n_anomalous} above)</td><td class="num">{_fmt(sp.peak) if math.isfinite(sp.peak) else "-"}'
-                        f"</td><td>{charts}</td></tr>")
+                        f"</td><td>{_top_html(top) or '-'}</td><td>{charts}</td></tr>")
         page.append("</table>")
         if len(spans) > max_spans:
             page.append(f'<p class="more-spans">{len(spans) - max_spans} more alarm span(s) not listed '
@@ -763,11 +799,16 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
     if drift or retrain:
         page.append("<h2>Drift</h2>")
     if drift:
-        page.append('<table class="drift"><tr><th>recording</th><th>drift from</th><th>to</th><th>windows</th>'
-                    '<th>at onset</th></tr>' +
-                    "".join(f'<tr class="drift-span"><td>{_e(k)}</td><td>{_e(_fmt_t(a))}</td><td>{_e(_fmt_t(b))}</td>'
-                            f'<td class="num">{n}</td><td>{_e(_drift_text(d))}</td></tr>'
-                            for k, (a, b, n, d) in drift[:max_spans]) + "</table>")
+        page.append('<table class="drift"><tr><th>#</th><th>recording</th><th>drift from</th><th>to</th>'
+                    '<th>duration</th><th>windows</th><th>monitors at onset</th><th>statistics at onset</th></tr>' +
+                    "".join(f'<tr class="drift-span"><td>{i + 1}</td><td>{_e(k)}</td><td>{_e(_fmt_t(a))}</td>'
+                            f'<td>{_e(_fmt_t(b))}</td><td class="num">{_fmt_dur(b - a)}</td><td class="num">{n}</td>'
+                            f'<td class="drift-monitors">{_e(_drift_parts(d)[0])}</td>'
+                            f'<td class="drift-stats">{_e(_drift_parts(d)[1])}</td></tr>'
+                            for i, (k, (a, b, n, d)) in enumerate(drift[:max_spans])) + "</table>")
+        page.append("<p><small>Drift spans: runs of consecutive drift-marked windows (marks along the top of the "
+                    "plot); the monitors that fired and their statistics in the first window of each "
+                    "span.</small></p>")
         if len(drift) > max_spans:
             page.append(f"<p>{len(drift) - max_spans} more drift span(s) not listed.</p>")
     for k, (t, why) in retrain:
