@@ -354,12 +354,14 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool, ta
                    help="manifest labels that mark healthy recordings (default: normal healthy)")
 
 
-def _add_kind_arguments(p: argparse.ArgumentParser, task: str | None = None) -> None:
-    """Each registered kind's (of ``task``) own options, in a group of its own."""
+def _add_kind_arguments(p: argparse.ArgumentParser, task: str | None = None, only: str | None = None) -> None:
+    """Each registered kind's (of ``task``) own options, in a group of its own; ``only``: that
+    kind's alone (`--method NAME --help` shows only that method's options)."""
     from edgefault import kinds
 
     for k in kinds.kinds(task):
-        k.add_arguments(p.add_argument_group(f"--method {k.name} ({k.task})"))
+        if only is None or k.name == only:
+            k.add_arguments(p.add_argument_group(f"--method {k.name} ({k.task})"))
 
 
 def _add_row_arguments(p: Any) -> None:
@@ -370,7 +372,7 @@ def _add_row_arguments(p: Any) -> None:
     p.add_argument("--where", action="append", help="keep only rows with COLUMN in values: COLUMN=V1,V2 (repeatable)")
 
 
-def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
+def _add_eval_arguments(p: argparse.ArgumentParser, only: str | None = None) -> None:
     from edgefault.evaluation.cmapss import add_cmapss_arguments
 
     p.add_argument("--dataset", default="manifest", choices=["manifest", "cmapss"],
@@ -404,7 +406,7 @@ def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
     _add_row_arguments(c)
     c.add_argument("--seeds", type=_positive_int, default=5, help="seeds 0..N-1 of the training (default 5)")
     c.add_argument("--per-group", action="store_true", help="split protocol: one model per value of --group")
-    _add_kind_arguments(p)
+    _add_kind_arguments(p, only=only)
 
 
 # -- errors in the command line's words ------------------------------------------------------------
@@ -458,19 +460,40 @@ def cli_message(command: str, e: BaseException) -> str:
     return msg
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _help_method(argv: Sequence[str]) -> str | None:
+    """The --method of a `--help` request (`train anomaly --method vae --help`), else None."""
+    from edgefault import kinds
+
+    if not any(a in ("-h", "--help") for a in argv):
+        return None
+    for i, a in enumerate(argv):
+        name = a.split("=", 1)[1] if a.startswith("--method=") else (argv[i + 1] if a == "--method" and
+                                                                      i + 1 < len(argv) else None)
+        if name in kinds.names():
+            return name
+    return None
+
+
+def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line. ``help_method``: list only that method's own options (for
+    `--method NAME --help`); parsing always uses the full parser."""
     p = argparse.ArgumentParser(prog="edgefault", description="Machine-fault detection at the edge.")
     p.add_argument("--version", action="version", version=f"edgefault {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND",
+                           help="what to do; `edgefault COMMAND --help` describes each")
 
     t = sub.add_parser("train", help="train a model and pack a bundle",
                        description="train anomaly: a model of healthy signal that scores how unusual each window "
                                    "is; train classify: a fault classifier from labelled recordings. "
-                                   "`edgefault train TASK --help` lists that task's methods and options.")
-    tsub = t.add_subparsers(dest="task", metavar="TASK", required=True)
+                                   "`edgefault train TASK --help` lists that task's methods and options; "
+                                   "`edgefault train TASK --method NAME --help` only that method's.")
+    tsub = t.add_subparsers(dest="task", metavar="TASK", required=True,
+                            help="anomaly or classify; `edgefault train TASK --help` lists its options")
     for task, what in (("anomaly", "an anomaly model from healthy recordings"),
                        ("classify", "a fault classifier from labelled manifest rows")):
-        tp = tsub.add_parser(task, help=f"train {what}")
+        tp = tsub.add_parser(task, help=f"train {what}",
+                             description=f"Train {what}. Options of one method only: "
+                                         f"`edgefault train {task} --method NAME --help`.")
         if task == "anomaly":
             tp.add_argument("files", nargs="*", help="healthy recordings: WAV, CSV, NPY/NPZ, .mat, Parquet "
                                                      "(instead of --manifest)")
@@ -488,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_model_arguments(tp, calib_fraction=True, task=task)
         if task == "classify":
             _add_row_arguments(tp.add_argument_group("manifest rows and labels"))
-        _add_kind_arguments(tp, task)
+        _add_kind_arguments(tp, task, only=help_method)
         tp.set_defaults(func=cmd_train)
 
     s = sub.add_parser("score", help="score files with a bundle: JSON lines, one object per window")
@@ -512,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("eval", help="leak-safe evaluation on a manifest or C-MAPSS; metrics as JSON")
-    _add_eval_arguments(e)
+    _add_eval_arguments(e, only=help_method)
     e.set_defaults(func=cmd_eval)
 
     i = sub.add_parser("info", help="describe a bundle (verifies it)")
@@ -573,7 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_help_method(argv))
     # argparse cannot take `train anomaly --method m FILE --out x` (positionals after options)
     # with a nargs="*" positional; collect such files here.
     args, extra = parser.parse_known_args(argv)
