@@ -139,24 +139,56 @@ def cmd_train(args: argparse.Namespace) -> int:
         recs.append(dataclasses.replace(rec, path=Path(path).name))
     assert fs is not None and channels is not None
     data = kinds.TrainData(recordings=recs, labels=labels, fs=float(fs), channels=list(channels))
-    trained = kind.train(data, args, Path(args.out))
-    trained.summary["file_rates"] = rates
-    if trained.calib_scores is not None:
-        from edgefault.device.thresholds import evidence
-
-        ev = evidence(trained.calib_scores, args.target_far)
-        trained.summary.update(ev)
-        if not ev["target_supported"]:
-            msg = (f"{trained.summary.get('n_calib_windows')} calibration windows count as {ev['n_calib_effective']:g} "
-                   f"independent ones (serial correlation of overlapping windows): they support false-alarm targets down to about "
-                   f"{ev['min_supported_far']:.2g} (10 expected exceedances), so the threshold for --target-far "
-                   f"{args.target_far:g} is extrapolated; record more healthy data (or raise --target-far)")
-            if args.strict:
-                Path(args.out).unlink(missing_ok=True)
-                raise InputError(msg + "; refused by --strict")
-            print(f"edgefault train: warning: {msg}", file=sys.stderr)
+    out = Path(args.out)
+    # written beside --out and moved there only when accepted: --strict never leaves a bundle, nor
+    # destroys an earlier one at that path
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")
+    try:
+        trained = kind.train(data, args, partial)
+        trained.summary["out"] = str(out)
+        trained.summary["file_rates"] = rates
+        if trained.calib_scores is not None:
+            _calibration_evidence(args, trained)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
     print(json.dumps(trained.summary, allow_nan=False))
     return 0
+
+
+EVIDENCE_KEYS = ("n_calib_effective", "calib_autocorr_time", "min_supported_far", "target_supported")
+
+
+def _calibration_evidence(args: argparse.Namespace, trained: Any) -> None:
+    """Say how many independent calibration windows training used and the smallest false-alarm
+    target they support (10 expected independent exceedances: n_eff * far >= 10); warn below it,
+    refuse with --strict. The numbers are those of the bundle's training record
+    (edgefault.device.thresholds.evidence, computed where the threshold is calibrated)."""
+    from edgefault.device.thresholds import evidence
+
+    record = trained.bundle.manifest.get("training") or {}
+    ev = ({k: record[k] for k in EVIDENCE_KEYS} if all(k in record for k in EVIDENCE_KEYS)
+          else evidence(trained.calib_scores, args.target_far))
+    trained.summary.update(ev)
+    n_calib = trained.summary.get("n_calib_windows")
+    n_train = trained.summary.get("n_train_windows", trained.summary.get("n_fit_windows"))
+    lowest = ev["min_supported_far"]
+    counts = ((f"{n_train} training / " if n_train is not None else "")
+              + f"{n_calib} calibration windows; the calibration windows count as "
+              f"{ev['n_calib_effective']:g} independent ones (autocorrelation time {ev['calib_autocorr_time']:g} "
+              f"windows: overlapping windows are serially correlated), enough for --target-far down to "
+              + (f"{lowest:.2g}" if lowest is not None else "no target") + " (10 expected independent exceedances)")
+    if ev["target_supported"]:
+        print(f"edgefault train: {counts}", file=sys.stderr)
+        return
+    need = math.ceil(10.0 / args.target_far * ev["calib_autocorr_time"]) if ev["calib_autocorr_time"] else None
+    msg = (f"{counts}: the threshold for --target-far {args.target_far:g} is extrapolated; record more healthy "
+           f"data" + (f" (about {need} calibration windows, i.e. {need / args.calib_fraction:.0f} windows in all at "
+                      f"--calib-fraction {args.calib_fraction:g})" if need else "")
+           + (f" or raise --target-far to {lowest:.2g} or more" if lowest is not None else ""))
+    if args.strict:
+        raise InputError(msg + "; refused by --strict (no bundle written)")
+    print(f"edgefault train: warning: {msg}", file=sys.stderr)
 
 
 def _drift_far(text: str) -> float | None:

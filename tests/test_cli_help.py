@@ -124,3 +124,46 @@ def test_method_help_shows_only_that_methods_options(cmd: list[str], method: str
 def test_train_task_help_is_not_the_train_help(capsys: pytest.CaptureFixture[str]) -> None:
     top = _help(["train"], capsys)
     assert len(top.splitlines()) < 30 and "--out" not in top and "--method NAME --help" in top
+
+
+def test_training_states_its_evidence_and_records_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #18 item 5: a tiny baseline (about 80 training / 34 calibration windows) for a 1 %
+    target warns naming the numbers and what to do; --strict refuses and leaves an earlier bundle at
+    --out alone; an adequate baseline trains with no warning; the bundle's training record holds
+    the effective calibration size and the smallest supported target."""
+    from edgefault.device.bundle import load_bundle
+
+    rec = noise_recording(seconds=3.0, seed=3)
+    tiny = tmp_path / "tiny.npz"
+    np.savez(tiny, data=rec.data, fs=np.float64(rec.fs), channels=np.array(rec.channels))
+    out = tmp_path / "m.efb"
+    argv = ["train", "anomaly", str(tiny), "--window", "256", "--out", str(out), "--drift-far", "off"]
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    s = json.loads(cap.out)
+    assert 60 <= s["n_train_windows"] <= 100 and 25 <= s["n_calib_windows"] <= 40
+    warning = next(line for line in cap.err.splitlines() if "warning:" in line)
+    for number in (f"{s['n_calib_windows']} calibration windows", f"{s['n_calib_effective']:g} independent",
+                   f"down to {s['min_supported_far']:.2g}", "--target-far 0.01", "record more healthy data"):
+        assert number in warning, warning
+    training = load_bundle(out).manifest["training"]
+    assert training["n_calib_effective"] == s["n_calib_effective"] > 0
+    assert training["min_supported_far"] == s["min_supported_far"] and training["target_supported"] is False
+    before = out.read_bytes()
+    assert main(argv + ["--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "refused by --strict" in err and f"{s['n_calib_effective']:g} independent" in err and "Traceback" not in err
+    assert out.read_bytes() == before  # the earlier bundle at --out is left as it was
+    assert not list(tmp_path.glob(".*partial*"))
+
+    rec = noise_recording(seconds=40.0, seed=4)
+    big = tmp_path / "big.npz"
+    np.savez(big, data=rec.data, fs=np.float64(rec.fs), channels=np.array(rec.channels))
+    out2 = tmp_path / "big.efb"
+    assert main(["train", "anomaly", str(big), "--window", "256", "--out", str(out2), "--drift-far", "off",
+                 "--target-far", "0.05", "--strict"]) == 0
+    cap = capsys.readouterr()
+    s = json.loads(cap.out)
+    assert s["target_supported"] is True and s["min_supported_far"] <= 0.05 and s["out"] == str(out2)
+    assert "warning" not in cap.err and f"{s['n_calib_effective']:g} independent" in cap.err
+    assert load_bundle(out2).manifest["training"]["target_supported"] is True
