@@ -208,7 +208,7 @@ def _note_rate(command: str, path: Any, rec: Any) -> None:
     print(f"edgefault {command}: {path}: read at {native:g} Hz ({rec.fs_source})"
           + (f", resampled to {rec.fs:g} Hz" if rec.source_fs else ""), file=sys.stderr)
     if rec.rate_warning:
-        print(f"edgefault {command}: warning: {rec.rate_warning}", file=sys.stderr)
+        print(f"edgefault {command}: warning: {cli_words(command, rec.rate_warning)}", file=sys.stderr)
 
 
 def _event_json(file: str, ev: Any) -> str:
@@ -277,7 +277,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"edgefault explain: {args.recording}: read at {rep['recording_fs']:g} Hz ({rep['fs_source']})",
           file=sys.stderr)
     if rep["rate_warning"]:
-        print(f"edgefault explain: warning: {rep['rate_warning']}", file=sys.stderr)
+        print(f"edgefault explain: warning: {cli_words('explain', rep['rate_warning'])}", file=sys.stderr)
     text = json.dumps(rep, allow_nan=False)
     if args.out and args.out != "-":
         Path(args.out).write_text(text + "\n")
@@ -450,6 +450,14 @@ _CLI_WORDS: list[tuple[str, Any]] = [
     (r"; expected one of ([^;]*), or pass format=$", r"; expected one of \1 (rename the file: the command line "
                                                       r"takes the format from the extension)"),
     (r" \(fix the file, or pass fs=\)", " (fix the file)"),
+    (r"give it with --fs <Hz> \(fs=\)", {"train": "give it with --file-fs <Hz> (or a manifest fs column)",
+                                         "eval": "give it in the manifest's fs column", "*": "give it with --fs <Hz>"}),
+    (r"\bchannels=\[([^\]]*)\]", lambda m: "--channels " + ",".join(c.strip(" '\"") for c in m.group(1).split(","))),
+    (r"\bchannels=", "--channels "),
+    (r"\bor use lognormal$", "or use --calibration lognormal"),
+    (r"^(time range \[.*\) s of .* holds no full window of .*)$", r"\1 (choose --start / --end)"),
+    (r"\bfs_in=(\S+) Hz to fs_out=(\S+) Hz", r"\1 Hz (the file's rate) to \2 Hz (the model's)"),
+    (r"fewer than min_len=(\d+)", r"fewer than one window of \1 samples (--window)"),
     (r"\bmodel_fs\b", {"train": "--fs", "eval": "--fs", "*": "the bundle's rate"}),
     (r"\bdefault_fs\b", {"train": "--file-fs", "eval": "the manifest fs", "*": "--fs"}),
     (r"blocks\[\d+\]\.n_bands:", "--bands:"),
@@ -481,12 +489,16 @@ def cli_message(command: str, e: BaseException) -> str:
     instead of the Python parameters the library's message names."""
     if isinstance(e, RateUnknownError):
         return _rate_advice(command, e)
-    msg = str(e)
+    return cli_words(command, str(e))
+
+
+def cli_words(command: str, msg: str) -> str:
+    """``msg`` (an error or warning of the library) in the words of `edgefault COMMAND`."""
     prefix = f"edgefault {command}: "
     if msg.startswith(prefix):
         msg = msg[len(prefix):]
     for pattern, repl in _CLI_WORDS:
-        if isinstance(repl, dict):
+        if isinstance(repl, dict):  # by command; a str or a function of the match otherwise
             repl = repl.get(command, repl["*"])
         msg = re.sub(pattern, repl, msg)
     return msg
@@ -577,7 +589,7 @@ def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train and score end to end on a simulated bearing (no data needed)")
     d.add_argument("--out-dir", default=None, help="keep the bundle and events here (default: temp dir)")
-    d.add_argument("--seed", type=int, default=7, help="seed of the simulated machine (default 7)")
+    d.add_argument("--seed", type=_count, default=7, help="seed of the simulated machine (default 7)")
     d.add_argument("--quiet", action="store_true", help="print nothing (the exit code says whether the demo detected the fault)")
     d.set_defaults(func=cmd_demo)
 

@@ -83,6 +83,13 @@ SCORE = ["score", "{bundle}", "{d}/h.npz"]
     (SCORE + ["--k", "9"], "--k"),
     (SCORE + ["--k", "4", "--n", "3"], "--n"),
     (["report", "{d}/h.npz", "--out", "{d}/r.html", "--max-plots", "-1"], "--max-plots"),
+    (["demo", "--seed", "-1"], "--seed"),
+    (SCORE + ["--channels", "a,a"], "--channels a,a"),
+    (TRAIN + ["--channels", "a,a"], "--channels a,a"),
+    (TRAIN + ["--fs", "1"], "Hz"),  # a rate ratio the resampler cannot take: no fs_in= / fs_out=
+    (TRAIN + ["--calibration", "pot"], "--calibration lognormal"),
+    (["train", "anomaly", "--method", "nope", "{d}/h.npz", "--out", "{d}/x.efb"], "--method"),
+    (["eval", "--dataset", "cmapss"], "--data"),
 ])
 def test_cli_errors_name_cli_options(argv: list[str], option: str, inputs: Path, small_bundle: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,3 +111,10 @@ def test_cli_message_translates_library_parameter_names() -> None:
         == "--fs must be a positive finite number"
     assert cli_message("train", InputError("model_fs must be positive")) == "--fs must be positive"
     assert cli_message("eval", InputError("edgefault eval: --manifest is required")) == "--manifest is required"
+    warning = "probably sampled faster than 4000 Hz: check its rate and give it with --fs <Hz> (fs=)"
+    assert cli_message("train", InputError(warning)).endswith("give it with --file-fs <Hz> (or a manifest fs column)")
+    assert cli_message("score", InputError(warning)).endswith("give it with --fs <Hz>")
+    assert "min_len" not in cli_message("eval", InputError("x.mat: 100 samples, fewer than min_len=1024"))
+    assert "--window" in cli_message("eval", InputError("x.mat: 100 samples, fewer than min_len=1024"))
+    assert cli_message("explain", InputError("time range [5.0, 1.0) s of h.npz (4.000 s long) holds no full "
+                                             "window of 0.064 s")).endswith("(choose --start / --end)")
