@@ -185,7 +185,8 @@ def _calibration_evidence(args: argparse.Namespace, trained: Any) -> None:
     msg = (f"{counts}: the threshold for --target-far {args.target_far:g} is extrapolated; record more healthy "
            f"data" + (f" (about {need} calibration windows, i.e. {need / args.calib_fraction:.0f} windows in all at "
                       f"--calib-fraction {args.calib_fraction:g})" if need else "")
-           + (f" or raise --target-far to {lowest:.2g} or more" if lowest is not None else ""))
+           + (f" or raise --target-far to {lowest:.2g} or more" if lowest is not None else "")
+           + ("" if args.strict else " (--strict refuses such a baseline)"))
     if args.strict:
         raise InputError(msg + "; refused by --strict (no bundle written)")
     print(f"edgefault train: warning: {msg}", file=sys.stderr)
