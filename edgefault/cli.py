@@ -4,15 +4,69 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 
 from edgefault import __version__
-from edgefault.errors import EdgefaultError, InputError
+from edgefault.errors import EdgefaultError, InputError, RateUnknownError
 from edgefault.device.thresholds import CALIBRATIONS
 from edgefault.io.manifest import HEALTHY_LABELS
+
+
+# -- option values: checked by argparse, so a bad number is refused naming its option -------------
+def _number(text: str, kind: type) -> Any:
+    try:
+        v = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") \
+            from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    v = _number(text, int)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(v)
+
+
+def _count(text: str) -> int:
+    v = _number(text, int)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(v)
+
+
+def _positive(text: str) -> float:
+    v = _number(text, float)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return float(v)
+
+
+def _far(text: str) -> float:
+    v = _number(text, float)
+    if not 0 < v < 0.5:
+        raise argparse.ArgumentTypeError(f"expected a false-alarm rate per window in (0, 0.5), e.g. 0.01, got {text!r}")
+    return float(v)
+
+
+def _calib_fraction(text: str) -> float:
+    v = _number(text, float)
+    if not 0.05 <= v <= 0.7:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0.05, 0.7], got {text!r}")
+    return float(v)
+
+
+def _check_k_of_n(k: int | None, n: int | None) -> None:
+    if k is not None and n is not None and k > n:
+        raise InputError(f"--k {k} is more than --n {n}: the alarm needs k of the last n windows, so k <= n")
 
 
 def _channels_arg(s: str | None) -> list[str] | None:
@@ -63,6 +117,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     kind = kinds.get(args.method or kinds.names(args.task)[0], task=args.task)
     args.window = args.window or 1024
+    if args.task == "anomaly":
+        _check_k_of_n(args.k, args.n)
     kind.require_training()  # fails early with MissingDependencyError naming the install
     sources, labels = _training_sources(args, kind)
     channels = _channels_arg(args.channels)
@@ -83,24 +139,57 @@ def cmd_train(args: argparse.Namespace) -> int:
         recs.append(dataclasses.replace(rec, path=Path(path).name))
     assert fs is not None and channels is not None
     data = kinds.TrainData(recordings=recs, labels=labels, fs=float(fs), channels=list(channels))
-    trained = kind.train(data, args, Path(args.out))
-    trained.summary["file_rates"] = rates
-    if trained.calib_scores is not None:
-        from edgefault.device.thresholds import evidence
-
-        ev = evidence(trained.calib_scores, args.target_far)
-        trained.summary.update(ev)
-        if not ev["target_supported"]:
-            msg = (f"{trained.summary.get('n_calib_windows')} calibration windows count as {ev['n_calib_effective']:g} "
-                   f"independent ones (serial correlation of overlapping windows): they support false-alarm targets down to about "
-                   f"{ev['min_supported_far']:.2g} (10 expected exceedances), so the threshold for --target-far "
-                   f"{args.target_far:g} is extrapolated; record more healthy data (or raise --target-far)")
-            if args.strict:
-                Path(args.out).unlink(missing_ok=True)
-                raise InputError(msg + "; refused by --strict")
-            print(f"edgefault train: warning: {msg}", file=sys.stderr)
+    out = Path(args.out)
+    # written beside --out and moved there only when accepted: --strict never leaves a bundle, nor
+    # destroys an earlier one at that path
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")
+    try:
+        trained = kind.train(data, args, partial)
+        trained.summary["out"] = str(out)
+        trained.summary["file_rates"] = rates
+        if trained.calib_scores is not None:
+            _calibration_evidence(args, trained)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
     print(json.dumps(trained.summary, allow_nan=False))
     return 0
+
+
+EVIDENCE_KEYS = ("n_calib_effective", "calib_autocorr_time", "min_supported_far", "target_supported")
+
+
+def _calibration_evidence(args: argparse.Namespace, trained: Any) -> None:
+    """Say how many independent calibration windows training used and the smallest false-alarm
+    target they support (10 expected independent exceedances: n_eff * far >= 10); warn below it,
+    refuse with --strict. The numbers are those of the bundle's training record
+    (edgefault.device.thresholds.evidence, computed where the threshold is calibrated)."""
+    from edgefault.device.thresholds import evidence
+
+    record = trained.bundle.manifest.get("training") or {}
+    ev = ({k: record[k] for k in EVIDENCE_KEYS} if all(k in record for k in EVIDENCE_KEYS)
+          else evidence(trained.calib_scores, args.target_far))
+    trained.summary.update(ev)
+    n_calib = trained.summary.get("n_calib_windows")
+    n_train = trained.summary.get("n_train_windows", trained.summary.get("n_fit_windows"))
+    lowest = ev["min_supported_far"]
+    counts = ((f"{n_train} training / " if n_train is not None else "")
+              + f"{n_calib} calibration windows; the calibration windows count as "
+              f"{ev['n_calib_effective']:g} independent ones (autocorrelation time {ev['calib_autocorr_time']:g} "
+              f"windows: overlapping windows are serially correlated), enough for --target-far down to "
+              + (f"{lowest:.2g}" if lowest is not None else "no target") + " (10 expected independent exceedances)")
+    if ev["target_supported"]:
+        print(f"edgefault train: {counts}", file=sys.stderr)
+        return
+    need = math.ceil(10.0 / args.target_far * ev["calib_autocorr_time"]) if ev["calib_autocorr_time"] else None
+    msg = (f"{counts}: the threshold for --target-far {args.target_far:g} is extrapolated; record more healthy "
+           f"data" + (f" (about {need} calibration windows, i.e. {need / args.calib_fraction:.0f} windows in all at "
+                      f"--calib-fraction {args.calib_fraction:g})" if need else "")
+           + (f" or raise --target-far to {lowest:.2g} or more" if lowest is not None else "")
+           + ("" if args.strict else " (--strict refuses such a baseline)"))
+    if args.strict:
+        raise InputError(msg + "; refused by --strict (no bundle written)")
+    print(f"edgefault train: warning: {msg}", file=sys.stderr)
 
 
 def _drift_far(text: str) -> float | None:
@@ -120,7 +209,7 @@ def _note_rate(command: str, path: Any, rec: Any) -> None:
     print(f"edgefault {command}: {path}: read at {native:g} Hz ({rec.fs_source})"
           + (f", resampled to {rec.fs:g} Hz" if rec.source_fs else ""), file=sys.stderr)
     if rec.rate_warning:
-        print(f"edgefault {command}: warning: {rec.rate_warning}", file=sys.stderr)
+        print(f"edgefault {command}: warning: {cli_words(command, rec.rate_warning)}", file=sys.stderr)
 
 
 def _event_json(file: str, ev: Any) -> str:
@@ -133,6 +222,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from edgefault.io.readers import read_recording
     from edgefault.device.runtime import Runtime
 
+    _check_k_of_n(args.k, args.n)
     rt = Runtime(args.bundle, alarm_k=args.k, alarm_n=args.n, drift=False if args.no_drift else None,
                  adaptive_threshold=args.adaptive_threshold)
     channels = _channels_arg(args.channels) or list(rt.channels)
@@ -188,7 +278,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"edgefault explain: {args.recording}: read at {rep['recording_fs']:g} Hz ({rep['fs_source']})",
           file=sys.stderr)
     if rep["rate_warning"]:
-        print(f"edgefault explain: warning: {rep['rate_warning']}", file=sys.stderr)
+        print(f"edgefault explain: warning: {cli_words('explain', rep['rate_warning'])}", file=sys.stderr)
     text = json.dumps(rep, allow_nan=False)
     if args.out and args.out != "-":
         Path(args.out).write_text(text + "\n")
@@ -256,17 +346,17 @@ def _method_help(task: str | None = None) -> str:
 def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool, task: str | None = None) -> None:
     """Options every model kind (of ``task``) reads, for train and eval."""
     p.add_argument("--method", help="model kind: " + _method_help(task))
-    p.add_argument("--fs", type=float, help="model sample rate in Hz; files at another rate are resampled "
+    p.add_argument("--fs", type=_positive, help="model sample rate in Hz; files at another rate are resampled "
                                             "(eval default: the most common rate in the manifest)")
     p.add_argument("--assume-model-rate", action="store_true",
                    help="read files whose rate is known from nothing (file, manifest fs, --file-fs, CWRU 12k/48k "
                         "naming) at the model rate (--fs, else the first file's) instead of refusing them")
     p.add_argument("--channels", help="channels to use, e.g. DE,FE (train default: all of the first file; "
                                       "eval default: DE if present)")
-    p.add_argument("--window", type=int, default=None, help="window length in samples (default 1024; "
+    p.add_argument("--window", type=_positive_int, default=None, help="window length in samples (default 1024; "
                                                             "eval --dataset cmapss: 30 cycles)")
-    p.add_argument("--hop", type=int, help="hop in samples (default window/2)")
-    p.add_argument("--fmax", type=float, help="highest frequency in Hz any spectral feature may use (default: the "
+    p.add_argument("--hop", type=_positive_int, help="hop in samples (default window/2)")
+    p.add_argument("--fmax", type=_positive, help="highest frequency in Hz any spectral feature may use (default: the "
                                               "kind's own, about 0.45 fs; eval: set by --band-limit)")
     p.add_argument("--seed", type=int, default=0, help="random seed of training (default 0; eval --dataset "
                                                        "cmapss: the first split seed)")
@@ -274,7 +364,7 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool, ta
         p.add_argument("--healthy-label", nargs="+", default=list(HEALTHY_LABELS),
                        help="manifest labels that mark healthy recordings (default: normal healthy)")
         return
-    p.add_argument("--target-far", type=float, default=0.01, help="anomaly: target false-alarm rate per window "
+    p.add_argument("--target-far", type=_far, default=0.01, help="anomaly: target false-alarm rate per window "
                                                                   "(default 0.01)")
     p.add_argument("--calibration", default="auto", choices=list(CALIBRATIONS),
                    help="anomaly: threshold calibration on held-out healthy windows: robust = block bootstrap for "
@@ -282,12 +372,12 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool, ta
                         "performance quantile; auto = percentile, or a log-normal tail below 10 expected "
                         "exceedances; pot = peaks over threshold (generalised Pareto) (default auto)")
     if calib_fraction:
-        p.add_argument("--calib-fraction", type=float, default=0.3,
+        p.add_argument("--calib-fraction", type=_calib_fraction, default=0.3,
                        help="anomaly: fraction at the end of each healthy recording held out for calibration "
                             "(default 0.3)")
-    p.add_argument("--k", type=int, default=3, help="anomaly: alarm when k of the last n windows are anomalous "
+    p.add_argument("--k", type=_positive_int, default=3, help="anomaly: alarm when k of the last n windows are anomalous "
                                                     "(default 3)")
-    p.add_argument("--n", type=int, default=5, help="see --k (default 5)")
+    p.add_argument("--n", type=_positive_int, default=5, help="see --k (default 5)")
     p.add_argument("--drift-far", type=_drift_far, default=1e-4, metavar="RATE",
                    help="anomaly: target false-drift onsets per window of the drift monitors, calibrated on "
                         "the held-out healthy blocks (default 1e-4; 'off': no drift monitors; docs/drift.md)")
@@ -297,12 +387,14 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool, ta
                    help="manifest labels that mark healthy recordings (default: normal healthy)")
 
 
-def _add_kind_arguments(p: argparse.ArgumentParser, task: str | None = None) -> None:
-    """Each registered kind's (of ``task``) own options, in a group of its own."""
+def _add_kind_arguments(p: argparse.ArgumentParser, task: str | None = None, only: str | None = None) -> None:
+    """Each registered kind's (of ``task``) own options, in a group of its own; ``only``: that
+    kind's alone (`--method NAME --help` shows only that method's options)."""
     from edgefault import kinds
 
     for k in kinds.kinds(task):
-        k.add_arguments(p.add_argument_group(f"--method {k.name} ({k.task})"))
+        if only is None or k.name == only:
+            k.add_arguments(p.add_argument_group(f"--method {k.name} ({k.task})"))
 
 
 def _add_row_arguments(p: Any) -> None:
@@ -313,7 +405,7 @@ def _add_row_arguments(p: Any) -> None:
     p.add_argument("--where", action="append", help="keep only rows with COLUMN in values: COLUMN=V1,V2 (repeatable)")
 
 
-def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
+def _add_eval_arguments(p: argparse.ArgumentParser, only: str | None = None) -> None:
     from edgefault.evaluation.cmapss import add_cmapss_arguments
 
     p.add_argument("--dataset", default="manifest", choices=["manifest", "cmapss"],
@@ -345,24 +437,108 @@ def _add_eval_arguments(p: argparse.ArgumentParser) -> None:
     add_cmapss_arguments(p.add_argument_group("C-MAPSS (--dataset cmapss)"))
     c = p.add_argument_group("classify (--task classify)")
     _add_row_arguments(c)
-    c.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 of the training (default 5)")
+    c.add_argument("--seeds", type=_positive_int, default=5, help="seeds 0..N-1 of the training (default 5)")
     c.add_argument("--per-group", action="store_true", help="split protocol: one model per value of --group")
-    _add_kind_arguments(p)
+    _add_kind_arguments(p, only=only)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# -- errors in the command line's words ------------------------------------------------------------
+# The library's messages name its Python parameters (fs=, default_fs=, model_fs, format=, ...);
+# each pattern here says the same in the options of the command that failed. Keys: (pattern,
+# replacement or {command: replacement}); a command without an entry gets the "*" one.
+_CLI_WORDS: list[tuple[str, Any]] = [
+    (r" \(channels= / --channels\)", " (--channels)"),
+    (r"; expected one of ([^;]*), or pass format=$", r"; expected one of \1 (rename the file: the command line "
+                                                      r"takes the format from the extension)"),
+    (r" \(fix the file, or pass fs=\)", " (fix the file)"),
+    (r"give it with --fs <Hz> \(fs=\)", {"train": "give it with --file-fs <Hz> (or a manifest fs column)",
+                                         "eval": "give it in the manifest's fs column", "*": "give it with --fs <Hz>"}),
+    (r"\bchannels=\[([^\]]*)\]", lambda m: "--channels " + ",".join(c.strip(" '\"") for c in m.group(1).split(","))),
+    (r"\bchannels=", "--channels "),
+    (r"\bor use lognormal$", "or use --calibration lognormal"),
+    (r"^(time range \[.*\) s of .* holds no full window of .*)$", r"\1 (choose --start / --end)"),
+    (r"\bfs_in=(\S+) Hz to fs_out=(\S+) Hz", r"\1 Hz (the file's rate) to \2 Hz (the model's)"),
+    (r"fewer than min_len=(\d+)", r"fewer than one window of \1 samples (--window)"),
+    (r"\bmodel_fs\b", {"train": "--fs", "eval": "--fs", "*": "the bundle's rate"}),
+    (r"\bdefault_fs\b", {"train": "--file-fs", "eval": "the manifest fs", "*": "--fs"}),
+    (r"blocks\[\d+\]\.n_bands:", "--bands:"),
+    (r"blocks\[\d+\] \(band_energy\)\.fmax:", "--fmax:"),
+    (r"\bor (use )?a smaller hop\b", r"or \1a smaller --hop (or --window)"),
+    (r"(too short for \d+ blocks of at least \d+ samples.*)$", r"\1 (use a smaller --window or longer recordings)"),
+    (r"^alarm settings: alarm: k must be in \[1, n=(\d+)\], got (\S+)$",
+     r"--k \2 must be in [1, n = \1] (n: --n, else the bundle's)"),
+    (r"^alarm settings: alarm: n must be", "--n must be"),
+]
+
+
+def _rate_advice(command: str, e: RateUnknownError) -> str:
+    """What to pass when a file's rate is unknown, in the options of ``command``."""
+    head = f"{e.path!r} ({e.format}) does not store its sample rate"
+    if command == "train":
+        return (f"{head}: give the rate it was recorded at with --file-fs <Hz> (or an fs column in --manifest), "
+                f"or pass --fs <Hz> --assume-model-rate to read it at the model rate")
+    if command == "eval":
+        return (f"{head}: give the rate it was recorded at in the manifest's fs column, or pass --assume-model-rate "
+                f"(read at --fs)")
+    model = f" ({e.model_fs:g} Hz)" if e.model_fs else ""
+    return (f"{head}: give the rate it was recorded at with --fs <Hz>, or pass --assume-model-rate to read "
+            f"it at the bundle's rate{model}")
+
+
+def cli_message(command: str, e: BaseException) -> str:
+    """The message of an error raised under `edgefault COMMAND`, naming that command's options
+    instead of the Python parameters the library's message names."""
+    if isinstance(e, RateUnknownError):
+        return _rate_advice(command, e)
+    return cli_words(command, str(e))
+
+
+def cli_words(command: str, msg: str) -> str:
+    """``msg`` (an error or warning of the library) in the words of `edgefault COMMAND`."""
+    prefix = f"edgefault {command}: "
+    if msg.startswith(prefix):
+        msg = msg[len(prefix):]
+    for pattern, repl in _CLI_WORDS:
+        if isinstance(repl, dict):  # by command; a str or a function of the match otherwise
+            repl = repl.get(command, repl["*"])
+        msg = re.sub(pattern, repl, msg)
+    return msg
+
+
+def _help_method(argv: Sequence[str]) -> str | None:
+    """The --method of a `--help` request (`train anomaly --method vae --help`), else None."""
+    from edgefault import kinds
+
+    if not any(a in ("-h", "--help") for a in argv):
+        return None
+    for i, a in enumerate(argv):
+        name = a.split("=", 1)[1] if a.startswith("--method=") else (argv[i + 1] if a == "--method" and
+                                                                      i + 1 < len(argv) else None)
+        if name in kinds.names():
+            return name
+    return None
+
+
+def build_parser(help_method: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line. ``help_method``: list only that method's own options (for
+    `--method NAME --help`); parsing always uses the full parser."""
     p = argparse.ArgumentParser(prog="edgefault", description="Machine-fault detection at the edge.")
     p.add_argument("--version", action="version", version=f"edgefault {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND",
+                           help="what to do; `edgefault COMMAND --help` describes each")
 
     t = sub.add_parser("train", help="train a model and pack a bundle",
                        description="train anomaly: a model of healthy signal that scores how unusual each window "
                                    "is; train classify: a fault classifier from labelled recordings. "
-                                   "`edgefault train TASK --help` lists that task's methods and options.")
-    tsub = t.add_subparsers(dest="task", metavar="TASK", required=True)
+                                   "`edgefault train TASK --help` lists that task's methods and options; "
+                                   "`edgefault train TASK --method NAME --help` only that method's.")
+    tsub = t.add_subparsers(dest="task", metavar="TASK", required=True,
+                            help="anomaly or classify; `edgefault train TASK --help` lists its options")
     for task, what in (("anomaly", "an anomaly model from healthy recordings"),
                        ("classify", "a fault classifier from labelled manifest rows")):
-        tp = tsub.add_parser(task, help=f"train {what}")
+        tp = tsub.add_parser(task, help=f"train {what}",
+                             description=f"Train {what}. Options of one method only: "
+                                         f"`edgefault train {task} --method NAME --help`.")
         if task == "anomaly":
             tp.add_argument("files", nargs="*", help="healthy recordings: WAV, CSV, NPY/NPZ, .mat, Parquet "
                                                      "(instead of --manifest)")
@@ -371,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
         tp.add_argument("--manifest", help="CSV with path,label[,fs,channels,...]" +
                         ("; the healthy rows are used" if task == "anomaly" else "; every kept row trains"))
         tp.add_argument("--root", help="folder that relative manifest paths are relative to")
-        tp.add_argument("--file-fs", type=float, help="sample rate of files that carry none (.mat, .csv, .npy) "
+        tp.add_argument("--file-fs", type=_positive, help="sample rate of files that carry none (.mat, .csv, .npy) "
                                                       "and have no manifest fs")
         if task == "anomaly":
             tp.add_argument("--strict", action="store_true",
@@ -380,22 +556,22 @@ def build_parser() -> argparse.ArgumentParser:
         _add_model_arguments(tp, calib_fraction=True, task=task)
         if task == "classify":
             _add_row_arguments(tp.add_argument_group("manifest rows and labels"))
-        _add_kind_arguments(tp, task)
+        _add_kind_arguments(tp, task, only=help_method)
         tp.set_defaults(func=cmd_train)
 
     s = sub.add_parser("score", help="score files with a bundle: JSON lines, one object per window")
     s.add_argument("bundle", help="the model bundle (.efb) to score with")
     s.add_argument("files", nargs="+", help="recordings to score: WAV, CSV, NPY/NPZ, .mat, Parquet")
     s.add_argument("--channels", help="file channels to feed the bundle's channels, in order, e.g. DE,FE")
-    s.add_argument("--fs", type=float, help="sample rate of files that carry none (.mat, .csv without a time "
+    s.add_argument("--fs", type=_positive, help="sample rate of files that carry none (.mat, .csv without a time "
                                             "column, .npy): the rate they were recorded at; they are resampled "
                                             "to the bundle's rate")
     s.add_argument("--assume-model-rate", action="store_true",
                    help="read files whose rate is known from nothing (file, --fs, CWRU 12k/48k naming) at the "
                         "bundle's rate instead of refusing them")
-    s.add_argument("--chunk", type=int, default=4096, help="samples per push (default 4096)")
-    s.add_argument("--k", type=int, help="override the bundle's k-of-n alarm k")
-    s.add_argument("--n", type=int, help="override the bundle's k-of-n alarm n")
+    s.add_argument("--chunk", type=_positive_int, default=4096, help="samples per push (default 4096)")
+    s.add_argument("--k", type=_positive_int, help="override the bundle's k-of-n alarm k")
+    s.add_argument("--n", type=_positive_int, help="override the bundle's k-of-n alarm n")
     s.add_argument("--out", help="write JSON lines here instead of stdout")
     s.add_argument("--no-drift", action="store_true", help="turn the bundle's drift monitors off")
     s.add_argument("--adaptive-threshold", action=argparse.BooleanOptionalAction, default=None,
@@ -404,7 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("eval", help="leak-safe evaluation on a manifest or C-MAPSS; metrics as JSON")
-    _add_eval_arguments(e)
+    _add_eval_arguments(e, only=help_method)
     e.set_defaults(func=cmd_eval)
 
     i = sub.add_parser("info", help="describe a bundle (verifies it)")
@@ -414,7 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train and score end to end on a simulated bearing (no data needed)")
     d.add_argument("--out-dir", default=None, help="keep the bundle and events here (default: temp dir)")
-    d.add_argument("--seed", type=int, default=7, help="seed of the simulated machine (default 7)")
+    d.add_argument("--seed", type=_count, default=7, help="seed of the simulated machine (default 7)")
     d.add_argument("--quiet", action="store_true", help="print nothing (the exit code says whether the demo detected the fault)")
     d.set_defaults(func=cmd_demo)
 
@@ -434,8 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scale", default="auto", choices=["auto", "log", "linear"],
                    help="score axis (default auto: log when positive scores span > 30x)")
     r.add_argument("--strict", action="store_true", help="stop at the first bad line (default: skip and count)")
-    r.add_argument("--max-plots", type=int, default=20, help="recordings plotted, those with alarms first (default 20)")
-    r.add_argument("--max-spans", type=int, default=100, help="alarm spans listed in the table (default 100)")
+    r.add_argument("--max-plots", type=_count, default=20, help="recordings plotted, those with alarms first (default 20)")
+    r.add_argument("--max-spans", type=_count, default=100, help="alarm spans listed in the table (default 100)")
     r.set_defaults(func=cmd_report)
 
     x = sub.add_parser("explain", help="gradient attribution (integrated gradients) of a VAE bundle's score "
@@ -446,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--start", type=float, help="first second of the recording to explain (default 0)")
     x.add_argument("--end", type=float, help="last second (default: the end)")
     x.add_argument("--channels", help="file channels to feed the bundle's channels, in order")
-    x.add_argument("--fs", type=float, help="sample rate of a recording that carries none (.mat, .csv, .npy)")
+    x.add_argument("--fs", type=_positive, help="sample rate of a recording that carries none (.mat, .csv, .npy)")
     x.add_argument("--assume-model-rate", action="store_true",
                    help="read a recording whose rate is known from nothing (file, --fs, CWRU 12k/48k naming) at "
                         "the bundle's rate instead of refusing it")
@@ -454,18 +630,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ig = integrated gradients (default), gradxinput = (x - baseline) * gradient")
     x.add_argument("--baseline", default="mean", choices=["mean", "zero"],
                    help="reference input: the training mean of every input (default) or zeros")
-    x.add_argument("--steps", type=int, default=32, help="Gauss-Legendre nodes, doubled per window until "
+    x.add_argument("--steps", type=_positive_int, default=32, help="Gauss-Legendre nodes, doubled per window until "
                                                          "completeness holds within --tol (default 32)")
-    x.add_argument("--tol", type=float, default=1e-3,
+    x.add_argument("--tol", type=_positive, default=1e-3,
                    help="completeness tolerance relative to |score(x) - score(baseline)| (default 1e-3)")
-    x.add_argument("--max-windows", type=int, default=5000, help="refuse larger ranges (default 5000)")
+    x.add_argument("--max-windows", type=_positive_int, default=5000, help="refuse larger ranges (default 5000)")
     x.add_argument("--no-windows", action="store_true", help="aggregates only, no per-window rows")
     x.set_defaults(func=cmd_explain)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_help_method(argv))
     # argparse cannot take `train anomaly --method m FILE --out x` (positionals after options)
     # with a nargs="*" positional; collect such files here.
     args, extra = parser.parse_known_args(argv)
@@ -480,7 +657,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except EdgefaultError as e:
-        print(f"edgefault {args.command}: error: {e}", file=sys.stderr)
+        print(f"edgefault {args.command}: error: {cli_message(args.command, e)}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:  # e.g. --out
+        print(f"edgefault {args.command}: error: {e.strerror}: {e.filename!r}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

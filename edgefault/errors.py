@@ -8,7 +8,7 @@ argument), say what was expected and, where useful, what to do.
 
 from __future__ import annotations
 
-__all__ = ["EdgefaultError", "InputError", "BundleError", "MissingDependencyError"]
+__all__ = ["EdgefaultError", "InputError", "RateUnknownError", "BundleError", "MissingDependencyError"]
 
 
 class EdgefaultError(Exception):
@@ -17,6 +17,18 @@ class EdgefaultError(Exception):
 
 class InputError(EdgefaultError, ValueError):
     "Bad user input: a file, array, packet or parameter that is not what was expected."
+
+
+class RateUnknownError(InputError):
+    """A recording whose sample rate nothing tells (not the file, a manifest, an option or its
+    name). ``path``, ``format`` and ``model_fs`` (the model rate it would feed, or None) let a
+    front end (the CLI) say what to pass in its own words; the message uses the API's."""
+
+    def __init__(self, message: str, *, path: str, format: str, model_fs: float | None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.format = format
+        self.model_fs = model_fs
 
 
 class BundleError(EdgefaultError, ValueError):

@@ -82,7 +82,7 @@ from typing import Callable, Sequence, Union
 import numpy as np
 
 from edgefault.io.matv5 import MatFile
-from edgefault.errors import InputError, MissingDependencyError
+from edgefault.errors import InputError, MissingDependencyError, RateUnknownError
 from edgefault.io.resample import check_rate, resample
 from edgefault.samples import to_float
 
@@ -239,17 +239,17 @@ def read_recording(
     elif model is not None and assume_model_rate:
         rate, how = model, "model"
     elif model is not None:
-        raise InputError(
+        raise RateUnknownError(
             f"{spath!r} ({fmt}) does not store its sample rate, and neither a manifest fs column nor "
             f"its name tells it: give the rate it was recorded at with --fs <Hz> (fs=/default_fs= in "
             f"the API), or pass --assume-model-rate (assume_model_rate=True) to read it at the "
-            f"model's {model:g} Hz"
+            f"model's {model:g} Hz", path=spath, format=fmt, model_fs=model
         )
     else:
-        raise InputError(
+        raise RateUnknownError(
             f"{spath!r} ({fmt}) does not store its sample rate: pass fs=<Hz> (the rate it was "
             f"recorded at), or default_fs=<recorded rate> together with a target fs (command line: "
-            f"--fs, train: --file-fs or a manifest fs column)"
+            f"--fs, train: --file-fs or a manifest fs column)", path=spath, format=fmt, model_fs=None
         )
     fs_alone = how == "option" and fallback is None  # fs is both the file's rate and the target
     if target is None:

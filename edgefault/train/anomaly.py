@@ -20,7 +20,7 @@ from edgefault.io.readers import Recording
 from edgefault.device.spec import FeatureSpec, health_for_training
 from edgefault.samples import training_scaling
 from edgefault.io.readers import file_rates
-from edgefault.device.thresholds import Calibration, calibrate
+from edgefault.device.thresholds import Calibration, calibrate, evidence
 from edgefault.train.gaussian import GaussianAnomalyModel
 
 
@@ -133,7 +133,9 @@ def train_gaussian(recordings: Sequence[Recording], spec: FeatureSpec, *, target
         "files": [Path(r.path).name for r in recordings], "fingerprint": fingerprint(recordings),
         "input_scaling": training_scaling(r.input_scaling for r in recordings),
         "file_rates": file_rates(recordings),
-        "train_far_at_threshold": float(np.mean(train_scores > cal.threshold)), **(info or {}),
+        "train_far_at_threshold": float(np.mean(train_scores > cal.threshold)),
+        # what the calibration windows support: independent windows, smallest supported target
+        **evidence(loso if cross else calib_scores, target_far), **(info or {}),
     }
     return AnomalyTraining(model=model, calibration=cal, spec=spec, train_scores=train_scores,
                            calib_scores=calib_scores, info=info, drift=drift)

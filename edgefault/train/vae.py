@@ -43,7 +43,7 @@ from edgefault.errors import InputError, MissingDependencyError
 from edgefault.evaluation.protocols import contiguous_blocks
 from edgefault.io.readers import Recording
 from edgefault.device.spec import FeatureSpec, health_for_training
-from edgefault.device.thresholds import Calibration, calibrate
+from edgefault.device.thresholds import Calibration, calibrate, evidence
 
 TORCH_HINT = ("the VAE needs PyTorch: `pip install edgefault[train]` and the CPU build of torch, "
               "`pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu`")
@@ -586,6 +586,7 @@ def train_vae(recordings: Sequence[Recording], spec: FeatureSpec, *, arch: str =
 
     info["file_rates"] = file_rates(recordings)
     info["n_bands"] = int(n_bands)
+    info.update(evidence(calib_scores, target_far))  # independent windows, smallest supported target
     from edgefault.device.drift import calibrate_drift  # drift monitors: score CUSUM + MEWMA of mu, on held-out blocks
 
     if drift_far is not None:
