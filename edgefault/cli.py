@@ -149,6 +149,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         trained.summary["file_rates"] = rates
         if trained.calib_scores is not None:
             _calibration_evidence(args, trained)
+        cal = trained.summary.get("calibration")
+        if isinstance(cal, dict) and "n_calib_effective" in cal:
+            low = cal["min_supported_far"]
+            msg = (f"the 'not normal' threshold was calibrated on {cal['n_normal_windows']} held-out healthy windows "
+                   f"({cal['n_calib_effective']:g} independent), enough for --target-far down to "
+                   + (f"{low:.2g}" if low is not None else "no target") + "; 'unknown' below a top-class "
+                   f"probability of {cal['unknown_below']:.3g} ({cal['unknown_rate']:.1%} of "
+                   f"{cal['n_windows']} held-out windows)")
+            if cal["target_supported"]:
+                print(f"edgefault train: {msg}", file=sys.stderr)
+            else:
+                print(f"edgefault train: warning: {msg}: the threshold for --target-far {args.target_far:g} is "
+                      f"extrapolated; record longer healthy recordings or raise --calib-fraction or --target-far",
+                      file=sys.stderr)
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)
@@ -363,6 +377,9 @@ def _add_model_arguments(p: argparse.ArgumentParser, *, calib_fraction: bool, ta
     if task == "classify":
         p.add_argument("--healthy-label", nargs="+", default=list(HEALTHY_LABELS),
                        help="manifest labels that mark healthy recordings (default: normal healthy)")
+        p.add_argument("--target-far", type=_far, default=0.01,
+                       help="classify: target rate of false 'not normal' decisions per window on the held-out "
+                            "healthy windows (see the method's --calib-fraction; default 0.01)")
         return
     p.add_argument("--target-far", type=_far, default=0.01, help="anomaly: target false-alarm rate per window "
                                                                   "(default 0.01)")

@@ -92,3 +92,32 @@ def gain_change_run(fs: float = 12000.0):  # type: ignore[no-untyped-def]
     from edgefault.io.synth import bearing_signal
 
     return np.concatenate([bearing_signal(20.0, fs, seed=21), 1.5 * bearing_signal(30.0, fs, seed=22)])
+
+
+def classifier_run(d: Path) -> dict[str, Path]:
+    """An SFDSC bundle trained by the CLI on healthy / inner-race recordings (calibrated on their
+    later quarter), a later recording that turns from healthy to inner race half-way scored by
+    `edgefault score`, and its `edgefault report` page."""
+    import numpy as np
+
+    from edgefault.cli import main
+    from edgefault.io.synth import bearing_signal
+
+    fs = 12000.0
+    rows = ["path,fault,fs_hz"]
+    for i, fault in enumerate([None, "inner_race"]):
+        x = bearing_signal(6.0, fs, fault=fault, severity=1.0, seed=30 + i)
+        np.savez(d / f"r{i}.npz", data=x[:, None], fs=np.float64(fs), channels=np.array(["DE"]))
+        rows.append(f"r{i}.npz,{fault or 'normal'},12000")
+    (d / "m.csv").write_text("\n".join(rows) + "\n")
+    bundle = d / "c.efb"
+    assert main(["train", "classify", "--method", "sfdsc", "--manifest", str(d / "m.csv"), "--out", str(bundle),
+                 "--atoms", "3", "--max-windows", "40"]) == 0
+    later = np.concatenate([bearing_signal(4.0, fs, seed=40), bearing_signal(4.0, fs, fault="inner_race",
+                                                                             severity=1.0, seed=41)])
+    np.savez(d / "later.npz", data=later[:, None], fs=np.float64(fs), channels=np.array(["DE"]))
+    events = d / "ev.jsonl"
+    assert main(["score", str(bundle), str(d / "later.npz"), "--out", str(events)]) == 0
+    page = d / "r.html"
+    assert main(["report", str(events), "--out", str(page), "--bundle", str(bundle)]) == 0
+    return {"bundle": bundle, "events": events, "page": page}

@@ -343,3 +343,25 @@ def test_alarm_spans_list_top_features_in_words(scored: dict[str, Path], tmp_pat
         assert row["data-top-feature"] == max(tot, key=tot.get)
     names = [a["data-name"] for t, a in page.tags if t == "span" and "top-feature" in (a.get("class") or "")]
     assert all(n and "." in n for n in names) and len(names) >= len(rows)
+
+
+def test_classifier_report_shows_classes_over_time(tmp_path: Path) -> None:
+    """A classifier bundle's events: the page shows the predicted class timeline and the
+    labels-over-time table, whose rows follow a change of class inside one recording."""
+    from conftest import classifier_run
+
+    run = classifier_run(tmp_path)
+    evs = [json.loads(s) for s in run["events"].read_text().splitlines()]
+    assert all(e["label"] in ("normal", "inner_race", "unknown") for e in evs)
+    html_text = run["page"].read_text()
+    assert "<h2>Classes over time</h2>" in html_text and 'class="class-strip"' in html_text
+    table = html_text.split('<table class="labels-over-time">')[1].split("</table>")[0]
+    body = [r for r in table.split("<tr>")[2:] if r.strip()]
+    assert len(body) == 10
+    head = table.split("<tr>")[1]
+    cols = re.findall(r"<th>([^<]*)</th>", head)[1:]
+    first = [int(v) for v in re.findall(r'<td class="num">(\d+)', body[0])]
+    last = [int(v) for v in re.findall(r'<td class="num">(\d+)', body[-1])]
+    assert first[cols.index("normal")] > first[cols.index("inner_race")]
+    assert last[cols.index("inner_race")] > last[cols.index("normal")]
+    assert "predicted classes" in html_text

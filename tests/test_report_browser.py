@@ -51,6 +51,10 @@ TAIL = """<script>(function () {
     drift_rows: rows('table.drift tr.drift-span'),
     drift_visible: Array.prototype.every.call(document.querySelectorAll('table.drift tr.drift-span'), vis),
     svg_plots: Array.prototype.filter.call(document.querySelectorAll('svg.plot'), vis).length,
+    class_strips: Array.prototype.filter.call(document.querySelectorAll('svg.class-strip'), vis).length,
+    strip_labels: Array.prototype.map.call(document.querySelectorAll('svg.class-strip rect'), function (r) {
+      return [r.getAttribute('data-label'), r.getBoundingClientRect().width]; }),
+    labels_table: rows('table.labels-over-time tr'),
     body_text: document.body.innerText};
   var pre = document.createElement('pre'); pre.id = 'harness-result';
   pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
@@ -128,3 +132,21 @@ def test_report_renders_in_chromium(real_run: dict[str, Path], tmp_path: Path) -
     assert first[2] == f"{onsets[0]:.3f} s"
     assert "monitor" in first[6] and ("CUSUM" in first[7] or "MEWMA" in first[7])
     assert "{" not in " ".join(" ".join(row) for row in r["drift_rows"])
+
+
+def test_classifier_report_renders_classes_over_time_in_chromium(tmp_path: Path) -> None:
+    from conftest import classifier_run
+
+    run = classifier_run(tmp_path)
+    r, _ = _render(run["page"], tmp_path)
+    assert r["errors"] == [] and r["class_strips"] == 1
+    # the strip: healthy first, inner race last, covering the page width it was given
+    widths: dict[str, float] = {}
+    for lab, w in r["strip_labels"]:
+        widths[lab] = widths.get(lab, 0.0) + w
+    assert r["strip_labels"][0][0] == "normal" and r["strip_labels"][-1][0] == "inner_race"
+    assert sum(widths.values()) > 800 and widths["normal"] > 300 and widths["inner_race"] > 300
+    head, *body = r["labels_table"]
+    assert head[0] == "time" and "normal" in head and "inner_race" in head and len(body) == 10
+    summary = {row[0]: row[1] for row in r["summary"] if len(row) == 2}
+    assert summary["predicted classes"].startswith("normal ")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgefault.device.bundle import Bundle
-from edgefault.errors import BundleError
+from edgefault.errors import BundleError, InputError
 from edgefault.kinds import register
 from edgefault.kinds.base import ModelKind, ScoreBatch, TrainData, Trained, bundle_where, checked_array, model_number
 
@@ -285,6 +285,10 @@ class SFDSCKind(ModelKind):
                                        representation=opts.representation, env_fmax=opts.env_fmax)
         blocks = [(r.data, lab, str(r.path)) for r, lab in zip(data.recordings, data.labels)]
         calib = 0.25 if getattr(opts, "calib_fraction", None) is None else float(opts.calib_fraction)
+        if not 0.0 <= calib <= 0.5:
+            raise InputError(f"sfdsc --calib-fraction must be in [0, 0.5], got {calib:g}")
+        if not 0.0 <= float(getattr(opts, "unknown_rate", 0.01)) < 0.5:
+            raise InputError(f"sfdsc --unknown-rate must be in [0, 0.5), got {opts.unknown_rate:g}")
         res = train_sfdsc(blocks, spec, max_windows_per_class=opts.max_windows, random_state=opts.seed,
                           n_atoms_per_class=opts.atoms, C=opts.svm_c, use_extra=not opts.no_window_stats,
                           calib_fraction=calib, target_far=float(getattr(opts, "target_far", None) or 0.01),

@@ -44,6 +44,8 @@ __all__ = ["ReportData", "read_events", "build_report", "write_report"]
 # bits per window
 _ANOM, _ALARM, _INVALID, _DRIFT = 1, 2, 4, 8
 _MAX_BAD_LISTED = 20
+_MAX_LABELS = 254  # classifier labels tracked by name; more are counted as "other"
+_TIME_BINS = 10  # rows of the labels-over-time table per recording
 _MAX_SPANS_DRAWN = 5000  # per plot; beyond it, spans closer than one pixel are drawn merged
 _GROUP_ORDER = ("channel", "band", "time", "feature")
 _NOT_TERMS = ("latent",)  # views that are not shares of the score (VAE latent sensitivity): no bars
@@ -110,6 +112,8 @@ class Segment:
         self.drift_spans: list[list[Any]] = []  # [t_first, t_last, windows, drift value at onset]
         self.drift_open: list[Any] | None = None
         self.retrain: tuple[float, Any] | None = None  # first window recommending retraining
+        self.label = bytearray()  # classifier label per window: 0 none, i + 1 = ReportData.label_names[i]
+        self.has_label = False
 
     def __len__(self) -> int:
         return len(self.bits)
@@ -123,6 +127,7 @@ class ReportData:
     n_bad: int
     bad: list[tuple[str, int, str]]  # (source, line number, reason), the first _MAX_BAD_LISTED
     bundles: dict[str, int]  # "id (name)" -> events
+    label_names: list[str] = field(default_factory=list)  # classifier labels seen, in order of appearance
     read_seconds: float = 0.0
 
     @property
@@ -165,6 +170,7 @@ def read_events(paths: str | Path | Sequence[str | Path], *, strict: bool = Fals
     bad: list[tuple[str, int, str]] = []
     n_bad = n_lines = 0
     bundles: dict[str, int] = {}
+    labels: dict[str, int] = {}
     loads = json.loads
     for src in paths:
         name = str(src)
@@ -190,7 +196,7 @@ def read_events(paths: str | Path | Sequence[str | Path], *, strict: bool = Fals
                     elif sc is not None and not _num(sc):
                         reason = f"'score' must be a number or null, got {sc!r}"[:120]
                     else:
-                        reason = _add(ev, t, sc, name, segments, current, bundles)
+                        reason = _add(ev, t, sc, name, segments, current, bundles, labels)
             if reason is not None:
                 if strict:
                     raise InputError(f"events file {name}, line {lineno}: {reason}")
@@ -206,12 +212,16 @@ def read_events(paths: str | Path | Sequence[str | Path], *, strict: bool = Fals
         raise InputError(f"events file {what} holds no events ({n_lines} lines, {n_bad} bad{first}); "
                          f"expected JSON lines as written by `edgefault score`")
     return ReportData(sources=[str(p) for p in paths], segments=segments, n_lines=n_lines, n_bad=n_bad,
-                      bad=bad, bundles=bundles, read_seconds=time.perf_counter() - t0)
+                      bad=bad, bundles=bundles, read_seconds=time.perf_counter() - t0,
+                      label_names=sorted(labels, key=labels.__getitem__))
 
 
 def _add(ev: dict[str, Any], t: float, sc: float | None, src: str, segments: list[Segment],
-         current: dict[str, Segment], bundles: dict[str, int]) -> str | None:
+         current: dict[str, Segment], bundles: dict[str, int], labels: dict[str, int] | None = None) -> str | None:
     """Fold one event in; return a reason when a present optional field has a wrong type."""
+    lab = ev.get("label")
+    if lab is not None and not isinstance(lab, str):
+        return f"'label' must be a string or null, got {lab!r}"[:120]
     thr = ev.get("threshold")
     if thr is not None and not _num(thr):
         return f"'threshold' must be a number, got {thr!r}"[:120]
@@ -261,6 +271,14 @@ def _add(ev: dict[str, Any], t: float, sc: float | None, src: str, segments: lis
     else:
         seg.adaptive.append(math.nan)
     seg.bits.append(bits)
+    code = 0
+    if lab is not None and labels is not None:
+        code = labels.get(lab, 0)
+        if not code and len(labels) < _MAX_LABELS:
+            code = labels[lab] = len(labels) + 1
+        code = code or _MAX_LABELS + 1  # beyond the table: "other"
+        seg.has_label = True
+    seg.label.append(code)
     if seg.window_s is None and _num(ev.get("t_start")):
         seg.window_s = t - ev["t_start"]
     b = ev.get("bundle_id")
@@ -624,6 +642,8 @@ def _groups(contrib: dict[str, dict[str, float]]) -> list[str]:
 
 
 _CSS = """
+svg.class-strip{display:block;max-width:100%;height:18px}
+.axis{display:flex;justify-content:space-between;max-width:900px;font-size:12px;color:#555;margin-bottom:8px}
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1100px}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}h3{font-size:1em}
 table{border-collapse:collapse;font-size:.9em}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top}
@@ -637,6 +657,93 @@ svg .threshold{stroke:#e53935;stroke-width:1.2;stroke-dasharray:6 3;fill:none}sv
 svg .invalid{fill:#555}svg .drift{fill:#8e24aa}
 svg.bars .bar{fill:#1e64c8}svg.bars text{font-size:10.5px;fill:#333}
 """
+
+
+def _label_colours(names: list[str]) -> dict[str, str]:
+    palette = ["#1e88e5", "#e53935", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41", "#d81b60", "#3949ab",
+               "#c0ca33", "#5e35b1"]
+    out, k = {}, 0
+    for n in names:
+        if n == "unknown":
+            out[n] = "#9e9e9e"
+        elif n.lower() in ("normal", "healthy"):
+            out[n] = "#43a047"
+        else:
+            out[n] = palette[k % len(palette)]
+            k += 1
+    return out
+
+
+def _class_section(data: ReportData, segs: list[Segment], width: int, max_plots: int) -> str:
+    """Classifier bundles: predicted classes over time per recording (a strip coloured by the most
+    frequent label per pixel column) and the labels-over-time table (counts per time bin)."""
+    names = data.label_names + (["other"] if any(_MAX_LABELS + 1 in s.label for s in segs) else [])
+    col = _label_colours(names)
+    out = ["<h2>Classes over time</h2>",
+           '<p class="legend">' + "".join(f'<span><i class="sw" style="background:{col[n]}"></i>{_e(n)}</span>'
+                                          for n in names) + "</p>",
+           "<p><small>Each window's predicted class (<code>label</code>); <code>unknown</code>: the top class "
+           "probability was below the bundle's calibrated confidence floor; windows without a label "
+           "(invalid, flagged) are left blank. The table counts labels per tenth of each recording's time, "
+           "so a change of class over time shows as a change along its rows.</small></p>"]
+    shown = [s for s in segs if s.has_label][:max_plots]
+    for s in shown:
+        t = np.frombuffer(s.t, dtype=np.float64)
+        codes = np.frombuffer(bytes(s.label), dtype=np.uint8)
+        lo, hi = float(t[0]), float(t[-1])
+        span = hi - lo if hi > lo else 1.0
+        w = width
+        colx = np.minimum(((t - lo) / span * (w - 1)).astype(np.int64), w - 1)
+        rects = []
+        n_codes = len(names) + 1
+        hist = np.zeros((w, n_codes), dtype=np.int64)
+        np.add.at(hist, (colx, codes.astype(np.int64)), 1)
+        hist[:, 0] = 0  # blank: no label
+        has = hist.sum(axis=1) > 0
+        best = hist.argmax(axis=1)
+        # columns between windows (fewer windows than pixels) take the nearest window's label
+        empty = hist.sum(axis=1) == 0
+        if empty.any() and len(t) > 1:
+            tc = lo + (np.arange(w) + 0.5) / w * span
+            j = np.clip(np.searchsorted(t, tc), 1, len(t) - 1)
+            near = np.where(tc - t[j - 1] < t[j] - tc, j - 1, j)
+            fill = codes[near].astype(np.int64)
+            best = np.where(empty, fill, best)
+            has = has | (empty & (fill > 0))
+        x0 = 0
+        while x0 < w:  # runs of equal majority label
+            x1 = x0
+            while x1 + 1 < w and has[x1 + 1] == has[x0] and best[x1 + 1] == best[x0]:
+                x1 += 1
+            if has[x0]:
+                n = names[best[x0] - 1]
+                rects.append(f'<rect x="{x0}" y="0" width="{x1 - x0 + 1}" height="18" fill="{col[n]}" '
+                             f'data-label="{_e(n)}"><title>{_e(n)}</title></rect>')
+            x0 = x1 + 1
+        counts = np.bincount(codes, minlength=n_codes)
+        summary = ", ".join(f"{_e(n)} {counts[i + 1]} ({100 * counts[i + 1] / max(len(codes), 1):.3g} %)"
+                            for i, n in enumerate(names) if counts[i + 1])
+        out.append(f'<h3 class="segment">{_e(s.key)} <small>({summary or "no labelled window"})</small></h3>')
+        out.append(f'<svg class="class-strip" width="{w}" height="18" viewBox="0 0 {w} 18" role="img" '
+                   f'aria-label="predicted class over time">{"".join(rects)}</svg>'
+                   f'<div class="axis"><span>{_e(_fmt_t(lo))}</span><span>{_e(_fmt_t(hi))}</span></div>')
+        edges = np.linspace(lo, hi, _TIME_BINS + 1)
+        b = np.minimum(np.searchsorted(edges, t, side="right") - 1, _TIME_BINS - 1)
+        table = np.zeros((_TIME_BINS, n_codes), dtype=np.int64)
+        np.add.at(table, (b, codes.astype(np.int64)), 1)
+        out.append('<table class="labels-over-time"><tr><th>time</th>' +
+                   "".join(f"<th>{_e(n)}</th>" for n in names) + "<th>no label</th></tr>")
+        for r in range(_TIME_BINS):
+            if not table[r].any():
+                continue
+            tot = table[r].sum()
+            cells = "".join(f'<td class="num">{table[r, i + 1]}'
+                            f'{f" ({100 * table[r, i + 1] / tot:.0f} %)" if table[r, i + 1] else ""}</td>'
+                            for i in range(len(names)))
+            out.append(f'<tr><td>{_e(_fmt_t(edges[r]))} to {_e(_fmt_t(edges[r + 1]))}</td>{cells}'
+                       f'<td class="num">{table[r, 0]}</td></tr>')
+        out.append("</table>")
+    return "".join(out)
 
 
 def _legend(has_adaptive: bool, has_invalid: bool, has_drift: bool) -> str:
@@ -713,6 +820,13 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
     ]
     if n_drift:
         rows.append(("drift", f"{sum(len(s.drift_spans) for s in segs)} span(s), {n_drift} windows"))
+    if data.label_names:
+        codes = np.frombuffer(b"".join(bytes(s.label) for s in segs), dtype=np.uint8)
+        cnt = np.bincount(codes, minlength=len(data.label_names) + 2)
+        names = data.label_names + ["other"]
+        rows.append(("predicted classes", ", ".join(
+            f"{n} {cnt[i + 1]} ({100 * cnt[i + 1] / max(n_ev, 1):.3g} %)" for i, n in enumerate(names) if cnt[i + 1])
+            + (f", no label {cnt[0]}" if cnt[0] else "")))
     all_contrib: dict[str, dict[str, float]] = {}
     for sp in spans:
         for g, vals in sp.contrib.items():
@@ -738,6 +852,8 @@ def build_report(data: ReportData, *, title: str | None = None, scale: str = "au
                     "".join(f"<li>{_e(src)}, line {ln}: {_e(r)}</li>" for src, ln, r in data.bad) +
                     (f"<li>... and {data.n_bad - len(data.bad)} more</li>" if data.n_bad > len(data.bad) else "") +
                     "</ul></div>")
+    if data.label_names:
+        page.append(_class_section(data, segs, width, max_plots))
     # plots
     page.append("<h2>Score over time</h2>")
     page.append(_legend(any(s.has_adaptive for s in segs), n_inval > 0, n_drift > 0))
