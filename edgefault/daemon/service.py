@@ -21,7 +21,7 @@ import numpy as np
 
 from edgefault import __version__
 from edgefault.errors import EdgefaultError, InputError
-from edgefault.device.runtime import Event, Runtime
+from edgefault.device.runtime import EventBatch, Runtime
 from edgefault.device.state import read_state, write_state
 from edgefault.daemon.config import DaemonConfig, SensorConfig, load_config
 from edgefault.daemon.metrics import HttpServer, Metrics
@@ -212,13 +212,16 @@ class SensorWorker:
             return
         self._emit(t_recv, events)
 
-    def _emit(self, t_recv: float, events: list[Event]) -> None:
+    def _emit(self, t_recv: float, events: EventBatch) -> None:
         if not events:
             return
         sid = self.id
         base = {"sensor": sid, **self.bundle_fields, "boot": self.boot}
         recs: list[Record] = []
-        n_inval = n_anom = n_alarm = 0
+        # counts from the batch's columns; the records need every event's dict
+        n_inval = int(np.count_nonzero(~events.valid))
+        n_anom = int(np.count_nonzero(events.anomaly))
+        n_alarm = int(np.count_nonzero(events.alarm_changed & events.alarm))
         unscored: dict[str, int] = {}
         seq = self.seq
         self.seqfile.write(seq + len(events))
@@ -231,15 +234,12 @@ class SensorWorker:
             recs.append(Record(sid, dumps(d, allow_nan=False, separators=(",", ":")).encode() + b"\n",
                                self._alert(ev)))
             if ev.score is None:
-                n_inval += 1
                 why = ev.flags[0]
                 unscored[why] = unscored.get(why, 0) + 1
                 if why == "sensor_fault":
                     for ch, checks in d["health"].items():
                         for c in checks:
                             self.metrics.inc("edgefault_sensor_health_total", sensor=sid, channel=ch, check=c)
-            n_anom += ev.anomaly
-            n_alarm += ev.alarm_changed and ev.alarm
         self.seq = seq
         self.daemon.emit(recs)
         m = self.metrics

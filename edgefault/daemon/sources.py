@@ -463,7 +463,8 @@ class FileSource(Source):
         except EdgefaultError as e:
             hint = (" (in the daemon config: fs = <Hz> or assume_model_rate = true in [sensor.source])"
                     if "--assume-model-rate" in str(e) else "")
-            raise type(e)(f"sensor {worker.id}: file source: {e}{hint}") from None
+            err = InputError if isinstance(e, InputError) else type(e)  # RateUnknownError takes more arguments
+            raise err(f"sensor {worker.id}: file source: {e}{hint}") from None
         log.info("sensor %s: file source %s read at %g Hz (%s)", worker.id, cfg.path,
                  self.rec.source_fs or self.rec.fs, self.rec.fs_source)
         if self.rec.rate_warning:
