@@ -53,3 +53,19 @@ def test_readme_says_what_building_needs() -> None:
     assert "C++17 compiler" in msg and f"CMake >= {cmake}" in msg
     # the two commands stay as they are
     assert "pip install . && edgefault demo" in readme and 'pip install ".[test]" && pytest' in readme
+
+
+def test_ci_runs_the_readme_commands_as_written() -> None:
+    """.ci/run takes both commands from the README's "Two commands" section (tools/readme_command.py),
+    so CI runs exactly what a new user is told to run."""
+    import subprocess
+    import sys
+
+    readme, _, _ = _sources()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'eval "$(python3 tools/readme_command.py test)"' in ci
+    assert 'eval "$(python3 tools/readme_command.py demo)"' in ci
+    for what, expected in (("demo", "pip install . && edgefault demo"), ("test", 'pip install ".[test]" && pytest')):
+        out = subprocess.run([sys.executable, str(ROOT / "tools" / "readme_command.py"), what], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        assert out == expected and f"```bash\n{out}\n```" in readme
