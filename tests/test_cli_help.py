@@ -25,7 +25,9 @@ def test_train_help_is_split_by_task(capsys: pytest.CaptureFixture[str]) -> None
     classify = _help(["train", "classify"], capsys)
     assert "--method gaussian (anomaly)" in anomaly and "--method vae (anomaly)" in anomaly
     assert "sfdsc" not in anomaly.split("--method gaussian")[1] and "--atoms" not in anomaly
-    assert "--method sfdsc (classify)" in classify and "--target-far" not in classify and "--arch" not in classify
+    assert "--method sfdsc (classify)" in classify and "--arch" not in classify and "--drift-far" not in classify
+    # classify calibrates its 'not normal' threshold too: --target-far is shared, described for the classifier
+    assert "--target-far" in classify and "not normal" in classify
     assert "--label-columns" in classify and "--label-columns" not in anomaly
 
 
