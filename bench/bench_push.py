@@ -20,8 +20,10 @@ and FFT threads are pinned to 1 before numpy is imported; timings are interleave
 median per method is printed with the ratio peer / ours. --callgrind adds instructions per
 window at hop 512, 256-sample chunks (difference of a 10 s and a 40 s run on the same generated
 signal, so start-up and signal generation cancel),
-split into the core library (_core*.so) and everything outside it (the interpreter, numpy,
-allocation: the Python overhead), for push and push_into, and for the loop peer.
+split by library (self cost: _core*.so, the interpreter, numpy, libc/libm), for push and
+push_into, the loop peer and the caller's own loop (a push that does nothing); and for push and
+push_into what runs inside calls into the core, inclusive (the binding layer, kernels and the
+libm / libc / GIL calls they make). Python overhead = total - in core calls - the caller's loop.
 
     python bench/bench_push.py [--seconds 30] [--repeat 5] [--hops 128,256,512,1024] [--callgrind]
 """
@@ -159,11 +161,19 @@ def _group(obj: str) -> str:
     return "libc/libm/other"
 
 
+_IN_CORE = "--toggle-collect=pybind11::cpp_function::dispatcher*"
+
+
 def callgrind_split(bundle: Path, method: str) -> tuple[float, dict[str, float]] | None:
     """(instructions per window, {group: per window}) for method 'push', 'push_into', 'loop' or
-    'caller' (the push loop with a push that does nothing)."""
+    'caller' (the push loop with a push that does nothing). Groups: self cost by library, and
+    'in core calls': everything executed inside calls into _core (inclusive: the binding layer,
+    the kernels and the libm / libc / GIL calls they make), counted in a second pair of runs."""
     runs = {}
-    for seconds in (10.0, 40.0):
+    incl = {}
+    for seconds, toggle in ((10.0, False), (40.0, False), (10.0, True), (40.0, True)):
+        if toggle and method in ("loop", "caller"):
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
                     f"import bench_push as bp; import bench_features as bf; import numpy as np; "
@@ -181,17 +191,26 @@ def callgrind_split(bundle: Path, method: str) -> tuple[float, dict[str, float]]
                     f"    print(bp.push_all(rt, xs, 256) if m == 'push' else bp.push_into_all(rt, xs, 256, "
                     f"rt.new_batch(64)))\n")
             out_file = Path(tmp) / "cg.out"
-            r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
-                                sys.executable, "-c", code], capture_output=True, text=True)
+            r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"]
+                               + ([_IN_CORE] if toggle else []) + [sys.executable, "-c", code],
+                               capture_output=True, text=True)
             if r.returncode != 0:
                 print(r.stderr[-2000:], file=sys.stderr)
                 return None
-            runs[seconds] = (int(r.stdout.strip().splitlines()[-1]), self_cost_by_object(out_file))
+            n = int(r.stdout.strip().splitlines()[-1])
+            if toggle:
+                incl[seconds] = (n, sum(self_cost_by_object(out_file).values()))
+            else:
+                runs[seconds] = (n, self_cost_by_object(out_file))
     (n1, c1), (n2, c2) = runs[10.0], runs[40.0]
     groups: dict[str, float] = defaultdict(float)
     for ob in set(c1) | set(c2):
         groups[_group(ob)] += (c2.get(ob, 0) - c1.get(ob, 0)) / (n2 - n1)
-    return sum(groups.values()), dict(groups)
+    total = sum(groups.values())
+    if incl:
+        (m1, i1), (m2, i2) = incl[10.0], incl[40.0]
+        groups["in core calls"] = (i2 - i1) / (m2 - m1)
+    return total, dict(groups)
 
 
 def main() -> None:
@@ -216,15 +235,24 @@ def main() -> None:
         if a.callgrind:
             bf.HOP = 512
             bundle = bf.make_bundle(tmp / "cg.efb")
-            print("\ncallgrind, hop 512, 256-sample chunks: instructions per window (self cost by library)")
+            print("\ncallgrind, hop 512, 256-sample chunks: instructions per window (self cost by library; "
+                  "'in core calls' inclusive)")
+            caller = 0.0
             for m in ("caller", "push", "push_into", "loop"):
                 res = callgrind_split(bundle, m)
                 if res is None:
                     print(f"{m}: callgrind failed (is valgrind installed?)")
                     continue
                 total, groups = res
+                core_incl = groups.pop("in core calls", None)
                 parts = ", ".join(f"{g} {v:,.0f} ({v / total:.0%})" for g, v in sorted(groups.items()))
                 print(f"{m:<10} {total:>10,.0f}  {parts}")
+                if m == "caller":
+                    caller = total
+                if core_incl is not None:
+                    py = total - core_incl - caller
+                    print(f"{'':<10} {'':>10}  in core calls {core_incl:,.0f} ({core_incl / total:.0%}); the caller's "
+                          f"loop {caller:,.0f}; Python overhead (the rest) {py:,.0f} ({py / total:.0%})")
 
 
 if __name__ == "__main__":

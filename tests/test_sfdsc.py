@@ -648,6 +648,10 @@ def test_calibrated_classifier_batches_carry_labels_unknown_and_not_normal(tmp_p
     for s in range(0, x.shape[0], 4096):
         labels += rt.push_into(x[s:s + 4096], out).label
     assert labels == ref.label
+    seen = rt.samples_seen
+    with pytest.raises(InputError, match=r"completes \d+ windows but out holds 2.*nothing was accepted"):
+        rt.push_into(x, rt.new_batch(2))
+    assert rt.samples_seen == seen
 
 
 def test_a_label_named_unknown_is_refused() -> None:

@@ -719,28 +719,31 @@ class Runtime:
         with self._lock:  # one lock: windows, alarm state and seq stay in order across threads
             x = chunk if type(chunk) is np.ndarray else np.asarray(chunk)
             scale = self._scales.get(x.dtype)
-            shp = x.shape
-            tail = shp[1:]
-            if scale is None or not shp or tail != self._row_shape and tail != self._row_shape_1d:
+            tail = x.shape[1:]
+            if scale is None or not x.ndim or tail != self._row_shape and tail != self._row_shape_1d:
                 x, scale = self._check_chunk(x)  # slow path: converts what it can, raises InputError otherwise
-            n = x.shape[0]
-            if n == 0:
-                return self._empty
-            if t_wall is None:
-                tr = self._clock() if t_received is None else _utc_seconds(t_received, "t_received")
-                self._toff = tr - self.start_time - (self._frames + n) / self._fs
-                self._tsrc = "receive"
-            else:
-                self._toff = _utc_seconds(t_wall, "t_wall") - self.start_time - self._frames / self._fs
-                self._tsrc = "source"
-            st = self._stream
-            if st is None:
-                return self._push_model(x, scale)
-            res = st.push(x, scale, True)
-            self._frames += n
-            if res is None:
-                return self._empty
-            return self._batch(res[0], res[1], None, res[2])
+            return self._push_locked(x, scale, t_wall, t_received)
+
+    def _push_locked(self, x: np.ndarray, scale: float, t_wall: float | None,
+                     t_received: float | None) -> EventBatch:
+        n = len(x)
+        if n == 0:
+            return self._empty
+        if t_wall is None:
+            tr = self._clock() if t_received is None else _utc_seconds(t_received, "t_received")
+            self._toff = tr - self.start_time - (self._frames + n) / self._fs
+            self._tsrc = "receive"
+        else:
+            self._toff = _utc_seconds(t_wall, "t_wall") - self.start_time - self._frames / self._fs
+            self._tsrc = "source"
+        st = self._stream
+        if st is None:
+            return self._push_model(x, scale)
+        res = st.push(x, scale, True)
+        self._frames += n
+        if res is None:
+            return self._empty
+        return self._batch(res[0], res[1], None, res[2])
 
     def new_batch(self, capacity: int = 256) -> EventBatch:
         """A reusable output for :meth:`push_into`, with room for ``capacity`` windows."""
@@ -767,50 +770,67 @@ class Runtime:
         their model's output into it. InputError, with nothing accepted, when the chunk can complete
         more windows than ``out`` holds. Events taken from ``out`` (iterating it) stay valid after
         the next fill; its columns and arrays do not (copy them to keep them)."""
-        if type(out) is not EventBatch or not out._reuse or out._rt is not self:
+        if type(out) is not EventBatch or out._rt is not self or not out._reuse:
             raise InputError("push_into: out must be a batch from this runtime's new_batch()")
+        st = self._stream
+        if st is None:
+            return self._push_model_into(chunk, out, t_wall, t_received)
         with self._lock:
             x = chunk if type(chunk) is np.ndarray else np.asarray(chunk)
             scale = self._scales.get(x.dtype)
-            shp = x.shape
-            tail = shp[1:]
-            if scale is None or not shp or tail != self._row_shape and tail != self._row_shape_1d:
+            tail = x.shape[1:]
+            if scale is None or not x.ndim or tail != self._row_shape and tail != self._row_shape_1d:
                 x, scale = self._check_chunk(x)
-            n = x.shape[0]
-            cap = out._meta.shape[0]
-            w, hop = self.spec.window, self.spec.hop
-            before, after = self._frames, self._frames + n
-            m_max = (0 if after < w else (after - w) // hop + 1) - (0 if before < w else (before - w) // hop + 1)
-            if m_max > cap:
-                raise InputError(f"push_into: the chunk of {n} samples completes {m_max} windows but out holds "
-                                 f"{cap}; nothing was accepted: push shorter chunks or use new_batch({m_max})")
-            out._events = out._cols = None
-            if n == 0:
-                out._n = 0
-                return out
+            before = self._frames
+            after = before + len(x)
             if t_wall is None:
                 tr = self._clock() if t_received is None else _utc_seconds(t_received, "t_received")
-                self._toff = tr - self.start_time - after / self._fs
-                self._tsrc = "receive"
+                toff = tr - self.start_time - after / self._fs
+                tsrc = "receive"
             else:
-                self._toff = _utc_seconds(t_wall, "t_wall") - self.start_time - before / self._fs
-                self._tsrc = "source"
-            st = self._stream
-            if st is None:
-                b = self._push_model(x, scale)
-                m = b._n
-                out._meta[:m] = b._meta
-                for buf, src in ((out._contrib, b._contrib), (out._health, b._health), (out._proba, b._proba)):
-                    if buf is not None:
-                        buf[:m] = 0 if src is None else src
-                out._n = m
-                out._ctx = b._ctx
-                return out
-            m = st.push_into(x, scale, out._meta, out._contrib, out._health)
+                toff = _utc_seconds(t_wall, "t_wall") - self.start_time - before / self._fs
+                tsrc = "source"
+            try:  # the core sizes the output before it accepts a sample
+                m = st.push_into(x, scale, out._meta, out._contrib, out._health)
+            except ValueError as e:
+                raise self._too_many_windows(before, after, out) or InputError(f"push_into: {e}") from None
             self._frames = after
+            self._toff = toff
+            self._tsrc = tsrc
+            seq = self._seq
+            self._seq = seq + m
             out._n = m
-            out._ctx = (self._seq, self._thr, self.start_time, self._gap_until, self._toff, self._tsrc)
-            self._seq += m
+            out._ctx = (seq, self._thr, self.start_time, self._gap_until, toff, tsrc)
+            out._events = out._cols = None
+            return out
+
+    def _too_many_windows(self, before: int, after: int, out: EventBatch) -> InputError | None:
+        """The refusal of a chunk taking frames before..after, if it can complete more windows than
+        out holds."""
+        w, hop, cap = self.spec.window, self.spec.hop, out._meta.shape[0]
+        m_max = (0 if after < w else (after - w) // hop + 1) - (0 if before < w else (before - w) // hop + 1)
+        if m_max <= cap:
+            return None
+        return InputError(f"push_into: the chunk of {after - before} samples completes {m_max} windows but out "
+                          f"holds {cap}; nothing was accepted: push shorter chunks or use new_batch({m_max})")
+
+    def _push_model_into(self, chunk: Any, out: EventBatch, t_wall: float | None,
+                         t_received: float | None) -> EventBatch:
+        """push_into for kinds scored in Python: push, then copy into out (checked first)."""
+        with self._lock:
+            x, scale = self._check_chunk(chunk)
+            err = self._too_many_windows(self._frames, self._frames + x.shape[0], out)
+            if err is not None:
+                raise err
+            b = self._push_locked(x, scale, t_wall, t_received)
+            m = b._n
+            out._meta[:m] = b._meta
+            for buf, src in ((out._contrib, b._contrib), (out._health, b._health), (out._proba, b._proba)):
+                if buf is not None:
+                    buf[:m] = 0 if src is None else src
+            out._n = m
+            out._ctx = b._ctx
+            out._events = out._cols = None
             return out
 
     def _push_model(self, x: np.ndarray, scale: float) -> EventBatch:
