@@ -65,6 +65,8 @@ def test_ci_runs_the_readme_commands_as_written() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'eval "$(python3 tools/readme_command.py test)"' in ci
     assert 'eval "$(python3 tools/readme_command.py demo)"' in ci
+    demo_venv = ci[ci.index('eval "$(python3 tools/readme_command.py demo)"'):]
+    assert "python tools/daemon_quickstart.py" in demo_venv.split("\n)")[0]  # in the demo's fresh venv
     for what, expected in (("demo", "pip install . && edgefault demo"), ("test", 'pip install ".[test]" && pytest')):
         out = subprocess.run([sys.executable, str(ROOT / "tools" / "readme_command.py"), what], capture_output=True,
                              text=True, check=True).stdout.strip()
