@@ -37,6 +37,11 @@ def test_readme_and_pyproject_agree_on_torch() -> None:
     assert f'pip install {pin} && pip install ".[train]"' in pyproject_text
     assert "download.pytorch.org" not in pyproject_text and "download.pytorch.org" not in readme
     assert set(re.findall(r"torch==[\d.]+", pyproject_text)) == {pin}
+    # every command in README.md and docs/ that installs the [train] extra installs the pinned torch first
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for line in doc.read_text().splitlines():
+            for cmd in re.findall(r"pip install [^`#\n]*\[train\]", line):
+                assert cmd.startswith(f"pip install {pin} && "), f"{doc.name}: {line.strip()!r}"
     # and the error a missing torch raises (ModelKind.require_training) says the same
     import edgefault.kinds.base as base
 
