@@ -595,14 +595,14 @@ void register_stream(py::module_& m) {
               t.capacity = std::min(t.capacity, cap_health);
             }
             return with_samples(chunk, [&](const auto& arr) -> py::object {
-              const std::size_t m = scored_push_into(st, arr, scale, [&](std::size_t mw, std::size_t) {
+              const std::size_t written = scored_push_into(st, arr, scale, [&](std::size_t mw, std::size_t) {
                 if (mw > t.capacity)
                   throw py::value_error("push_into: the chunk completes up to " + std::to_string(mw) +
                                         " windows but the output holds " + std::to_string(t.capacity) +
                                         "; nothing was accepted: push a shorter chunk or use a larger output");
                 return t;
               });
-              return py::int_(m);
+              return py::int_(written);
             });
           },
           py::arg("chunk"), py::arg("scale"), py::arg("meta"), py::arg("contrib"), py::arg("health") = py::none(),

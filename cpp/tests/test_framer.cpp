@@ -1,3 +1,4 @@
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -50,6 +51,40 @@ TEST_CASE("framer windows match direct slicing for every chunk size") {
       for (std::size_t ch = 0; ch < nc; ++ch)
         for (std::size_t j = 0; j < w; ++j)
           CHECK(c.windows[k][ch * w + j] == data[(start + j) * nc + ch]);
+    }
+  }
+}
+
+TEST_CASE("framer: 1, 2 and 3 channels (the compile-time and run-time strides) copy and flag alike") {
+  const std::size_t w = 8, hop = 3, frames = 60;
+  const float inf = std::numeric_limits<float>::infinity();
+  for (std::size_t nc : {1u, 2u, 3u}) {
+    std::vector<double> data(nc * frames);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<double>(i) * 0.25 - 7.0;
+    // one channel of one frame each: NaN, +inf, -inf, a double beyond float's range (inf after the
+    // cast), and half of float's largest finite value (scaled to the largest: stays finite)
+    const std::size_t bad_frames[] = {10, 22, 31, 44};
+    data[10 * nc + (nc - 1)] = std::numeric_limits<double>::quiet_NaN();
+    data[22 * nc] = inf;
+    data[31 * nc + nc / 2] = -inf;
+    data[44 * nc + (nc - 1)] = 1e300;
+    data[50 * nc] = static_cast<double>(std::numeric_limits<float>::max() / 2);  // times scale 2: the largest
+    for (std::size_t chunk : {1u, 5u, 8u, 60u}) {
+      Framer f(nc, w, hop);
+      auto c = run(f, data, chunk, 2.0f);
+      CHECK(c.windows.size() == (frames - w) / hop + 1);
+      for (std::size_t k = 0; k < c.windows.size(); ++k) {
+        const std::size_t start = k * hop;
+        bool want_finite = true;
+        for (std::size_t b : bad_frames) want_finite = want_finite && !(b >= start && b < start + w);
+        CHECK(c.finite[k] == want_finite);
+        for (std::size_t ch = 0; ch < nc; ++ch)
+          for (std::size_t j = 0; j < w; ++j) {
+            const float got = c.windows[k][ch * w + j];
+            const float want = static_cast<float>(data[(start + j) * nc + ch]) * 2.0f;
+            CHECK((got == want || (std::isnan(got) && std::isnan(want))));
+          }
+      }
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -46,13 +47,10 @@ class Framer {
       for (std::size_t c = 0; c < n_channels_; ++c) {
         float* ring = &ring_[c * 2 * window_];
         float* dst = ring + pos_;
-        bool bad = false;
-        for (std::size_t k = 0; k < run; ++k) {
-          const float v = static_cast<float>(src[k * n_channels_ + c]) * scale;
-          dst[k] = v;
-          bad |= !(std::fabs(v) <= std::numeric_limits<float>::max());  // NaN or inf
-        }
-        std::copy(dst, dst + run, dst + window_);  // the mirror half
+        // the stride known at compile time for 1 and 2 channels, so the copy vectorises
+        const bool bad = n_channels_ == 1   ? copy_run<1>(src, 1, c, run, scale, dst, dst + window_)
+                         : n_channels_ == 2 ? copy_run<2>(src, 2, c, run, scale, dst, dst + window_)
+                                            : copy_run<0>(src, n_channels_, c, run, scale, dst, dst + window_);
         if (bad) {  // rare: find the last non-finite frame of the run
           for (std::size_t k = run; k-- > 0;)
             if (!std::isfinite(dst[k])) {
@@ -91,6 +89,24 @@ class Framer {
   void import_tail(const float* tail, std::size_t n_tail, std::uint64_t frames_seen);
 
  private:
+  // Channel c of run frames, times scale, into dst and its mirror; true if any is NaN or inf.
+  // NC: the channel count if known at compile time, else 0 (then nc).
+  template <std::size_t NC, class T>
+  static bool copy_run(const T* __restrict src, std::size_t nc, std::size_t c, std::size_t run, float scale,
+                       float* __restrict dst, float* __restrict mirror) noexcept {
+    const std::size_t stride = NC != 0 ? NC : nc;
+    std::uint32_t bad = 0;
+    for (std::size_t k = 0; k < run; ++k) {
+      const float v = static_cast<float>(src[k * stride + c]) * scale;
+      dst[k] = v;
+      mirror[k] = v;
+      std::uint32_t u;
+      std::memcpy(&u, &v, sizeof u);
+      bad |= static_cast<std::uint32_t>((u & 0x7f800000u) == 0x7f800000u);  // exponent all ones: NaN or inf
+    }
+    return bad != 0;
+  }
+
   static constexpr std::uint64_t kNone = std::numeric_limits<std::uint64_t>::max();
   std::size_t n_channels_, window_, hop_;
   std::vector<float> ring_;          // n_channels * 2 * window
