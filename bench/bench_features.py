@@ -230,7 +230,8 @@ def callgrind_per_window(bundle: Path, method: str = "ours") -> float | None:
                     f"else b.peers(x)[m]; r=f(); print(r if m=='ours' else len(r))")
             out_file = Path(tmp) / "cg.out"
             r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
-                                sys.executable, "-c", code], capture_output=True, text=True)
+                                sys.executable, "-c", code], capture_output=True, text=True,
+                               env={**os.environ, "PYTHONHASHSEED": "0"})  # str hashes: the same dict probes
             if r.returncode != 0:
                 print(r.stderr[-2000:], file=sys.stderr)
                 return None

@@ -19,7 +19,8 @@ Peers are checked to compute our numbers (bench_features.rel_diff) before they a
 and FFT threads are pinned to 1 before numpy is imported; timings are interleaved rounds, the
 median per method is printed with the ratio peer / ours. --callgrind adds instructions per
 window at hop 512, 256-sample chunks (difference of a 10 s and a 40 s run on the same generated
-signal, so start-up and signal generation cancel),
+signal, so start-up and signal generation cancel; PYTHONHASHSEED=0, so the interpreter's dict
+probes repeat: with random string hashes the count moves by ~1,500 between runs),
 split by library (self cost: _core*.so, the interpreter, numpy, libc/libm), for push and
 push_into, the loop peer and the caller's own loop (a push that does nothing); and for push and
 push_into what runs inside calls into the core, inclusive (the binding layer, kernels and the
@@ -193,7 +194,7 @@ def callgrind_split(bundle: Path, method: str) -> tuple[float, dict[str, float]]
             out_file = Path(tmp) / "cg.out"
             r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"]
                                + ([_IN_CORE] if toggle else []) + [sys.executable, "-c", code],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
             if r.returncode != 0:
                 print(r.stderr[-2000:], file=sys.stderr)
                 return None
