@@ -666,3 +666,98 @@ def test_sensor_faults_and_gaps_are_counted_by_reason(tmp_path: Path, small_bund
                  for c in ("flat", "dropout")}
     assert per_check["dropout"] >= 1 and sum(per_check.values()) >= len(faults)
     assert all(e["t_wall_source"] == "receive" and e["t_wall"] > 1.7e9 for e in events)
+
+
+def test_state_gauges_follow_the_last_window(tmp_path: Path, small_bundle: Path) -> None:
+    """Issue #15 item 3: per-sensor gauges for the last score, threshold, alarm, channel health,
+    window timestamp and windows per second, and the process_* gauges, promtool-clean."""
+    from types import SimpleNamespace
+
+    from edgefault.daemon.config import SensorConfig, SourceConfig
+    from edgefault.daemon.metrics import process_gauges, process_start_time
+    from edgefault.daemon.service import SensorWorker
+
+    sd = tmp_path / "st"
+    sd.mkdir()
+    m = Metrics()
+    daemon = SimpleNamespace(metrics=m, cfg=SimpleNamespace(state_dir=str(sd), state_interval=60.0))
+    cfg = SensorConfig(id="g", bundle=str(small_bundle), source=SourceConfig(type="stdin"), queue_chunks=4)
+    w = SensorWorker(cfg, daemon)  # type: ignore[arg-type]
+    out: list = []
+    daemon.emit = out.extend  # type: ignore[attr-defined]
+    assert m.get("edgefault_threshold", sensor="g") == w.rt.threshold and m.get("edgefault_alarm", sensor="g") == 0
+    assert "edgefault_score{" not in m.render()  # nothing scored yet
+
+    def feed(x: np.ndarray) -> list[dict]:  # type: ignore[type-arg]
+        out.clear()
+        assert w.offer(x)
+        w._handle(*w.queue.get())
+        return [json.loads(r.line) for r in out]
+
+    rng = np.random.default_rng(5)
+    ev = feed(rng.standard_normal((4096, 2)).astype(np.float32) * 0.3)
+    last_scored = [e for e in ev if e["score"] is not None][-1]
+    assert m.get("edgefault_score", sensor="g") == pytest.approx(last_scored["score"], rel=1e-6)
+    assert m.get("edgefault_threshold", sensor="g") == pytest.approx(ev[-1]["threshold"], rel=1e-6)
+    assert m.get("edgefault_alarm", sensor="g") == int(ev[-1]["alarm"])
+    assert m.get("edgefault_last_window_timestamp_seconds", sensor="g") == pytest.approx(ev[-1]["t_wall"], abs=1e-3)
+    assert m.get("edgefault_channel_healthy", sensor="g", channel="a") == 1
+    # a loud stretch raises the alarm; the gauge follows the last window, and the score gauge keeps
+    # the last scored window's score through windows that are not scored (channel a disconnected)
+    loud = feed(rng.standard_normal((4096, 2)).astype(np.float32) * 5.0)
+    assert loud[-1]["alarm"] and m.get("edgefault_alarm", sensor="g") == 1
+    x = rng.standard_normal((4096, 2)).astype(np.float32) * 5.0
+    x[:, 0] = 0.0
+    ev = feed(x)
+    assert ev[-1]["score"] is None and "a" in ev[-1]["health"]
+    assert m.get("edgefault_channel_healthy", sensor="g", channel="a") == 0
+    assert m.get("edgefault_channel_healthy", sensor="g", channel="b") == 1
+    last_scored = [e for e in loud + ev if e["score"] is not None][-1]
+    assert m.get("edgefault_score", sensor="g") == pytest.approx(last_scored["score"], rel=1e-6)
+    import time
+
+    assert w.windows_per_second(time.monotonic()) > 0
+    assert w.windows_per_second(time.monotonic() + 11.0) == 0.0  # nothing in the last 10 s
+    w.seqfile.close()
+    process_gauges(m, process_start_time())
+    assert m.get("process_resident_memory_bytes") > 10e6 and m.get("process_cpu_seconds_total") > 0
+    assert 0 < time.time() - m.get("process_start_time_seconds") < 3600 and m.get("process_open_fds") >= 3
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        r = subprocess.run([promtool, "check", "metrics"], input=m.render().encode(), capture_output=True,
+                           timeout=30)
+        assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), (r.stdout, r.stderr)
+
+
+def test_grafana_dashboard_queries_what_the_daemon_exports(tmp_path: Path) -> None:
+    """docs/grafana-dashboard.json: every metric a panel or variable queries is one the daemon
+    exports (metrics.FAMILIES), and every query parses as PromQL (promtool check rules)."""
+    from edgefault.daemon.metrics import FAMILIES
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "grafana-dashboard.json"
+    if not doc.exists():
+        pytest.skip("docs/ is not beside the tests (an installed wheel's test run)")
+    dash = json.loads(doc.read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    queries = [v["query"] for v in dash["templating"]["list"]]
+    assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"]) and exprs
+    used = set()
+    for e in exprs + queries:
+        for name in re.findall(r"\b((?:edgefault|process)_[a-z_]+)", e):
+            base = re.sub(r"_(bucket|sum|count)$", "", name) if name.endswith(("_bucket", "_sum", "_count")) else name
+            assert base in FAMILIES, f"{doc.name}: {e!r} queries {name}, which the daemon does not export"
+            used.add(base)
+    for must in ("edgefault_score", "edgefault_threshold", "edgefault_alarm", "edgefault_drift",
+                 "edgefault_channel_healthy", "edgefault_windows_per_second", "edgefault_queue_depth",
+                 "process_resident_memory_bytes", "process_cpu_seconds_total"):
+        assert must in used, f"no panel shows {must}"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (Debian package prometheus)")
+    rules = tmp_path / "rules.yml"
+    lines = ["groups:", "- name: dashboard", "  rules:"]
+    for i, e in enumerate(exprs):
+        lines += [f"  - record: dashboard:query{i}", "    expr: " + json.dumps(e.replace("$sensor", ".*").replace("$job", ".*"))]
+    rules.write_text("\n".join(lines) + "\n")
+    r = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr

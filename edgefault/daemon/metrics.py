@@ -1,6 +1,8 @@
 """Prometheus text exposition (format 0.0.4) and the loopback HTTP server for /metrics and /healthz.
 
-No client library: counters, gauges and one histogram kept under a lock and rendered on request.
+No client library (the daemon's only dependency is numpy; prometheus_client would add a package
+for ~150 lines of text formatting, and promtool checks the output in the tests): counters, gauges
+and one histogram kept under a lock and rendered on request.
 """
 from __future__ import annotations
 
@@ -35,6 +37,16 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "edgefault_source_late_packets_total": ("counter", "Late or duplicate packets dropped (reordering)."),
     "edgefault_source_restarts_total": ("counter", "Sender restarts (sequence jumped back)."),
     "edgefault_source_errors_total": ("counter", "Source I/O errors (reconnects follow)."),
+    "edgefault_score": ("gauge", "Score of the sensor's last scored window (absent until one is scored)."),
+    "edgefault_threshold": ("gauge", "Alarm threshold in force at the sensor's last window."),
+    "edgefault_alarm": ("gauge", "1 while the sensor's alarm is on, else 0."),
+    "edgefault_drift": ("gauge", "1 while a drift monitor signals, else 0 (sensors with drift monitoring only)."),
+    "edgefault_class_probability": ("gauge", "Classifier bundles: probability of each label in the last scored window."),
+    "edgefault_last_window_timestamp_seconds": ("gauge", "UTC time (POSIX seconds) of the end of the sensor's last "
+                                                "window."),
+    "edgefault_channel_healthy": ("gauge", "1 when the channel passed every sensor-health check in the last window "
+                                  "that had samples (not a gap), else 0."),
+    "edgefault_windows_per_second": ("gauge", "Windows completed (scored or not) per second over the last 10 s."),
     "edgefault_queue_depth": ("gauge", "Chunks waiting to be scored."),
     "edgefault_queue_capacity": ("gauge", "Capacity of the scoring queue in chunks."),
     "edgefault_event_seq": ("gauge", "Sequence number of the last event emitted."),
@@ -46,6 +58,11 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "edgefault_sink_connected": ("gauge", "1 when the sink's last delivery succeeded."),
     "edgefault_state_saves_total": ("counter", "State files written."),
     "edgefault_reloads_total": ("counter", "Configuration reloads (SIGHUP), by result."),
+    # the process collector's standard names (as prometheus_client's), read from /proc and os.times()
+    "process_cpu_seconds_total": ("counter", "User and system CPU time of the daemon process in seconds."),
+    "process_resident_memory_bytes": ("gauge", "Resident memory of the daemon process in bytes."),
+    "process_open_fds": ("gauge", "Open file descriptors of the daemon process."),
+    "process_start_time_seconds": ("gauge", "Start time of the daemon process, UTC POSIX seconds."),
 }
 
 
@@ -63,6 +80,41 @@ def _num(v: float) -> str:
     if v in (float("inf"), float("-inf")):
         return "+Inf" if v > 0 else "-Inf"
     return repr(float(v)) if not float(v).is_integer() else str(int(v))
+
+
+def process_start_time() -> float:
+    """UTC start time of this process: /proc/self/stat's start (clock ticks after boot) plus the
+    boot time in /proc/stat; where those are missing, now."""
+    import os
+    import time
+
+    try:
+        with open("/proc/self/stat") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22 (starttime)
+        with open("/proc/stat") as fh:
+            btime = next(int(ln.split()[1]) for ln in fh if ln.startswith("btime "))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+def process_gauges(m: "Metrics", start_time: float) -> None:
+    """process_* of this process: CPU from os.times(), RSS and open fds from /proc (Linux; where
+    /proc is missing RSS falls back to the peak, ru_maxrss, and open fds are left out)."""
+    import os
+
+    t = os.times()
+    m.set("process_cpu_seconds_total", t.user + t.system)
+    m.set("process_start_time_seconds", start_time)
+    try:
+        with open("/proc/self/statm") as fh:
+            rss_pages = int(fh.read().split()[1])
+        m.set("process_resident_memory_bytes", rss_pages * os.sysconf("SC_PAGE_SIZE"))
+        m.set("process_open_fds", len(os.listdir("/proc/self/fd")))
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        m.set("process_resident_memory_bytes", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
 class Histogram:

@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,10 +22,10 @@ import numpy as np
 
 from edgefault import __version__
 from edgefault.errors import EdgefaultError, InputError
-from edgefault.device.runtime import EventBatch, Runtime
+from edgefault.device.runtime import FLAG_GAP, EventBatch, Runtime
 from edgefault.device.state import read_state, write_state
 from edgefault.daemon.config import DaemonConfig, SensorConfig, load_config
-from edgefault.daemon.metrics import HttpServer, Metrics
+from edgefault.daemon.metrics import HttpServer, Metrics, process_gauges, process_start_time
 from edgefault.daemon.sinks import Record, Sink, make_sink
 from edgefault.daemon.sources import Source, make_source
 
@@ -129,6 +130,11 @@ class SensorWorker:
             m.touch(name, sensor=sid)
         m.touch("edgefault_dropped_frames_total", sensor=sid, reason="queue_full")
         m.set("edgefault_queue_capacity", cfg.queue_chunks, sensor=sid)
+        m.set("edgefault_threshold", self.rt.threshold, sensor=sid)
+        m.set("edgefault_alarm", int(self.rt.alarm), sensor=sid)  # restored state, until the first window
+        self.started = time.monotonic()
+        self._recent: deque[tuple[float, int]] = deque()  # (emit time, windows): windows per second
+        self._recent_lock = threading.Lock()
         self._info()
 
     def _runtime(self, cfg: SensorConfig) -> Runtime:  # uses no worker state (Daemon.start calls it first)
@@ -250,7 +256,45 @@ class SensorWorker:
         m.inc("edgefault_anomalies_total", n_anom, sensor=sid)
         m.inc("edgefault_alarms_total", n_alarm, sensor=sid)
         m.set("edgefault_event_seq", seq, sensor=sid)
-        m.observe(time.monotonic() - t_recv, sensor=sid)
+        self._state_gauges(events)
+        now = time.monotonic()
+        with self._recent_lock:
+            self._recent.append((now, len(events)))
+        m.observe(now - t_recv, sensor=sid)
+
+    def _state_gauges(self, events: EventBatch) -> None:
+        """The sensor's state after the batch's last window, for /metrics."""
+        m, sid = self.metrics, self.id
+        last = len(events) - 1
+        m.set("edgefault_threshold", float(events.threshold[last]), sensor=sid)
+        m.set("edgefault_alarm", int(events.alarm[last]), sensor=sid)
+        if events.drift is not None:
+            m.set("edgefault_drift", int(events.drift[last]), sensor=sid)
+        if np.isfinite(events.t_wall[last]):
+            m.set("edgefault_last_window_timestamp_seconds", float(events.t_wall[last]), sensor=sid)
+        scored = np.flatnonzero(events.valid)
+        if scored.size:
+            k = int(scored[-1])
+            m.set("edgefault_score", float(events.score[k]), sensor=sid)
+            proba = events.proba
+            if proba is not None and events.labels:
+                for lab, v in zip(events.labels, proba[k]):
+                    m.set("edgefault_class_probability", float(v), sensor=sid, label=lab)
+        had_samples = np.flatnonzero((events.flag_bits & FLAG_GAP) == 0)
+        if had_samples.size:
+            row = events.health[int(had_samples[-1])]
+            for ch, bits in zip(events.channels, row):
+                m.set("edgefault_channel_healthy", int(bits == 0), sensor=sid, channel=ch)
+
+    def windows_per_second(self, now: float, span: float = 10.0) -> float:
+        """Windows emitted per second over the last ``span`` seconds (less right after start)."""
+        with self._recent_lock:  # the scoring thread appends while /metrics reads
+            recent = self._recent
+            while recent and recent[0][0] < now - span:
+                recent.popleft()
+            n = sum(k for _, k in recent)
+        elapsed = min(span, now - self.started)
+        return n / elapsed if elapsed > 0 else 0.0
 
     def _swap(self) -> None:
         new, self.pending_rt = self.pending_rt, None
@@ -358,10 +402,14 @@ class Daemon:
         self.metrics.set("edgefault_up", 1)
         self.metrics.set("edgefault_build_info", 1, version=__version__)
         self.metrics.gauge_callbacks.append(self._gauges)
+        self.start_time = process_start_time()
 
     def _gauges(self, m: Metrics) -> None:
+        now = time.monotonic()
         for w in self.workers:
             m.set("edgefault_queue_depth", w.queue.qsize(), sensor=w.id)
+            m.set("edgefault_windows_per_second", w.windows_per_second(now), sensor=w.id)
+        process_gauges(m, self.start_time)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         sensors = {w.id: {"scoring": w.thread.is_alive(), "source": bool(w.source and w.source.thread.is_alive()),
