@@ -8,19 +8,25 @@ import numpy as np
 import pytest
 
 from edgefault.device.thresholds import (alarm_onsets, effective_size, far_evidence, onset_rate, poisson_interval,
-                                         pooled_effective_size, smallest_checkable_far, wilson_interval)
+                                         pooled_effective_size, smallest_checkable_far,
+                                         smallest_far_confirmed_at_target, wilson_interval)
 
 
-def test_smallest_checkable_far_is_where_the_upper_bound_reaches_2x() -> None:
+def test_smallest_checkable_targets() -> None:
     for n_eff in (20.0, 42.0, 500.0, 1e5):
-        t = smallest_checkable_far(n_eff)
-        assert t is not None
+        t0 = smallest_checkable_far(n_eff)  # no false alarm at all: the upper bound is exactly 2x t0
+        assert t0 is not None and wilson_interval(0, n_eff)[1] == pytest.approx(2 * t0, rel=1e-9)
+        assert far_evidence(0, 1000, n_eff, 1.01 * t0)["within_2x_target"] == "holds"
+        assert far_evidence(0, 1000, n_eff, 0.99 * t0)["within_2x_target"] == "undecided"
+        t = smallest_far_confirmed_at_target(n_eff)  # a model running at its target
+        assert t is not None and t > t0
         assert wilson_interval(t * n_eff, n_eff)[1] == pytest.approx(2 * t, rel=1e-9)
-        # a little above it the check can pass, a little below it cannot
         assert wilson_interval(1.1 * t * n_eff, n_eff)[1] < 2 * 1.1 * t
         assert wilson_interval(0.9 * t * n_eff, n_eff)[1] > 2 * 0.9 * t
-    assert smallest_checkable_far(42.0) == pytest.approx(0.134, abs=1e-3)  # the CWRU healthy test block
-    assert smallest_checkable_far(0.0) is None and smallest_checkable_far(1.0) == pytest.approx(0.469, abs=1e-3)
+    # the CWRU healthy test block (42 effective windows): 4.2 % at best, 13 % at the target rate
+    assert smallest_checkable_far(42.0) == pytest.approx(0.0419, abs=1e-3)
+    assert smallest_far_confirmed_at_target(42.0) == pytest.approx(0.134, abs=1e-3)
+    assert smallest_checkable_far(0.0) is None and smallest_far_confirmed_at_target(0.0) is None
 
 
 def test_far_evidence_verdicts() -> None:

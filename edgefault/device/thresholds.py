@@ -180,13 +180,19 @@ def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
 
 
 def smallest_checkable_far(n_eff: float, factor: float = 2.0, z: float = 1.96) -> float | None:
-    """Smallest target t that ``n_eff`` independent windows can show to be met within ``factor`` x t:
-    the target whose achieved rate t has Wilson upper bound factor x t (None if none below 1/factor).
-    Closed form of (u - p)^2 = z^2 u (1 - u) / n at u = factor x p."""
+    """Smallest target that ``n_eff`` independent windows can show to be met within ``factor`` x
+    target at all: with no false alarm the Wilson upper bound is z^2 / (n + z^2); below
+    that / factor no outcome of the block can show it."""
+    return z * z / (factor * (n_eff + z * z)) if n_eff > 0 else None
+
+
+def smallest_far_confirmed_at_target(n_eff: float, factor: float = 2.0, z: float = 1.96) -> float | None:
+    """Smallest target t that ``n_eff`` independent windows confirm within ``factor`` x t for a model
+    that runs exactly at its target (achieved rate t, Wilson upper bound factor x t). Closed form
+    of (u - p)^2 = z^2 u (1 - u) / n at u = factor x p."""
     if n_eff <= 0 or factor <= 1:
         return None
-    t = z * z * factor / ((factor - 1) ** 2 * n_eff + z * z * factor * factor)
-    return t if t < 1.0 / factor else None
+    return z * z * factor / ((factor - 1) ** 2 * n_eff + z * z * factor * factor)
 
 
 def far_evidence(n_exceed: int, n_windows: int, n_eff: float, target_far: float | None,
@@ -194,11 +200,13 @@ def far_evidence(n_exceed: int, n_windows: int, n_eff: float, target_far: float 
     """Achieved false-alarm rate per window with the evidence behind it: effective (independent)
     windows, Wilson 95 % interval on that size, whether FAR <= ``factor`` x target holds within the
     interval ("holds": upper bound below, "fails": lower bound above, else "undecided") and the
-    smallest target these windows can check (:func:`smallest_checkable_far`)."""
+    smallest target these windows can check at all (:func:`smallest_checkable_far`: even with no
+    false alarm) and for a model running at its target (:func:`smallest_far_confirmed_at_target`)."""
     far = n_exceed / n_windows if n_windows else float("nan")
     lo, hi = wilson_interval(far * n_eff, n_eff) if n_windows else (0.0, 1.0)
     out: dict[str, Any] = {"far": far, "n_windows": int(n_windows), "n_effective": float(n_eff),
-                           "ci95": [lo, hi], "smallest_target_checkable": smallest_checkable_far(n_eff, factor)}
+                           "ci95": [lo, hi], "smallest_target_checkable": smallest_checkable_far(n_eff, factor),
+                           "smallest_target_confirmed_at_target_rate": smallest_far_confirmed_at_target(n_eff, factor)}
     if target_far is not None:
         bound = factor * target_far
         out[f"within_{factor:g}x_target"] = "holds" if hi <= bound else "fails" if lo > bound else "undecided"

@@ -377,7 +377,8 @@ SUMMARY_KEYS: tuple[tuple[str, ...], ...] = (
     ("attribution", "top3_on_trending"), ("attribution", "chance_top3_on_trending"),
     ("attribution", "spearman_share_vs_abs_effect_size"), ("injected_step", "top1_is_injected_sensor"),
     ("injected_step", "flagged_fraction"), ("early_far_evidence", "n_effective"),
-    ("early_far_evidence", "smallest_target_checkable"), ("early_false_alarm_onsets", "per_time_unit"),
+    ("early_far_evidence", "smallest_target_checkable"),
+    ("early_far_evidence", "smallest_target_confirmed_at_target_rate"), ("early_false_alarm_onsets", "per_time_unit"),
 )
 
 
