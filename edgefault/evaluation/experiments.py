@@ -161,10 +161,15 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
     if not pos_by_row:
         raise InputError("no fault recordings in the test set")
     pos = np.concatenate(list(pos_by_row.values()))
-    from edgefault.device.thresholds import effective_size, wilson_interval
+    from edgefault.device.thresholds import alarm_onsets, effective_size, far_evidence, onset_rate, wilson_interval
 
     n_eff = float(sum(effective_size(sc)[0] for sc in neg_scores if sc.size))
     far = float(np.mean(neg > thr))
+    far_ev = far_evidence(int(np.sum(neg > thr)), int(neg.size), n_eff, args.target_far)
+    th = trained.bundle.thresholds
+    # each healthy block streams from a reset; monitored time = valid windows x hop
+    onsets = onset_rate(sum(alarm_onsets(a) for a in neg_alarm), neg.size * rt.spec.hop / data.fs / 3600.0,
+                        int(th.get("k", 1)), int(th.get("n", 1)))
     y_true = np.r_[np.zeros(neg.size, dtype=int), np.ones(pos.size, dtype=int)]
     y_score = np.r_[neg, pos]
     y_pred = (y_score > thr).astype(int)
@@ -183,7 +188,10 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
         # overlapping windows are not independent: the interval uses the effective number of windows
         "false_alarm_rate_ci95": list(wilson_interval(far * n_eff, n_eff)),
         "n_healthy_test_effective": n_eff,
+        # whether FAR <= 2x target holds within that CI, and the smallest target this block can check
+        "false_alarm_evidence": far_ev,
         "false_alarm_rate_debounced": float(np.mean(np.concatenate(neg_alarm))) if neg_alarm else None,
+        "false_alarm_onsets": onsets,
         "target_far": args.target_far,
         "detection_rate": float(np.mean(pos > thr)),
         "accuracy": accuracy(lab[y_true], lab[y_pred]),
@@ -220,6 +228,7 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
     if kind.reference is not None:
         g = _run_fold(data, split, args, kinds.get(kind.reference, task="anomaly"))
         report[kind.reference] = {k: g.get(k) for k in ("auroc", "false_alarm_rate", "false_alarm_rate_debounced",
+                                                        "false_alarm_evidence", "false_alarm_onsets",
                                                         "detection_rate", "threshold", "calibration",
                                                         "top_channel_is_DE_for_drive_end_faults")}
     return report
