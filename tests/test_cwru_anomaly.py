@@ -48,12 +48,17 @@ def test_gaussian_cwru_split(shared_data: Path, tmp_path: Path, channels: str) -
     cc = r["confound_check"]
     assert cc["band_limited"] and not cc["model_features_reach_above_0.4fs"] and not cc["confounded"]
     assert 0.5 <= cc["high_band_probe_auroc"] <= 1.0 and 0.5 <= cc["level_only_probe_auroc"] <= 1.0
+    # recordings scaled to unit RMS: the level probe loses most of its separation, the high band does not
+    assert cc["level_only_probe_auroc_unit_rms_recordings"] < 0.9 < cc["level_only_probe_auroc"]
+    assert 0.5 <= cc["high_band_probe_auroc_unit_rms_recordings"] <= 1.0
     assert any("resampled" in c for c in rep["confounds"]) and any("load_hp" in c for c in rep["confounds"])
     if channels == "DE,FE":  # attribution where it can fail: tones injected on one channel at a time
         ia = r["injected_attribution"]
         assert ia["trials"] == 12 and ia["alarmed_injected_windows"] > 100
         assert ia["top_channel_is_injected"] >= 0.9 > ia["chance_top_channel"]
         assert ia["top_band_is_injected"] >= 0.6 > 10 * ia["chance_top_band"]
+        # time segment: flagged windows of an injected block fall inside the injection well above chance
+        assert ia["flagged_windows_inside_injection"] >= 2 * ia["chance_inside_injection"]
     if channels == "DE":
         assert rep["skipped_recordings"] == []
         assert r["n_fault_windows"] > 50000

@@ -234,10 +234,12 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
     return report
 
 
-def _probe_auroc(data: _Data, split: Split, blocks: list[dict[str, Any]], args: argparse.Namespace) -> float | None:
+def _probe_auroc(data: _Data, split: Split, blocks: list[dict[str, Any]], args: argparse.Namespace,
+                 unit_rms: bool = False) -> float | None:
     """AUROC of a Gaussian (Ledoit-Wolf) on the given feature blocks only, trained on the fold's
     training blocks and scored on its test blocks: what a model restricted to those features
-    scores on the same protocol."""
+    scores on the same protocol. ``unit_rms``: every recording first scaled to unit RMS per
+    channel (over the whole recording), which removes the level difference between recordings."""
     from edgefault.device.spec import FeatureSpec
     from edgefault.evaluation.metrics import auroc
     from edgefault.train.gaussian import GaussianAnomalyModel
@@ -246,7 +248,11 @@ def _probe_auroc(data: _Data, split: Split, blocks: list[dict[str, Any]], args: 
     spec = FeatureSpec(fs=data.fs, window=args.window, hop=hop, channels=tuple(data.channels), blocks=tuple(blocks))
 
     def feats(s: Any) -> np.ndarray:
-        f, _, ok = spec.transform(data.signal(data.index[s.row.key])[s.start:s.stop])
+        whole = data.signal(data.index[s.row.key])
+        x = whole[s.start:s.stop]
+        if unit_rms:
+            x = (x / np.sqrt(np.mean(np.square(whole, dtype=np.float64), axis=0))).astype(x.dtype)
+        f, _, ok = spec.transform(x)
         return f[ok].astype(np.float64)
 
     X = np.concatenate([feats(s) for s in split.train])
@@ -268,17 +274,24 @@ def _reaches_above(spec: Any, f_hz: float) -> bool:
 
 def _confound_check(data: _Data, split: Split, spec: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Trivial and confounded probes beside the model: a Gaussian on the log band energies above
-    0.4 fs only (where a resampled recording's anti-aliasing roll-off lives), and one on the window
-    RMS only (level). Fails (InputError) when recordings come at different native rates (so some
-    were resampled), the chain was not band-limited, the model's features reach above 0.4 fs and
-    the high-band probe separates the classes. With one native rate, content above 0.4 fs can be
+    0.4 fs only (where a resampled recording's anti-aliasing roll-off lives), one on the window
+    RMS only (level), and both again on recordings scaled to unit RMS (does the high band only
+    see level?). Fails (InputError) when recordings come at different native rates (so some were
+    resampled), the chain was not band-limited, the model's features reach above 0.4 fs and the
+    high-band probe separates the classes. With one native rate, content above 0.4 fs can be
     part of a real fault: the probe is reported, not enforced."""
     f_hi = 0.4 * data.fs
-    high = _probe_auroc(data, split, [{"kind": "band_energy", "n_bands": 8, "spacing": "linear", "fmin": f_hi,
-                                       "fmax": 0.5 * data.fs, "log": True}], args)
+    high_blocks = [{"kind": "band_energy", "n_bands": 8, "spacing": "linear", "fmin": f_hi, "fmax": 0.5 * data.fs,
+                    "log": True}]
+    high = _probe_auroc(data, split, high_blocks, args)
     level = _probe_auroc(data, split, [{"kind": "time_stats", "stats": ["rms"]}], args)
+    # the probes again with the level difference between recordings removed
+    high_unit = _probe_auroc(data, split, high_blocks, args, unit_rms=True)
+    level_unit = _probe_auroc(data, split, [{"kind": "time_stats", "stats": ["rms"]}], args, unit_rms=True)
     reaches = (not data.band_limit) and _reaches_above(spec, f_hi)
-    out = {"high_band_probe_auroc": high, "level_only_probe_auroc": level, "mixed_native_rates": data.mixed_rates,
+    out = {"high_band_probe_auroc": high, "level_only_probe_auroc": level,
+           "high_band_probe_auroc_unit_rms_recordings": high_unit,
+           "level_only_probe_auroc_unit_rms_recordings": level_unit, "mixed_native_rates": data.mixed_rates,
            "band_limited": data.band_limit, "model_features_reach_above_0.4fs": reaches}
     out["confounded"] = bool(data.mixed_rates and reaches and high is not None and high > CONFOUND_AUROC)
     if out["confounded"] and not args.allow_confound:
