@@ -308,3 +308,23 @@ def test_eval_vae_forecast_head(cmapss_dir: Path) -> None:
     assert v["forecast_horizon"] == 30 // 8
     assert v["auroc_early_vs_last_k"] >= 0.85 and v["detection_rate"] >= 0.7
     assert v["early_far_per_window"] <= 0.06
+
+
+def test_early_life_far_states_its_evidence(gaussian_report: dict) -> None:
+    """The early-life FAR comes with its effective size and CI; the CI must not refute 2x the target,
+    and the onsets of the debounced alarm are counted for the k/n the bundle used."""
+    from edgefault.device.thresholds import smallest_checkable_far, wilson_interval
+
+    g = gaussian_report["models"]["gaussian"]
+    ev = g["early_far_evidence"]
+    assert ev["far"] == pytest.approx(g["early_far_per_window"]) and ev["n_windows"] == g["n_early_windows"]
+    # 30 cycles per window at hop 1: far fewer independent windows than windows
+    assert 10 < ev["n_effective"] < ev["n_windows"] / 5 and ev["autocorr_time_windows"] > 5
+    assert ev["ci95"] == pytest.approx(list(wilson_interval(ev["far"] * ev["n_effective"], ev["n_effective"])))
+    assert ev["ci95"][0] <= ev["far"] <= ev["ci95"][1]
+    assert ev["smallest_target_checkable"] == pytest.approx(smallest_checkable_far(ev["n_effective"]))
+    assert ev["within_2x_target"] != "fails" and ev["ci95"][0] <= 2 * gaussian_report["target_far"]
+    on = g["early_false_alarm_onsets"]
+    assert (on["alarm_k"], on["alarm_n"]) == (gaussian_report["k"], gaussian_report["n"]) == (3, 5)
+    assert on["time_unit"] == "1000 cycles" and on["healthy_time"] == pytest.approx(g["n_early_windows"] / 1000)
+    assert on["onsets"] >= round(g["early_units_with_alarm"] * g["n_test_units"])  # each such unit: >= 1 onset

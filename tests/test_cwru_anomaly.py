@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edgefault.cli import main
+from edgefault.device.thresholds import smallest_checkable_far, wilson_interval
 
 pytestmark = pytest.mark.data
 
@@ -22,8 +23,21 @@ def test_gaussian_cwru_split(shared_data: Path, tmp_path: Path, channels: str) -
     rep = json.loads(out.read_text())
     r = rep["result"]
     assert r["auroc"] >= 0.99
-    assert r["false_alarm_rate"] <= 0.02  # within 2x of the 1 % target, on later healthy signal
-    assert r["n_healthy_test_windows"] >= 100
+    # The later healthy block (~131 windows, ~20-42 effective) cannot show a 1 % target within 2x: the
+    # JSON must say so consistently, and its CI must not refute the target either.
+    ev = r["false_alarm_evidence"]
+    n_eff = ev["n_effective"]
+    assert ev["far"] == r["false_alarm_rate"] and ev["n_windows"] == r["n_healthy_test_windows"] >= 100
+    assert n_eff == pytest.approx(r["n_healthy_test_effective"]) and 5 < n_eff < ev["n_windows"]
+    assert ev["ci95"] == pytest.approx(r["false_alarm_rate_ci95"])
+    assert ev["ci95"] == pytest.approx(list(wilson_interval(ev["far"] * n_eff, n_eff)))
+    assert ev["smallest_target_checkable"] == pytest.approx(smallest_checkable_far(n_eff))
+    assert ev["smallest_target_checkable"] > 2 * r["target_far"]
+    assert ev["within_2x_target"] == "undecided"  # neither shown (too few windows) nor refuted (lower bound)
+    on = r["false_alarm_onsets"]  # debounced alarm turning on, per hour of later healthy signal
+    assert (on["alarm_k"], on["alarm_n"], on["time_unit"]) == (3, 5, "hour")
+    assert on["healthy_time"] == pytest.approx(r["n_healthy_test_windows"] * 128 / 12000 / 3600)
+    assert on["onsets"] <= r["false_alarm_rate_debounced"] * r["n_healthy_test_windows"]
     # healthy data exists at 0 hp only: AUROC by load only there; detection at every load
     assert set(r["by_load_hp"]) == {"0"} and r["by_load_hp"]["0"]["auroc"] >= 0.99
     assert r["by_load_hp_omitted"] == ["1", "2", "3"]
@@ -34,12 +48,17 @@ def test_gaussian_cwru_split(shared_data: Path, tmp_path: Path, channels: str) -
     cc = r["confound_check"]
     assert cc["band_limited"] and not cc["model_features_reach_above_0.4fs"] and not cc["confounded"]
     assert 0.5 <= cc["high_band_probe_auroc"] <= 1.0 and 0.5 <= cc["level_only_probe_auroc"] <= 1.0
+    # recordings scaled to unit RMS: the level probe loses most of its separation, the high band does not
+    assert cc["level_only_probe_auroc_unit_rms_recordings"] < 0.9 < cc["level_only_probe_auroc"]
+    assert 0.5 <= cc["high_band_probe_auroc_unit_rms_recordings"] <= 1.0
     assert any("resampled" in c for c in rep["confounds"]) and any("load_hp" in c for c in rep["confounds"])
     if channels == "DE,FE":  # attribution where it can fail: tones injected on one channel at a time
         ia = r["injected_attribution"]
         assert ia["trials"] == 12 and ia["alarmed_injected_windows"] > 100
         assert ia["top_channel_is_injected"] >= 0.9 > ia["chance_top_channel"]
         assert ia["top_band_is_injected"] >= 0.6 > 10 * ia["chance_top_band"]
+        # time segment: flagged windows of an injected block fall inside the injection well above chance
+        assert ia["flagged_windows_inside_injection"] >= 2 * ia["chance_inside_injection"]
     if channels == "DE":
         assert rep["skipped_recordings"] == []
         assert r["n_fault_windows"] > 50000

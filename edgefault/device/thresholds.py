@@ -132,6 +132,33 @@ def effective_size(scores: np.ndarray) -> tuple[float, float]:
     return s.size / tau, tau
 
 
+def pooled_effective_size(streams: list[np.ndarray], max_lag: int = 200) -> tuple[float, float]:
+    """(effective number of independent windows, autocorrelation time) of several independent
+    short score streams (e.g. one per engine), each in time order. One autocorrelation pooled over
+    the streams about their common mean (a stream's own offset is dependence too), summed until it
+    first drops below 0.05 (as :func:`edgefault.device.drift.autocorr_time`); per-stream estimates
+    of short streams stop at a quarter of their length and overstate the independent windows."""
+    ss = [np.asarray(x, dtype=np.float64) for x in streams]
+    ss = [x[np.isfinite(x)] for x in ss]
+    ss = [x for x in ss if x.size]
+    if not ss:
+        return 0.0, 1.0
+    allv = np.concatenate(ss)
+    if np.all(allv > 0):
+        ss, allv = [np.log(x) for x in ss], np.log(allv)
+    c = [x - allv.mean() for x in ss]
+    var = float(np.mean((allv - allv.mean()) ** 2))
+    tau = 1.0
+    if var > 0:
+        for lag in range(1, min(max_lag, max(x.size for x in c) // 2)):
+            pairs = [(x[:-lag], x[lag:]) for x in c if x.size > lag]
+            r = sum(float(a @ b) for a, b in pairs) / sum(a.size for a, _ in pairs) / var
+            if r < 0.05:
+                break
+            tau += 2.0 * r
+    return allv.size / tau, tau
+
+
 def evidence(calib_scores: np.ndarray, target_far: float) -> dict[str, Any]:
     """How much a calibration set can support: its windows, its effective (independent) windows
     and the smallest false-alarm target with 10 expected independent exceedances."""
@@ -150,6 +177,71 @@ def wilson_interval(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
     mid = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / den
     return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def smallest_checkable_far(n_eff: float, factor: float = 2.0, z: float = 1.96) -> float | None:
+    """Smallest target that ``n_eff`` independent windows can show to be met within ``factor`` x
+    target at all: with no false alarm the Wilson upper bound is z^2 / (n + z^2); below
+    that / factor no outcome of the block can show it."""
+    return z * z / (factor * (n_eff + z * z)) if n_eff > 0 else None
+
+
+def smallest_far_confirmed_at_target(n_eff: float, factor: float = 2.0, z: float = 1.96) -> float | None:
+    """Smallest target t that ``n_eff`` independent windows confirm within ``factor`` x t for a model
+    that runs exactly at its target (achieved rate t, Wilson upper bound factor x t). Closed form
+    of (u - p)^2 = z^2 u (1 - u) / n at u = factor x p."""
+    if n_eff <= 0 or factor <= 1:
+        return None
+    return z * z * factor / ((factor - 1) ** 2 * n_eff + z * z * factor * factor)
+
+
+def far_evidence(n_exceed: int, n_windows: int, n_eff: float, target_far: float | None,
+                 factor: float = 2.0) -> dict[str, Any]:
+    """Achieved false-alarm rate per window with the evidence behind it: effective (independent)
+    windows, Wilson 95 % interval on that size, whether FAR <= ``factor`` x target holds within the
+    interval ("holds": upper bound below, "fails": lower bound above, else "undecided") and the
+    smallest target these windows can check at all (:func:`smallest_checkable_far`: even with no
+    false alarm) and for a model running at its target (:func:`smallest_far_confirmed_at_target`)."""
+    far = n_exceed / n_windows if n_windows else float("nan")
+    lo, hi = wilson_interval(far * n_eff, n_eff) if n_windows else (0.0, 1.0)
+    out: dict[str, Any] = {"far": far, "n_windows": int(n_windows), "n_effective": float(n_eff),
+                           "ci95": [lo, hi], "smallest_target_checkable": smallest_checkable_far(n_eff, factor),
+                           "smallest_target_confirmed_at_target_rate": smallest_far_confirmed_at_target(n_eff, factor)}
+    if target_far is not None:
+        bound = factor * target_far
+        out[f"within_{factor:g}x_target"] = "holds" if hi <= bound else "fails" if lo > bound else "undecided"
+    return out
+
+
+def alarm_onsets(alarm: np.ndarray) -> int:
+    """Times the debounced alarm turns on in one stream that starts from a reset (alarm off)."""
+    a = np.asarray(alarm, dtype=bool)
+    return int(a[0] + np.sum(a[1:] & ~a[:-1])) if a.size else 0
+
+
+def poisson_interval(k: int, z: float = 1.96) -> tuple[float, float]:
+    """Approximate 95 % interval of a Poisson mean from k events (Garwood's chi-square bounds,
+    Wilson-Hilferty quantiles, exact for 2 degrees of freedom: upper bound within 0.2 % of exact,
+    lower bound at most 8 % below)."""
+    def chi2(p_z: float, nu: float) -> float:
+        if nu == 2:  # exact: the exponential
+            return -2.0 * math.log(1.0 - 0.5 * (1.0 + math.erf(p_z / math.sqrt(2.0))))
+        c = 2.0 / (9.0 * nu)
+        return nu * max(1.0 - c + p_z * math.sqrt(c), 0.0) ** 3
+
+    lo = 0.0 if k == 0 else chi2(-z, 2 * k) / 2.0
+    return lo, chi2(z, 2 * k + 2) / 2.0
+
+
+def onset_rate(n_onsets: int, healthy_time: float, k: int, n: int, unit: str = "hour") -> dict[str, Any]:
+    """False-alarm onsets (the debounced k-of-n alarm turning on) per ``unit`` of healthy data
+    monitored (``healthy_time`` in that unit), with the k and n used."""
+    lo, hi = poisson_interval(n_onsets)
+    ok = healthy_time > 0
+    return {"onsets": int(n_onsets), "healthy_time": float(healthy_time), "time_unit": unit,
+            "per_time_unit": n_onsets / healthy_time if ok else None,
+            "per_time_unit_ci95": [lo / healthy_time, hi / healthy_time] if ok else None,
+            "alarm_k": int(k), "alarm_n": int(n)}
 
 
 def calibrate_robust(scores: np.ndarray, target_far: float = 0.01, *, groups: np.ndarray | None = None,

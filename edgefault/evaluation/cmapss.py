@@ -14,7 +14,12 @@ Protocol (leak-safe by engine: no unit is in two sets):
   packed bundle, exactly as on a device (k-of-n debounced alarm: ``--k``/``--n``).
 
 Reported per model: per-window false-alarm rate in early life (raw flag and debounced alarm) and
-the fraction of test units with an alarm in early life; detection rate (units alarmed after early
+the fraction of test units with an alarm in early life; the evidence behind the raw rate
+(``early_far_evidence``: effective number of independent early-life windows, from one
+autocorrelation of the log scores pooled over the test units, the Wilson 95 % interval on that
+size, whether FAR <= 2x target holds within it, the smallest target these windows can check);
+false-alarm onsets (the k-of-n alarm turning on) per 1000 early-life cycles, with k and n;
+detection rate (units alarmed after early
 life, before the end of the run); lead time (last cycle minus the end cycle of the window that
 raised the first alarm after early life: median and IQR); AUROC of early-life windows against
 windows ending in the last ``--last-k`` cycles; per-sensor attribution (top channels of
@@ -135,8 +140,11 @@ def evaluate_runtime(rt: Any, test_units: Sequence[CmapssUnit], test_file_units:
     """All figures for one model's runtime on the test units (see the module docstring)."""
     from edgefault.evaluation.metrics import auroc
 
+    from edgefault.device.thresholds import alarm_onsets, far_evidence, onset_rate, pooled_effective_size
+
     neg, pos = [], []
     early_flags, early_alarms = [], []
+    early_onsets = 0
     units_early_alarm = 0
     detected, lead, lead_any = 0, [], []
     top1: dict[str, int] = {}
@@ -157,6 +165,7 @@ def evaluate_runtime(rt: Any, test_units: Sequence[CmapssUnit], test_file_units:
         pos.append(sc[is_near])
         early_flags.append(an[is_early])
         early_alarms.append(al[is_early])
+        early_onsets += alarm_onsets(al[is_early])  # the stream starts from a reset in early life
         units_early_alarm += bool(np.any(al[is_early]))
         late = np.flatnonzero(al & ~is_early)
         first_any = np.flatnonzero(al)
@@ -192,11 +201,23 @@ def evaluate_runtime(rt: Any, test_units: Sequence[CmapssUnit], test_file_units:
     n_top1 = sum(top1.values())
     n_near = sum(int(np.sum(u.n_cycles - np.arange(1, u.n_cycles + 1) < last_k)) for u in test_units)
     trending_in_model = [s for s in sensors if s in FD001_TRENDING]
+    flags = np.concatenate(early_flags)
+    # windows of one engine overlap and share its offset: one autocorrelation over the engines
+    early_n_eff, early_tau = pooled_effective_size(neg)
+    k_alarm, n_alarm = int(rt.bundle.thresholds.get("k", 1)), int(rt.bundle.thresholds.get("n", 1))
+    target = rt.bundle.thresholds.get("target_far")
     out: dict[str, Any] = {
         "n_test_units": len(test_units),
         "n_early_windows": int(negs.size), "n_near_failure_windows": int(poss.size),
         "early_far_per_window": float(np.mean(np.concatenate(early_flags))),
         "early_alarm_rate_per_window": float(np.mean(np.concatenate(early_alarms))),
+        # raw per-window flag rate with its effective size and Wilson CI (the threshold's target)
+        "early_far_evidence": {**far_evidence(int(flags.sum()), int(flags.size), early_n_eff, target),
+                               "autocorr_time_windows": early_tau,
+                               "n_effective_method": "autocorrelation of log scores pooled over the test engines"},
+        # a cycle is one flight, not a clock time: onsets per 1000 early-life cycles monitored (hop x windows)
+        "early_false_alarm_onsets": onset_rate(early_onsets, flags.size * rt.spec.hop / 1000.0, k_alarm, n_alarm,
+                                               unit="1000 cycles"),
         "early_units_with_alarm": units_early_alarm / len(test_units),
         "detection_rate": detected / len(test_units),
         "lead_time_cycles": _quartiles(lead),
@@ -355,7 +376,9 @@ SUMMARY_KEYS: tuple[tuple[str, ...], ...] = (
     ("auroc_early_vs_last_k",), ("near_failure_detection_per_window",), ("attribution", "top1_on_trending"),
     ("attribution", "top3_on_trending"), ("attribution", "chance_top3_on_trending"),
     ("attribution", "spearman_share_vs_abs_effect_size"), ("injected_step", "top1_is_injected_sensor"),
-    ("injected_step", "flagged_fraction"),
+    ("injected_step", "flagged_fraction"), ("early_far_evidence", "n_effective"),
+    ("early_far_evidence", "smallest_target_checkable"),
+    ("early_far_evidence", "smallest_target_confirmed_at_target_rate"), ("early_false_alarm_onsets", "per_time_unit"),
 )
 
 
@@ -376,6 +399,10 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     vals.append(float(v))
             if vals:
                 d[".".join(path)] = {"mean": float(np.mean(vals)), "std": float(np.std(vals)), "n": len(vals)}
+        # per seed: the splits share engines, so their intervals are not pooled
+        d["early_far_evidence_by_seed"] = [{"seed": r["seed"], **r["models"][m]["early_far_evidence"]} for r in runs]
+        d["early_false_alarm_onsets_by_seed"] = [{"seed": r["seed"], **r["models"][m]["early_false_alarm_onsets"]}
+                                                 for r in runs]
         out[m] = d
     return out
 

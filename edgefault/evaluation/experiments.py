@@ -161,10 +161,15 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
     if not pos_by_row:
         raise InputError("no fault recordings in the test set")
     pos = np.concatenate(list(pos_by_row.values()))
-    from edgefault.device.thresholds import effective_size, wilson_interval
+    from edgefault.device.thresholds import alarm_onsets, effective_size, far_evidence, onset_rate, wilson_interval
 
     n_eff = float(sum(effective_size(sc)[0] for sc in neg_scores if sc.size))
     far = float(np.mean(neg > thr))
+    far_ev = far_evidence(int(np.sum(neg > thr)), int(neg.size), n_eff, args.target_far)
+    th = trained.bundle.thresholds
+    # each healthy block streams from a reset; monitored time = valid windows x hop
+    onsets = onset_rate(sum(alarm_onsets(a) for a in neg_alarm), neg.size * rt.spec.hop / data.fs / 3600.0,
+                        int(th.get("k", 1)), int(th.get("n", 1)))
     y_true = np.r_[np.zeros(neg.size, dtype=int), np.ones(pos.size, dtype=int)]
     y_score = np.r_[neg, pos]
     y_pred = (y_score > thr).astype(int)
@@ -183,7 +188,10 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
         # overlapping windows are not independent: the interval uses the effective number of windows
         "false_alarm_rate_ci95": list(wilson_interval(far * n_eff, n_eff)),
         "n_healthy_test_effective": n_eff,
+        # whether FAR <= 2x target holds within that CI, and the smallest target this block can check
+        "false_alarm_evidence": far_ev,
         "false_alarm_rate_debounced": float(np.mean(np.concatenate(neg_alarm))) if neg_alarm else None,
+        "false_alarm_onsets": onsets,
         "target_far": args.target_far,
         "detection_rate": float(np.mean(pos > thr)),
         "accuracy": accuracy(lab[y_true], lab[y_pred]),
@@ -220,15 +228,18 @@ def _run_fold(data: _Data, split: Split, args: argparse.Namespace, kind: Any) ->
     if kind.reference is not None:
         g = _run_fold(data, split, args, kinds.get(kind.reference, task="anomaly"))
         report[kind.reference] = {k: g.get(k) for k in ("auroc", "false_alarm_rate", "false_alarm_rate_debounced",
+                                                        "false_alarm_evidence", "false_alarm_onsets",
                                                         "detection_rate", "threshold", "calibration",
                                                         "top_channel_is_DE_for_drive_end_faults")}
     return report
 
 
-def _probe_auroc(data: _Data, split: Split, blocks: list[dict[str, Any]], args: argparse.Namespace) -> float | None:
+def _probe_auroc(data: _Data, split: Split, blocks: list[dict[str, Any]], args: argparse.Namespace,
+                 unit_rms: bool = False) -> float | None:
     """AUROC of a Gaussian (Ledoit-Wolf) on the given feature blocks only, trained on the fold's
     training blocks and scored on its test blocks: what a model restricted to those features
-    scores on the same protocol."""
+    scores on the same protocol. ``unit_rms``: every recording first scaled to unit RMS per
+    channel (over the whole recording), which removes the level difference between recordings."""
     from edgefault.device.spec import FeatureSpec
     from edgefault.evaluation.metrics import auroc
     from edgefault.train.gaussian import GaussianAnomalyModel
@@ -237,7 +248,11 @@ def _probe_auroc(data: _Data, split: Split, blocks: list[dict[str, Any]], args: 
     spec = FeatureSpec(fs=data.fs, window=args.window, hop=hop, channels=tuple(data.channels), blocks=tuple(blocks))
 
     def feats(s: Any) -> np.ndarray:
-        f, _, ok = spec.transform(data.signal(data.index[s.row.key])[s.start:s.stop])
+        whole = data.signal(data.index[s.row.key])
+        x = whole[s.start:s.stop]
+        if unit_rms:
+            x = (x / np.sqrt(np.mean(np.square(whole, dtype=np.float64), axis=0))).astype(x.dtype)
+        f, _, ok = spec.transform(x)
         return f[ok].astype(np.float64)
 
     X = np.concatenate([feats(s) for s in split.train])
@@ -259,17 +274,24 @@ def _reaches_above(spec: Any, f_hz: float) -> bool:
 
 def _confound_check(data: _Data, split: Split, spec: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Trivial and confounded probes beside the model: a Gaussian on the log band energies above
-    0.4 fs only (where a resampled recording's anti-aliasing roll-off lives), and one on the window
-    RMS only (level). Fails (InputError) when recordings come at different native rates (so some
-    were resampled), the chain was not band-limited, the model's features reach above 0.4 fs and
-    the high-band probe separates the classes. With one native rate, content above 0.4 fs can be
+    0.4 fs only (where a resampled recording's anti-aliasing roll-off lives), one on the window
+    RMS only (level), and both again on recordings scaled to unit RMS (does the high band only
+    see level?). Fails (InputError) when recordings come at different native rates (so some were
+    resampled), the chain was not band-limited, the model's features reach above 0.4 fs and the
+    high-band probe separates the classes. With one native rate, content above 0.4 fs can be
     part of a real fault: the probe is reported, not enforced."""
     f_hi = 0.4 * data.fs
-    high = _probe_auroc(data, split, [{"kind": "band_energy", "n_bands": 8, "spacing": "linear", "fmin": f_hi,
-                                       "fmax": 0.5 * data.fs, "log": True}], args)
+    high_blocks = [{"kind": "band_energy", "n_bands": 8, "spacing": "linear", "fmin": f_hi, "fmax": 0.5 * data.fs,
+                    "log": True}]
+    high = _probe_auroc(data, split, high_blocks, args)
     level = _probe_auroc(data, split, [{"kind": "time_stats", "stats": ["rms"]}], args)
+    # the probes again with the level difference between recordings removed
+    high_unit = _probe_auroc(data, split, high_blocks, args, unit_rms=True)
+    level_unit = _probe_auroc(data, split, [{"kind": "time_stats", "stats": ["rms"]}], args, unit_rms=True)
     reaches = (not data.band_limit) and _reaches_above(spec, f_hi)
-    out = {"high_band_probe_auroc": high, "level_only_probe_auroc": level, "mixed_native_rates": data.mixed_rates,
+    out = {"high_band_probe_auroc": high, "level_only_probe_auroc": level,
+           "high_band_probe_auroc_unit_rms_recordings": high_unit,
+           "level_only_probe_auroc_unit_rms_recordings": level_unit, "mixed_native_rates": data.mixed_rates,
            "band_limited": data.band_limit, "model_features_reach_above_0.4fs": reaches}
     out["confounded"] = bool(data.mixed_rates and reaches and high is not None and high > CONFOUND_AUROC)
     if out["confounded"] and not args.allow_confound:
