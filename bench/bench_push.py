@@ -27,6 +27,10 @@ push_into what runs inside calls into the core, inclusive (the binding layer, ke
 libm / libc / GIL calls they make). Python overhead = total - in core calls - the caller's loop.
 
     python bench/bench_push.py [--seconds 30] [--repeat 5] [--hops 128,256,512,1024] [--callgrind]
+
+Instructions only (e.g. in the emulated aarch64 root of ci/arm.sh, where valgrind runs under
+qemu-user about 20x slower): --hops "" --callgrind --callgrind-seconds 2,6
+--callgrind-methods caller,push,push_into
 """
 from __future__ import annotations
 
@@ -165,21 +169,22 @@ def _group(obj: str) -> str:
 _IN_CORE = "--toggle-collect=pybind11::cpp_function::dispatcher*"
 
 
-def callgrind_split(bundle: Path, method: str) -> tuple[float, dict[str, float]] | None:
+def callgrind_split(bundle: Path, method: str, short: float = 10.0,
+                    long: float = 40.0) -> tuple[float, dict[str, float]] | None:
     """(instructions per window, {group: per window}) for method 'push', 'push_into', 'loop' or
     'caller' (the push loop with a push that does nothing). Groups: self cost by library, and
     'in core calls': everything executed inside calls into _core (inclusive: the binding layer,
     the kernels and the libm / libc / GIL calls they make), counted in a second pair of runs."""
     runs = {}
     incl = {}
-    for seconds, toggle in ((10.0, False), (40.0, False), (10.0, True), (40.0, True)):
+    for seconds, toggle in ((short, False), (long, False), (short, True), (long, True)):
         if toggle and method in ("loop", "caller"):
             continue
         with tempfile.TemporaryDirectory() as tmp:
             code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
                     f"import bench_push as bp; import bench_features as bf; import numpy as np; "
                     f"from edgefault import Runtime; "  # bench_push first: it pins the BLAS threads
-                    f"bf.HOP = 512; x = np.random.default_rng(1).normal(size=int(40 * bf.FS))"
+                    f"bf.HOP = 512; x = np.random.default_rng(1).normal(size=int({long} * bf.FS))"
                     f".astype(np.float32)[:int({seconds} * bf.FS)]; m = {method!r}\n"
                     f"if m == 'loop':\n"
                     f"    hann, M = bf.peer_setup(); fft = 'pyfftw' if bf.has_pyfftw() else 'scipy'\n"
@@ -203,13 +208,13 @@ def callgrind_split(bundle: Path, method: str) -> tuple[float, dict[str, float]]
                 incl[seconds] = (n, sum(self_cost_by_object(out_file).values()))
             else:
                 runs[seconds] = (n, self_cost_by_object(out_file))
-    (n1, c1), (n2, c2) = runs[10.0], runs[40.0]
+    (n1, c1), (n2, c2) = runs[short], runs[long]
     groups: dict[str, float] = defaultdict(float)
     for ob in set(c1) | set(c2):
         groups[_group(ob)] += (c2.get(ob, 0) - c1.get(ob, 0)) / (n2 - n1)
     total = sum(groups.values())
     if incl:
-        (m1, i1), (m2, i2) = incl[10.0], incl[40.0]
+        (m1, i1), (m2, i2) = incl[short], incl[long]
         groups["in core calls"] = (i2 - i1) / (m2 - m1)
     return total, dict(groups)
 
@@ -220,8 +225,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--hops", default="128,256,512,1024")
     ap.add_argument("--callgrind", action="store_true")
+    ap.add_argument("--callgrind-seconds", type=lambda v: tuple(float(x) for x in v.split(",")), default=(10.0, 40.0),
+                    help="the two signal lengths whose difference is counted (default 10,40; 2,6 under emulation)")
+    ap.add_argument("--callgrind-methods", default="caller,push,push_into,loop")
     a = ap.parse_args()
-    hops = [int(h) for h in a.hops.split(",")]
+    hops = [int(h) for h in a.hops.split(",") if h]  # --hops "": callgrind only
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         print(f"{a.seconds:g} s of one 12 kHz channel, 1024-sample windows; peers float32, one thread; "
@@ -239,8 +247,8 @@ def main() -> None:
             print("\ncallgrind, hop 512, 256-sample chunks: instructions per window (self cost by library; "
                   "'in core calls' inclusive)")
             caller = 0.0
-            for m in ("caller", "push", "push_into", "loop"):
-                res = callgrind_split(bundle, m)
+            for m in a.callgrind_methods.split(","):
+                res = callgrind_split(bundle, m, *a.callgrind_seconds)
                 if res is None:
                     print(f"{m}: callgrind failed (is valgrind installed?)")
                     continue
