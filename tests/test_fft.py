@@ -13,7 +13,11 @@ from hypothesis.extra import numpy as hnp
 from edgefault import _core
 
 SIZES = [1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 15, 16, 25, 27, 30, 45, 60, 64, 75, 100, 120, 125,
-         128, 240, 243, 256, 360, 480, 512, 625, 1000, 1024, 1536, 2048, 3000, 4096, 8192]
+         128, 240, 243, 256, 360, 375, 480, 512, 625, 729, 750, 1000, 1024, 1125, 1500, 1536,
+         2048, 3000, 3125, 4096, 8192]
+# Odd n runs real-input passes (not a complex transform of the real data): every odd size up to
+# 20000, since each puts the switch between pass kinds and the vector tails in another place.
+ODD_SIZES = [n for n in range(1, 20001, 2) if _core.fft_size_supported(n)]
 PROP_SIZES = [1, 2, 3, 5, 8, 12, 16, 30, 64, 100, 128, 360, 1024]
 
 
@@ -65,7 +69,31 @@ def test_complex_fft_ifft_match_numpy(n: int) -> None:
         assert np.abs(fi[row] - iref[row]).max() <= _tol(x[row]) / n
 
 
-@pytest.mark.parametrize("n", [6, 64, 1000, 1024])
+def test_rfft_odd_sizes_match_numpy() -> None:
+    assert len(ODD_SIZES) == 37 and {15, 45, 125, 243, 375, 3125, 15625} <= set(ODD_SIZES)
+    for n in ODD_SIZES:
+        x = _rng(7 * n).standard_normal((2, n)).astype(np.float32)
+        got = _core.rfft(x)
+        ref = np.fft.rfft(x.astype(np.float64), axis=-1)
+        assert got.shape == (2, n // 2 + 1)
+        for row in range(2):
+            assert np.abs(got[row] - ref[row]).max() <= _tol(x[row]), n
+            assert got[row, 0].imag == 0.0
+        back = _core.irfft(got, n)
+        np.testing.assert_allclose(back, x, atol=1e-5 * (1 + np.log2(n)), err_msg=str(n))
+
+
+@pytest.mark.parametrize("n", [256, 375, 750, 1500])
+def test_rfft_issue19_sizes_tight(n: int) -> None:
+    """The issue #19 sizes against numpy, bin by bin relative to the spectrum's RMS."""
+    x = _rng(n + 19).standard_normal((8, n)).astype(np.float32)
+    got = _core.rfft(x).astype(np.complex128)
+    ref = np.fft.rfft(x.astype(np.float64), axis=-1)
+    rms = np.sqrt(np.mean(np.abs(ref) ** 2, axis=-1, keepdims=True))
+    assert (np.abs(got - ref) / rms).max() < 2e-6 * (1 + np.log2(n))
+
+
+@pytest.mark.parametrize("n", [6, 64, 375, 1000, 1024, 1500])
 def test_round_trips(n: int) -> None:
     x = _rng(n).standard_normal((4, n)).astype(np.float32)
     np.testing.assert_allclose(_core.irfft(_core.rfft(x), n), x, atol=1e-5 * (1 + np.log2(n)))

@@ -17,7 +17,9 @@
 // - Inverse complex transforms use swap(re, im) . DFT . swap(re, im), so one table serves both.
 // - RealFFT for even n packs z[j] = x[2j] + i x[2j+1], runs a complex FFT of n/2 and applies the
 //   standard post-processing twiddles (vectorised, reading Z[h-k] with a reversed load; Z[h] is
-//   padded with Z[0] so k = 0 needs no special case). Odd n uses a full complex transform.
+//   padded with Z[0] so k = 0 needs no special case). Odd n (3^b 5^c) runs real-input DIT
+//   passes that keep only half spectra (about half the work of a complex transform; see
+//   real_stage); its inverse still runs a full complex transform of the Hermitian spectrum.
 // - Tables (stage list + twiddles computed in double) are built once per size and shared via
 //   std::shared_ptr<const ...> in a mutex-guarded cache; each object owns aligned scratch, so
 //   forward()/inverse() never allocate.
@@ -359,6 +361,195 @@ StageFn pick_flat(int radix, bool tw) {
 #endif
 
 // ---------------------------------------------------------------------------------------------
+// Real-input DIT passes for odd n (3^b 5^c): every pass works on half spectra only.
+// ---------------------------------------------------------------------------------------------
+// After a pass of length L (odd), sub-transform t (t = 0..S-1, S = n / L) is the DFT of the real
+// subsequence x[S j + t], j = 0..L-1; only its bins k = 0..H-1, H = (L+1)/2, are kept (the rest
+// are conjugates), stored split at [t * H + k]. The raw input is that layout for L = 1.
+// A radix-P pass (Lp -> L = P*Lp, S = P*S') combines sub-transforms t = S' r + t' (r = 0..P-1):
+// a_r = W_L^(r k) Y_r[k] and X[k + Lp q] = sum_r a_r W_P^(r q), k = 0..(Lp-1)/2. With c = (P-1)/2,
+// the outputs q <= c land in the kept half directly (index Lp q + k), those with q > c are
+// stored conjugated at index Lp (P-q) - k. For k = 0 the inputs are real and q > c repeats
+// q' = P-q. So a pass does about half the butterflies of a complex pass of the same length.
+// Twiddles per pass: for r = 1..P-1: K values Re W_L^(r k), then K values Im, k = 1..K,
+// K = (Lp-1)/2.
+using RealStageFn = void (*)(std::size_t sp, std::size_t lp, const float* tw, const float* xr,
+                             const float* xi, float* yr, float* yi);
+
+inline float rev_lanes(float v) { return v; }
+#if EF_FFT_VEC
+inline v4 rev_lanes(v4 v) { return EF_SHUF(v, v, 3, 2, 1, 0); }
+#endif
+
+// k = 0 butterflies of one pass for t' in [t0, t1): real inputs at xr[(sp r + t') * hp] (xi is
+// not read: the imaginary part of a bin 0 is 0), outputs q = 0..c at y[t' * h + lp q].
+template <class V, int P>
+inline void real_k0(std::size_t t0, std::size_t t1, std::size_t sp, std::size_t lp,
+                    const float* xr, float* yr, float* yi) {
+  using O = Ops<V>;
+  constexpr std::size_t W = O::W;
+  constexpr int C = (P - 1) / 2;
+  const std::size_t hp = (lp + 1) / 2, h = (P * lp + 1) / 2;
+  for (std::size_t t = t0; t + W <= t1; t += W) {
+    V ar[P], ai[P], br[P], bi[P];
+    for (int r = 0; r < P; ++r) {
+      const float* src = xr + (sp * static_cast<std::size_t>(r) + t) * hp;
+      if (hp == 1) {
+        ar[r] = O::ld(src);
+      } else {
+        float g[W];
+        for (std::size_t l = 0; l < W; ++l) g[l] = src[l * hp];
+        ar[r] = O::ld(g);
+      }
+      ai[r] = V{} * 0.0f;
+    }
+    Bfly<V, P>::run(ar, ai, br, bi);
+    float sr[C + 1][W], si[C + 1][W];
+    for (int q = 0; q <= C; ++q) {
+      O::st(sr[q], br[q]);
+      O::st(si[q], bi[q]);
+    }
+    for (std::size_t l = 0; l < W; ++l) {
+      float* dr = yr + (t + l) * h;
+      float* di = yi + (t + l) * h;
+      dr[0] = sr[0][l];
+      di[0] = 0.0f;
+      for (int q = 1; q <= C; ++q) {
+        dr[lp * static_cast<std::size_t>(q)] = sr[q][l];
+        di[lp * static_cast<std::size_t>(q)] = si[q][l];
+      }
+    }
+  }
+}
+
+// k = 1..K butterflies of one pass for one t', k in [k0, k1) stepping by the lane count.
+template <class V, int P>
+inline void real_kv(std::size_t k0, std::size_t k1, std::size_t t, std::size_t sp,
+                    std::size_t lp, const float* tw, const float* xr, const float* xi, float* yr,
+                    float* yi) {
+  using O = Ops<V>;
+  constexpr std::size_t W = O::W;
+  constexpr int C = (P - 1) / 2;
+  const std::size_t hp = (lp + 1) / 2, h = (P * lp + 1) / 2, kk = (lp - 1) / 2;
+  float* dr = yr + t * h;
+  float* di = yi + t * h;
+  for (std::size_t k = k0; k + W <= k1; k += W) {
+    V ar[P], ai[P], br[P], bi[P];
+    for (int r = 0; r < P; ++r) {
+      const std::size_t o = (sp * static_cast<std::size_t>(r) + t) * hp + k;
+      V vr = O::ld(xr + o), vi = O::ld(xi + o);
+      if (r > 0) {
+        const float* w = tw + static_cast<std::size_t>(r - 1) * 2 * kk + (k - 1);
+        const V wr = O::ld(w), wi = O::ld(w + kk);
+        V tr = vr * wr - vi * wi;
+        vi = vr * wi + vi * wr;
+        vr = tr;
+      }
+      ar[r] = vr;
+      ai[r] = vi;
+    }
+    Bfly<V, P>::run(ar, ai, br, bi);
+    for (int q = 0; q <= C; ++q) {
+      const std::size_t o = lp * static_cast<std::size_t>(q) + k;
+      O::st(dr + o, br[q]);
+      O::st(di + o, bi[q]);
+    }
+    for (int q = C + 1; q < P; ++q) {  // conj, at lp (P-q) - k - (W-1) .. lp (P-q) - k
+      const std::size_t o = lp * static_cast<std::size_t>(P - q) - k - (W - 1);
+      O::st(dr + o, rev_lanes(br[q]));
+      O::st(di + o, rev_lanes(-bi[q]));
+    }
+  }
+}
+
+template <int P>
+void real_stage(std::size_t sp, std::size_t lp, const float* tw, const float* xr,
+                const float* xi, float* yr, float* yi) {
+  const std::size_t kk = (lp - 1) / 2;
+#if EF_FFT_VEC
+  const std::size_t t4 = sp & ~static_cast<std::size_t>(3);
+  real_k0<v4, P>(0, t4, sp, lp, xr, yr, yi);
+  real_k0<float, P>(t4, sp, sp, lp, xr, yr, yi);
+  const std::size_t k4 = 1 + (kk & ~static_cast<std::size_t>(3));
+  for (std::size_t t = 0; t < sp; ++t) {
+    real_kv<v4, P>(1, k4, t, sp, lp, tw, xr, xi, yr, yi);
+    real_kv<float, P>(k4, kk + 1, t, sp, lp, tw, xr, xi, yr, yi);
+  }
+#else
+  real_k0<float, P>(0, sp, sp, lp, xr, yr, yi);
+  for (std::size_t t = 0; t < sp; ++t)
+    real_kv<float, P>(1, kk + 1, t, sp, lp, tw, xr, xi, yr, yi);
+#endif
+}
+
+// The same pass vectorised over t' instead of k, for passes with many sub-transforms (sp >= 4):
+// input in layout A, bin k of sub-transform t at [k * S + t] (S = P sp; contiguous over t), so
+// lanes t'..t'+3 load contiguously for every r and k; output in layout A ([m * sp + t']) or, when
+// OB (the next pass runs over k), in layout B ([t' * h + m], scattered lane by lane). Mirrored
+// outputs need no lane reversal here. Twiddles depend on k only and are broadcast.
+template <class V, int P, bool OB>
+inline void real_t_block(std::size_t t, std::size_t sp, std::size_t lp, const float* tw,
+                         const float* xr, const float* xi, float* yr, float* yi) {
+  using O = Ops<V>;
+  constexpr std::size_t W = O::W;
+  constexpr int C = (P - 1) / 2;
+  const std::size_t S = static_cast<std::size_t>(P) * sp;
+  const std::size_t h = (P * lp + 1) / 2, kk = (lp - 1) / 2;
+  auto store = [&](std::size_t m, V vr, V vi) {
+    if (!OB) {
+      O::st(yr + m * sp + t, vr);
+      O::st(yi + m * sp + t, vi);
+    } else {
+      float a[W], b[W];
+      O::st(a, vr);
+      O::st(b, vi);
+      for (std::size_t l = 0; l < W; ++l) {
+        yr[(t + l) * h + m] = a[l];
+        yi[(t + l) * h + m] = b[l];
+      }
+    }
+  };
+  {
+    V ar[P], ai[P], br[P], bi[P];
+    for (int r = 0; r < P; ++r) {
+      ar[r] = O::ld(xr + sp * static_cast<std::size_t>(r) + t);
+      ai[r] = V{};
+    }
+    Bfly<V, P>::run(ar, ai, br, bi);
+    store(0, br[0], V{});
+    for (int q = 1; q <= C; ++q) store(lp * static_cast<std::size_t>(q), br[q], bi[q]);
+  }
+  for (std::size_t k = 1; k <= kk; ++k) {
+    V ar[P], ai[P], br[P], bi[P];
+    const float* xrk = xr + k * S + t;
+    const float* xik = xi + k * S + t;
+    ar[0] = O::ld(xrk);
+    ai[0] = O::ld(xik);
+    for (int r = 1; r < P; ++r) {
+      const std::size_t o = sp * static_cast<std::size_t>(r);
+      const V vr = O::ld(xrk + o), vi = O::ld(xik + o);
+      const float* w = tw + static_cast<std::size_t>(r - 1) * 2 * kk + (k - 1);
+      const float wr = w[0], wi = w[kk];
+      ar[r] = vr * wr - vi * wi;
+      ai[r] = vr * wi + vi * wr;
+    }
+    Bfly<V, P>::run(ar, ai, br, bi);
+    for (int q = 0; q <= C; ++q) store(lp * static_cast<std::size_t>(q) + k, br[q], bi[q]);
+    for (int q = C + 1; q < P; ++q) store(lp * static_cast<std::size_t>(P - q) - k, br[q], -bi[q]);
+  }
+}
+
+template <int P, bool OB>
+void real_stage_t(std::size_t sp, std::size_t lp, const float* tw, const float* xr,
+                  const float* xi, float* yr, float* yi) {
+  std::size_t t = 0;
+#if EF_FFT_VEC
+  for (; t + 4 <= sp; t += 4) real_t_block<v4, P, OB>(t, sp, lp, tw, xr, xi, yr, yi);
+#endif
+  for (; t < sp; ++t) real_t_block<float, P, OB>(t, sp, lp, tw, xr, xi, yr, yi);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Aligned scratch.
 // ---------------------------------------------------------------------------------------------
 constexpr std::size_t kAlign = 64;
@@ -407,6 +598,13 @@ struct RealTables {
   std::vector<float> fr, fi;               // forward post: 0.5 * W^k, W = exp(-2 pi i / n)
   std::vector<float> gr, gi;               // inverse pre:  W^k / n
   bool fuse_last2 = false;                 // forward: fuse the final radix-2 stage into post
+  // Odd n > 1, forward: real-input passes (see real_stage); c is kept for the inverse.
+  struct OddStage {
+    std::size_t sp, lp, tw_off;
+    RealStageFn fn;
+  };
+  std::vector<OddStage> odd;
+  std::vector<float> otw;
 };
 
 bool supported(std::size_t n) noexcept {
@@ -563,6 +761,39 @@ std::shared_ptr<const RealTables> build_real(std::size_t n) {
     }
   } else {
     t->c = cached<ComplexTables>(n, &build_complex);
+    std::vector<int> radices;
+    std::size_t v = n;
+    while (v % 5 == 0) { radices.push_back(5); v /= 5; }
+    while (v % 3 == 0) { radices.push_back(3); v /= 3; }
+    // Passes with sp >= 4 sub-transforms run over t' (layout A), the rest over k (layout B);
+    // the last pass over t' writes layout B. Both layouts coincide for the raw input.
+    std::size_t lp = 1, sp = n;
+    for (std::size_t i = 0; i < radices.size(); ++i) {
+      const int P = radices[i];
+      const std::size_t Pz = static_cast<std::size_t>(P);
+      sp /= Pz;
+      const std::size_t l = lp * Pz, kk = (lp - 1) / 2;
+      RealStageFn fn;
+      if (sp >= 4) {
+        const bool ob = i + 1 < radices.size() &&
+                        sp / static_cast<std::size_t>(radices[i + 1]) < 4;
+        fn = P == 5 ? (ob ? &real_stage_t<5, true> : &real_stage_t<5, false>)
+                    : (ob ? &real_stage_t<3, true> : &real_stage_t<3, false>);
+      } else {
+        fn = P == 5 ? &real_stage<5> : &real_stage<3>;
+      }
+      RealTables::OddStage st{sp, lp, t->otw.size(), fn};
+      for (std::size_t r = 1; r < Pz; ++r) {
+        for (std::size_t k = 1; k <= kk; ++k)
+          t->otw.push_back(static_cast<float>(
+              std::cos(-2.0 * kPi * static_cast<double>((r * k) % l) / static_cast<double>(l))));
+        for (std::size_t k = 1; k <= kk; ++k)
+          t->otw.push_back(static_cast<float>(
+              std::sin(-2.0 * kPi * static_cast<double>((r * k) % l) / static_cast<double>(l))));
+      }
+      t->odd.push_back(st);
+      lp = l;
+    }
   }
   return t;
 }
@@ -840,15 +1071,31 @@ void RealFFT::forward(const float* in, cfloat* out) {
     real_post(h, vr, vi, T.fr.data(), T.fi.data(), o);
     return;
   }
-  float* z = impl_->z.get();
-  for (std::size_t j = 0; j < n; ++j) {
-    z[2 * j] = in[j];
-    z[2 * j + 1] = 0.0f;
+  // Odd n: real-input passes; the input itself is the layout of the first pass.
+  const float* xr = in;
+  const float* xi = in;  // not read by the first pass (its bins 0 are real)
+  Scratch& sc = impl_->sc;
+  std::size_t buf = 0;
+  for (const auto& st : T.odd) {
+    float* yr = sc.b[buf];
+    float* yi = sc.b[buf + 1];
+    st.fn(st.sp, st.lp, T.otw.data() + st.tw_off, xr, xi, yr, yi);
+    xr = yr;
+    xi = yi;
+    buf ^= 2;
   }
-  execute(*T.c, z, false, impl_->sc, &vr, &vi);
-  for (std::size_t k = 0; k <= n / 2; ++k) {
-    o[2 * k] = vr[k];
-    o[2 * k + 1] = vi[k];
+  const std::size_t nb = n / 2 + 1;
+  std::size_t k = 0;
+#if EF_FFT_VEC
+  for (; k + 4 <= nb; k += 4) {
+    const v4 a = Ops<v4>::ld(xr + k), b = Ops<v4>::ld(xi + k);
+    Ops<v4>::st(o + 2 * k, EF_SHUF(a, b, 0, 4, 1, 5));
+    Ops<v4>::st(o + 2 * k + 4, EF_SHUF(a, b, 2, 6, 3, 7));
+  }
+#endif
+  for (; k < nb; ++k) {
+    o[2 * k] = xr[k];
+    o[2 * k + 1] = T.odd.empty() ? 0.0f : xi[k];
   }
   o[1] = 0.0f;
 }
