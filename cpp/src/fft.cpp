@@ -470,10 +470,17 @@ void real_stage(std::size_t sp, std::size_t lp, const float* tw, const float* xr
   const std::size_t t4 = sp & ~static_cast<std::size_t>(3);
   real_k0<v4, P>(0, t4, sp, lp, xr, yr, yi);
   real_k0<float, P>(t4, sp, sp, lp, xr, yr, yi);
+  // k = 1..kk in blocks of 4; a partial last block is redone as the overlapping block
+  // kk-3..kk (same values written twice: input and output are different buffers).
   const std::size_t k4 = 1 + (kk & ~static_cast<std::size_t>(3));
   for (std::size_t t = 0; t < sp; ++t) {
     real_kv<v4, P>(1, k4, t, sp, lp, tw, xr, xi, yr, yi);
-    real_kv<float, P>(k4, kk + 1, t, sp, lp, tw, xr, xi, yr, yi);
+    if (k4 <= kk) {
+      if (kk >= 4)
+        real_kv<v4, P>(kk - 3, kk + 1, t, sp, lp, tw, xr, xi, yr, yi);
+      else
+        real_kv<float, P>(k4, kk + 1, t, sp, lp, tw, xr, xi, yr, yi);
+    }
   }
 #else
   real_k0<float, P>(0, sp, sp, lp, xr, yr, yi);
@@ -545,6 +552,12 @@ void real_stage_t(std::size_t sp, std::size_t lp, const float* tw, const float* 
   std::size_t t = 0;
 #if EF_FFT_VEC
   for (; t + 4 <= sp; t += 4) real_t_block<v4, P, OB>(t, sp, lp, tw, xr, xi, yr, yi);
+  // A partial last block is redone as the overlapping block sp-4..sp-1 (same values written
+  // twice: input and output are different buffers).
+  if (t < sp && sp >= 4) {
+    real_t_block<v4, P, OB>(sp - 4, sp, lp, tw, xr, xi, yr, yi);
+    t = sp;
+  }
 #endif
   for (; t < sp; ++t) real_t_block<float, P, OB>(t, sp, lp, tw, xr, xi, yr, yi);
 }
@@ -765,8 +778,27 @@ std::shared_ptr<const RealTables> build_real(std::size_t n) {
     std::size_t v = n;
     while (v % 5 == 0) { radices.push_back(5); v /= 5; }
     while (v % 3 == 0) { radices.push_back(3); v /= 3; }
-    // Passes with sp >= 4 sub-transforms run over t' (layout A), the rest over k (layout B);
-    // the last pass over t' writes layout B. Both layouts coincide for the raw input.
+    // Early passes (many sub-transforms, few bins) run over t' (layout A), later ones over k
+    // (layout B): a pass runs over k from the first one where that takes no more butterfly
+    // blocks than running over t' (rough cost, scalar and vector blocks counted alike). The
+    // last pass over t' writes layout B. Both layouts coincide for the raw input.
+    auto over_k = [](std::size_t sp_, std::size_t kk_) {
+      if (sp_ < 4) return true;
+      const std::size_t t_cost = (sp_ + 3) / 4 * (kk_ + 1);
+      const std::size_t k_cost = sp_ * ((kk_ >= 4 ? (kk_ + 3) / 4 : kk_) + 1);
+      return k_cost <= t_cost;
+    };
+    std::vector<bool> by_k(radices.size());
+    {
+      std::size_t l2 = 1, s2 = n;
+      bool k_mode = false;
+      for (std::size_t i = 0; i < radices.size(); ++i) {
+        s2 /= static_cast<std::size_t>(radices[i]);
+        k_mode = k_mode || over_k(s2, (l2 - 1) / 2);
+        by_k[i] = k_mode;
+        l2 *= static_cast<std::size_t>(radices[i]);
+      }
+    }
     std::size_t lp = 1, sp = n;
     for (std::size_t i = 0; i < radices.size(); ++i) {
       const int P = radices[i];
@@ -774,9 +806,8 @@ std::shared_ptr<const RealTables> build_real(std::size_t n) {
       sp /= Pz;
       const std::size_t l = lp * Pz, kk = (lp - 1) / 2;
       RealStageFn fn;
-      if (sp >= 4) {
-        const bool ob = i + 1 < radices.size() &&
-                        sp / static_cast<std::size_t>(radices[i + 1]) < 4;
+      if (!by_k[i]) {
+        const bool ob = i + 1 < radices.size() && by_k[i + 1];
         fn = P == 5 ? (ob ? &real_stage_t<5, true> : &real_stage_t<5, false>)
                     : (ob ? &real_stage_t<3, true> : &real_stage_t<3, false>);
       } else {
