@@ -93,6 +93,41 @@ def test_rfft_issue19_sizes_tight(n: int) -> None:
     assert (np.abs(got - ref) / rms).max() < 2e-6 * (1 + np.log2(n))
 
 
+_ISA_SCRIPT = """
+import sys
+import numpy as np
+from edgefault import _core
+out = []
+for n in [1, 2, 3, 12, 15, 45, 64, 125, 243, 256, 375, 750, 1000, 1024, 1500, 3125, 4096]:
+    x = np.random.default_rng(n).standard_normal((2, n)).astype(np.float32)
+    X = _core.rfft(x)
+    z = (x + 1j * x[::-1]).astype(np.complex64)
+    out += [X, _core.irfft(X, n), _core.fft(z), _core.ifft(z)]
+np.savez(sys.argv[1], *out)
+"""
+
+
+def test_avx_and_base_kernels_give_identical_bits(tmp_path) -> None:
+    """On x86 CPUs with AVX the kernels run from a second, VEX-encoded build (fft_avx.cpp);
+    EDGEFAULT_FFT_ISA=base forces the baseline one. Same arithmetic: the same bits."""
+    import os
+    import subprocess
+    import sys
+
+    files = {}
+    for isa in ("default", "base"):
+        env = dict(os.environ)
+        env.pop("EDGEFAULT_FFT_ISA", None)
+        if isa == "base":
+            env["EDGEFAULT_FFT_ISA"] = "base"
+        files[isa] = tmp_path / f"{isa}.npz"
+        subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(files[isa])], check=True, env=env)
+    a, b = np.load(files["default"]), np.load(files["base"])
+    assert a.files == b.files and len(a.files) == 68
+    for k in a.files:
+        assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), k
+
+
 @pytest.mark.parametrize("n", [6, 64, 375, 1000, 1024, 1500])
 def test_round_trips(n: int) -> None:
     x = _rng(n).standard_normal((4, n)).astype(np.float32)

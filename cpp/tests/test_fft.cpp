@@ -5,6 +5,8 @@
 #include <cmath>
 #include <complex>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -97,6 +99,14 @@ TEST_CASE("size support and next_fast_fft_size") {
       break;
     }
   }
+}
+
+TEST_CASE("fft_isa names the kernel build in use") {
+  const std::string isa = edgefault::fft_isa();
+  std::printf("  fft_isa: %s\n", isa.c_str());
+  CHECK(isa == "avx" || isa == "base");
+  const char* env = std::getenv("EDGEFAULT_FFT_ISA");
+  if (env != nullptr && std::string(env) == "base") CHECK(isa == "base");
 }
 
 TEST_CASE("unsupported sizes throw invalid_argument naming n") {
