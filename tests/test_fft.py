@@ -18,6 +18,8 @@ SIZES = [1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 15, 16, 25, 27, 30, 45, 60, 64, 75, 100
 # Odd n runs real-input passes (not a complex transform of the real data): every odd size up to
 # 20000, since each puts the switch between pass kinds and the vector tails in another place.
 ODD_SIZES = [n for n in range(1, 20001, 2) if _core.fft_size_supported(n)]
+# n = 2 m and 4 m (m odd, n >= 60) run the same passes and a last radix-2 / radix-4 real pass.
+TWO_FOUR_ODD_SIZES = [n for n in range(2, 40001, 2) if n % 8 and _core.fft_size_supported(n)]
 PROP_SIZES = [1, 2, 3, 5, 8, 12, 16, 30, 64, 100, 128, 360, 1024]
 
 
@@ -81,6 +83,19 @@ def test_rfft_odd_sizes_match_numpy() -> None:
             assert got[row, 0].imag == 0.0
         back = _core.irfft(got, n)
         np.testing.assert_allclose(back, x, atol=1e-5 * (1 + np.log2(n)), err_msg=str(n))
+
+
+def test_rfft_2_and_4_times_odd_sizes_match_numpy() -> None:
+    assert {30, 60, 90, 750, 1500, 3750, 7500} <= set(TWO_FOUR_ODD_SIZES)
+    for n in TWO_FOUR_ODD_SIZES:
+        x = _rng(11 * n).standard_normal((2, n)).astype(np.float32)
+        got = _core.rfft(x)
+        ref = np.fft.rfft(x.astype(np.float64), axis=-1)
+        for row in range(2):
+            assert np.abs(got[row] - ref[row]).max() <= _tol(x[row]), n
+            assert got[row, 0].imag == 0.0 and got[row, -1].imag == 0.0
+        np.testing.assert_allclose(_core.irfft(got, n), x, atol=1e-5 * (1 + np.log2(n)),
+                                   err_msg=str(n))
 
 
 @pytest.mark.parametrize("n", [256, 375, 750, 1500])

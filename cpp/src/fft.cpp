@@ -25,6 +25,8 @@
 //   padded with Z[0] so k = 0 needs no special case). Odd n (3^b 5^c) runs real-input DIT
 //   passes that keep only half spectra (about half the work of a complex transform; see
 //   real_stage); its inverse still runs a full complex transform of the Hermitian spectrum.
+//   The forward transform of n = 2 m, 4 m (m odd, n >= 60) runs the same passes and a last
+//   radix-2 / radix-4 real pass (no flat complex stages, which scatter their outputs).
 // - Tables (stage list + twiddles computed in double) are built once per size and shared via
 //   std::shared_ptr<const ...> in a mutex-guarded cache; each object owns aligned scratch, so
 //   forward()/inverse() never allocate.
@@ -395,8 +397,8 @@ inline void real_k0(std::size_t t0, std::size_t t1, std::size_t sp, std::size_t 
                     const float* xr, float* yr, float* yi) {
   using O = Ops<V>;
   constexpr std::size_t W = O::W;
-  constexpr int C = (P - 1) / 2;
-  const std::size_t hp = (lp + 1) / 2, h = (P * lp + 1) / 2;
+  constexpr int C = P / 2;  // bin 0 outputs kept: q = 0..P/2 (q = P/2 is the Nyquist bin if P is even)
+  const std::size_t hp = (lp + 1) / 2, h = P * lp / 2 + 1;
   for (std::size_t t = t0; t + W <= t1; t += W) {
     V ar[P], ai[P], br[P], bi[P];
     for (int r = 0; r < P; ++r) {
@@ -437,7 +439,7 @@ inline void real_kv(std::size_t k0, std::size_t k1, std::size_t t, std::size_t s
   using O = Ops<V>;
   constexpr std::size_t W = O::W;
   constexpr int C = (P - 1) / 2;
-  const std::size_t hp = (lp + 1) / 2, h = (P * lp + 1) / 2, kk = (lp - 1) / 2;
+  const std::size_t hp = (lp + 1) / 2, h = P * lp / 2 + 1, kk = (lp - 1) / 2;
   float* dr = yr + t * h;
   float* di = yi + t * h;
   for (std::size_t k = k0; k + W <= k1; k += W) {
@@ -508,7 +510,7 @@ inline void real_t_block(std::size_t t, std::size_t sp, std::size_t lp, const fl
   constexpr std::size_t W = O::W;
   constexpr int C = (P - 1) / 2;
   const std::size_t S = static_cast<std::size_t>(P) * sp;
-  const std::size_t h = (P * lp + 1) / 2, kk = (lp - 1) / 2;
+  const std::size_t h = P * lp / 2 + 1, kk = (lp - 1) / 2;
   auto store = [&](std::size_t m, V vr, V vi) {
     if (!OB) {
       O::st(yr + m * sp + t, vr);
@@ -531,7 +533,7 @@ inline void real_t_block(std::size_t t, std::size_t sp, std::size_t lp, const fl
     }
     Bfly<V, P>::run(ar, ai, br, bi);
     store(0, br[0], V{});
-    for (int q = 1; q <= C; ++q) store(lp * static_cast<std::size_t>(q), br[q], bi[q]);
+    for (int q = 1; q <= P / 2; ++q) store(lp * static_cast<std::size_t>(q), br[q], bi[q]);
   }
   for (std::size_t k = 1; k <= kk; ++k) {
     V ar[P], ai[P], br[P], bi[P];
@@ -781,10 +783,22 @@ std::shared_ptr<const RealTables> build_real(std::size_t n) {
     }
   } else {
     t->c = cached<ComplexTables>(n, &build_complex);
+  }
+  // Real-input passes for the forward transform: odd n, and n = 2 m or 4 m with m > 1 odd and
+  // n >= 60 (the odd passes, then one radix-2 or radix-4 pass from the odd length; below 60 the
+  // half-length complex transform took fewer instructions). The inverse of even n keeps the
+  // half-length complex transform.
+  std::size_t odd = n, two = 1;
+  while (odd % 2 == 0) {
+    odd /= 2;
+    two *= 2;
+  }
+  if (n > 1 && (two == 1 || (odd > 1 && two <= 4 && n >= 60))) {
     std::vector<int> radices;
-    std::size_t v = n;
+    std::size_t v = odd;
     while (v % 5 == 0) { radices.push_back(5); v /= 5; }
     while (v % 3 == 0) { radices.push_back(3); v /= 3; }
+    if (two > 1) radices.push_back(static_cast<int>(two));
     // Early passes (many sub-transforms, few bins) run over t' (layout A), later ones over k
     // (layout B): a pass runs over k from the first one where that takes no more butterfly
     // blocks than running over t' (rough cost, scalar and vector blocks counted alike). The
@@ -818,7 +832,8 @@ std::shared_ptr<const RealTables> build_real(std::size_t n) {
         fn = P == 5 ? (ob ? &real_stage_t<5, true> : &real_stage_t<5, false>)
                     : (ob ? &real_stage_t<3, true> : &real_stage_t<3, false>);
       } else {
-        fn = P == 5 ? &real_stage<5> : &real_stage<3>;
+        fn = P == 5 ? &real_stage<5> : P == 3 ? &real_stage<3> : P == 4 ? &real_stage<4>
+                                                                   : &real_stage<2>;
       }
       RealTables::OddStage st{sp, lp, t->otw.size(), fn};
       for (std::size_t r = 1; r < Pz; ++r) {
@@ -1051,7 +1066,9 @@ struct RealEng final : RealEngine {
   Scratch sc;
   AlignedBuf z;  // interleaved complex staging: 2 * (n/2 or n) floats
   explicit RealEng(std::size_t n)
-      : t(cached<RealTables>(n, &build_real)), sc(t->c->n), z(make_buf(2 * t->c->n + 8)) {}
+      : t(cached<RealTables>(n, &build_real)),
+        sc(t->odd.empty() ? t->c->n : t->n),  // real passes: up to n/2 + n/3 floats per buffer
+        z(make_buf(2 * t->c->n + 8)) {}
 
   void forward(const float* in, cfloat* out) override {
     const RealTables& T = *t;
@@ -1059,7 +1076,7 @@ struct RealEng final : RealEngine {
     float* o = reinterpret_cast<float*>(out);
     float* vr;
     float* vi;
-    if (n % 2 == 0) {
+    if (n % 2 == 0 && T.odd.empty()) {
       const std::size_t h = n / 2;
   #if EF_FFT_VEC
       if (T.fuse_last2) {
@@ -1072,7 +1089,7 @@ struct RealEng final : RealEngine {
       real_post(h, vr, vi, T.fr.data(), T.fi.data(), o);
       return;
     }
-    // Odd n: real-input passes; the input itself is the layout of the first pass.
+    // Odd n, 2 odd, 4 odd: real-input passes; the input itself is the layout of the first pass.
     const float* xr = in;
     const float* xi = in;  // not read by the first pass (its bins 0 are real)
     std::size_t buf = 0;

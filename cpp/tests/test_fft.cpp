@@ -266,9 +266,38 @@ TEST_CASE("RealFFT odd sizes (real-input passes) vs naive DFT") {
   CHECK(checked == 22);  // odd 3^b 5^c <= 2000, n = 1 included
 }
 
+// n = 2 m and 4 m (m odd, n >= 60) run the odd real passes and a last radix-2 / radix-4 pass
+// forward (the inverse keeps the half-length complex transform): all such n up to 2000.
+TEST_CASE("RealFFT 2*odd and 4*odd sizes vs naive DFT") {
+  int checked = 0;
+  for (std::size_t n = 2; n <= 2000; n += 2) {
+    if (!edgefault::fft_size_supported(n) || n % 8 == 0) continue;
+    auto x = random_real(n, static_cast<std::uint32_t>(7 * n + 1));
+    std::vector<cdouble> xd(x.begin(), x.end());
+    edgefault::RealFFT f(n);
+    const std::size_t nb = n / 2 + 1;
+    std::vector<cfloat> y(nb);
+    f.forward(x.data(), y.data());
+    auto ref = naive_dft(xd, -1);
+    const double e = rel_err(y, ref, nb);
+    if (!(e < tol_for(n))) std::printf("  2/4*odd real forward n=%zu err=%g\n", n, e);
+    CHECK(e < tol_for(n));
+    CHECK(y[0].imag() == 0.0f);
+    CHECK(y[n / 2].imag() == 0.0f);
+    std::vector<float> z(n);
+    f.inverse(y.data(), z.data());
+    double rt = 0;
+    for (std::size_t j = 0; j < n; ++j) rt = std::max(rt, double(std::fabs(z[j] - x[j])));
+    CHECK(rt < 1e-5 * (1.0 + std::log2(static_cast<double>(n))));
+    ++checked;
+  }
+  CHECK(checked == 35);  // 2 m and 4 m, m odd 3^b 5^c, n <= 2000 (n = 2, 4 included)
+}
+
 TEST_CASE("impulse and constant inputs are exact") {
   for (std::size_t n : {std::size_t{16}, std::size_t{1024}, std::size_t{360}, std::size_t{375},
-                        std::size_t{3125}, std::size_t{256}}) {
+                        std::size_t{3125}, std::size_t{256}, std::size_t{750},
+                        std::size_t{1500}}) {
     std::vector<float> x(n, 0.0f);
     x[0] = 1.0f;
     edgefault::RealFFT f(n);
