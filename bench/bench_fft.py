@@ -9,11 +9,17 @@ peer/ours (> 1 means we are faster).
 
     PYTHONPATH=. python bench/bench_fft.py --frames 2000 --repeat 21
 
-Instruction counts (stable across runs; divide the count by --frames):
+    PYTHONPATH=. python bench/bench_fft.py --sizes 256 375 750 1500   # any 2^a 3^b 5^c
+
+Instruction counts (stable across runs; divide the count by --frames). --callgrind makes one
+edgefault rfft call per size given (so give one size per valgrind run to read its count):
 
     PYTHONPATH=. valgrind --tool=callgrind --callgrind-out-file=/dev/null \
         --toggle-collect='edgefault::RealFFT::forward*' \
-        "$(python -c 'import sys; print(sys.executable)')" bench/bench_fft.py --callgrind --sizes 1024 --frames 1000
+        "$(python -c 'import sys; print(sys.executable)')" bench/bench_fft.py --callgrind --sizes 375 --frames 1000
+
+--callgrind-all runs that valgrind command itself for every size (valgrind on PATH) and prints
+instructions per frame.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import numpy as np  # noqa: E402
 
 from edgefault import _core  # noqa: E402
 
-SIZES = (256, 512, 1024, 2048, 4096)
+SIZES = (256, 375, 512, 750, 1024, 1500, 2048, 4096)
 
 
 def _median_us_per_frame(fn: Callable[[], object], frames: int, repeat: int) -> float:
@@ -74,6 +80,23 @@ def _peers(x: np.ndarray) -> dict[str, Callable[[], object]]:
     return peers
 
 
+def _callgrind_all(sizes: list[int], frames: int) -> None:
+    import re
+    import subprocess
+    import sys
+
+    print(f"# callgrind, edgefault::RealFFT::forward, instructions per frame ({frames} frames)")
+    for n in sizes:
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+               "--toggle-collect=edgefault::RealFFT::forward*", sys.executable, __file__,
+               "--callgrind", "--sizes", str(n), "--frames", str(frames)]
+        p = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        m = re.search(r"Collected : (\d+)", p.stderr)
+        if not m:
+            raise SystemExit(f"no 'Collected' line from valgrind for n={n}:\n{p.stderr[-2000:]}")
+        print(f"{n:>6} {int(m.group(1)) / frames:>10.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=2000, help="frames per batch (default 2000)")
@@ -81,17 +104,26 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--callgrind", action="store_true",
-                    help="run exactly one edgefault rfft over --frames frames of the first size, "
+                    help="run exactly one edgefault rfft over --frames frames of each size, "
                          "no timing (for valgrind --tool=callgrind)")
+    ap.add_argument("--callgrind-all", action="store_true",
+                    help="run valgrind --tool=callgrind on --callgrind once per size and print "
+                         "instructions per frame in edgefault::RealFFT::forward")
     args = ap.parse_args()
     if args.frames < 1 or args.repeat < 1:
         ap.error("--frames and --repeat must be >= 1")
+    for n in args.sizes:
+        if not _core.fft_size_supported(n):
+            ap.error(f"--sizes: {n} is not 2^a 3^b 5^c")
     if args.callgrind:
-        n = args.sizes[0]
-        x = np.random.default_rng(args.seed).standard_normal((args.frames, n)).astype(np.float32)
-        _core.rfft(x)
-        print(f"# one edgefault rfft call: {args.frames} frames of n={n}; "
-              f"divide the collected instruction count by {args.frames}")
+        for n in args.sizes:
+            x = np.random.default_rng(args.seed).standard_normal((args.frames, n)).astype(np.float32)
+            _core.rfft(x)
+            print(f"# one edgefault rfft call: {args.frames} frames of n={n}; "
+                  f"divide the collected instruction count by {args.frames}")
+        return
+    if args.callgrind_all:
+        _callgrind_all(args.sizes, args.frames)
         return
 
     rng = np.random.default_rng(args.seed)

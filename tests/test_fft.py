@@ -13,7 +13,13 @@ from hypothesis.extra import numpy as hnp
 from edgefault import _core
 
 SIZES = [1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 15, 16, 25, 27, 30, 45, 60, 64, 75, 100, 120, 125,
-         128, 240, 243, 256, 360, 480, 512, 625, 1000, 1024, 1536, 2048, 3000, 4096, 8192]
+         128, 240, 243, 256, 360, 375, 480, 512, 625, 729, 750, 1000, 1024, 1125, 1500, 1536,
+         2048, 3000, 3125, 4096, 8192]
+# Odd n runs real-input passes (not a complex transform of the real data): every odd size up to
+# 20000, since each puts the switch between pass kinds and the vector tails in another place.
+ODD_SIZES = [n for n in range(1, 20001, 2) if _core.fft_size_supported(n)]
+# n = 2 m and 4 m (m odd, n >= 60) run the same passes and a last radix-2 / radix-4 real pass.
+TWO_FOUR_ODD_SIZES = [n for n in range(2, 40001, 2) if n % 8 and _core.fft_size_supported(n)]
 PROP_SIZES = [1, 2, 3, 5, 8, 12, 16, 30, 64, 100, 128, 360, 1024]
 
 
@@ -65,7 +71,79 @@ def test_complex_fft_ifft_match_numpy(n: int) -> None:
         assert np.abs(fi[row] - iref[row]).max() <= _tol(x[row]) / n
 
 
-@pytest.mark.parametrize("n", [6, 64, 1000, 1024])
+def test_rfft_odd_sizes_match_numpy() -> None:
+    assert len(ODD_SIZES) == 37 and {15, 45, 125, 243, 375, 3125, 15625} <= set(ODD_SIZES)
+    for n in ODD_SIZES:
+        x = _rng(7 * n).standard_normal((2, n)).astype(np.float32)
+        got = _core.rfft(x)
+        ref = np.fft.rfft(x.astype(np.float64), axis=-1)
+        assert got.shape == (2, n // 2 + 1)
+        for row in range(2):
+            assert np.abs(got[row] - ref[row]).max() <= _tol(x[row]), n
+            assert got[row, 0].imag == 0.0
+        back = _core.irfft(got, n)
+        np.testing.assert_allclose(back, x, atol=1e-5 * (1 + np.log2(n)), err_msg=str(n))
+
+
+def test_rfft_2_and_4_times_odd_sizes_match_numpy() -> None:
+    assert {30, 60, 90, 750, 1500, 3750, 7500} <= set(TWO_FOUR_ODD_SIZES)
+    for n in TWO_FOUR_ODD_SIZES:
+        x = _rng(11 * n).standard_normal((2, n)).astype(np.float32)
+        got = _core.rfft(x)
+        ref = np.fft.rfft(x.astype(np.float64), axis=-1)
+        for row in range(2):
+            assert np.abs(got[row] - ref[row]).max() <= _tol(x[row]), n
+            assert got[row, 0].imag == 0.0 and got[row, -1].imag == 0.0
+        np.testing.assert_allclose(_core.irfft(got, n), x, atol=1e-5 * (1 + np.log2(n)),
+                                   err_msg=str(n))
+
+
+@pytest.mark.parametrize("n", [256, 375, 750, 1500])
+def test_rfft_issue19_sizes_tight(n: int) -> None:
+    """The issue #19 sizes against numpy, bin by bin relative to the spectrum's RMS."""
+    x = _rng(n + 19).standard_normal((8, n)).astype(np.float32)
+    got = _core.rfft(x).astype(np.complex128)
+    ref = np.fft.rfft(x.astype(np.float64), axis=-1)
+    rms = np.sqrt(np.mean(np.abs(ref) ** 2, axis=-1, keepdims=True))
+    assert (np.abs(got - ref) / rms).max() < 2e-6 * (1 + np.log2(n))
+
+
+_ISA_SCRIPT = """
+import sys
+import numpy as np
+from edgefault import _core
+out = []
+for n in [1, 2, 3, 12, 15, 45, 64, 125, 243, 256, 375, 750, 1000, 1024, 1500, 3125, 4096]:
+    x = np.random.default_rng(n).standard_normal((2, n)).astype(np.float32)
+    X = _core.rfft(x)
+    z = (x + 1j * x[::-1]).astype(np.complex64)
+    out += [X, _core.irfft(X, n), _core.fft(z), _core.ifft(z)]
+np.savez(sys.argv[1], *out)
+"""
+
+
+def test_avx_and_base_kernels_give_identical_bits(tmp_path) -> None:
+    """On x86 CPUs with AVX the kernels run from a second, VEX-encoded build (fft_avx.cpp);
+    EDGEFAULT_FFT_ISA=base forces the baseline one. Same arithmetic: the same bits."""
+    import os
+    import subprocess
+    import sys
+
+    files = {}
+    for isa in ("default", "base"):
+        env = dict(os.environ)
+        env.pop("EDGEFAULT_FFT_ISA", None)
+        if isa == "base":
+            env["EDGEFAULT_FFT_ISA"] = "base"
+        files[isa] = tmp_path / f"{isa}.npz"
+        subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(files[isa])], check=True, env=env)
+    a, b = np.load(files["default"]), np.load(files["base"])
+    assert a.files == b.files and len(a.files) == 68
+    for k in a.files:
+        assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), k
+
+
+@pytest.mark.parametrize("n", [6, 64, 375, 1000, 1024, 1500])
 def test_round_trips(n: int) -> None:
     x = _rng(n).standard_normal((4, n)).astype(np.float32)
     np.testing.assert_allclose(_core.irfft(_core.rfft(x), n), x, atol=1e-5 * (1 + np.log2(n)))

@@ -14,17 +14,28 @@
 //   per-element twiddles and scatter their outputs. The same templates instantiated for plain
 //   float are the fallback for other compilers (or -DEDGEFAULT_FFT_SCALAR).
 // - Checked: x86_64 (GCC 12, baseline SSE2), aarch64 and armv7 (cross GCC 12 under qemu), ASan/UBSan.
+// - On x86 this file is compiled twice: as itself (baseline) and through fft_avx.cpp with -mavx
+//   (EF_FFT_AVX_VARIANT: kernels and engines only). The public classes below pick the AVX
+//   engines when the CPU has AVX: the same operations in the same order, VEX-encoded (no FMA),
+//   so the results are bit-identical and only register copies go away (callgrind: about a
+//   quarter fewer instructions; wall time a few per cent).
 // - Inverse complex transforms use swap(re, im) . DFT . swap(re, im), so one table serves both.
 // - RealFFT for even n packs z[j] = x[2j] + i x[2j+1], runs a complex FFT of n/2 and applies the
 //   standard post-processing twiddles (vectorised, reading Z[h-k] with a reversed load; Z[h] is
-//   padded with Z[0] so k = 0 needs no special case). Odd n uses a full complex transform.
+//   padded with Z[0] so k = 0 needs no special case). Odd n (3^b 5^c) runs real-input DIT
+//   passes that keep only half spectra (about half the work of a complex transform; see
+//   real_stage); its inverse still runs a full complex transform of the Hermitian spectrum.
+//   The forward transform of n = 2 m, 4 m (m odd, n >= 60) runs the same passes and a last
+//   radix-2 / radix-4 real pass (no flat complex stages, which scatter their outputs).
 // - Tables (stage list + twiddles computed in double) are built once per size and shared via
 //   std::shared_ptr<const ...> in a mutex-guarded cache; each object owns aligned scratch, so
 //   forward()/inverse() never allocate.
 #include "edgefault/fft.hpp"
+#include "fft_engine.hpp"
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -359,6 +370,208 @@ StageFn pick_flat(int radix, bool tw) {
 #endif
 
 // ---------------------------------------------------------------------------------------------
+// Real-input DIT passes for odd n (3^b 5^c): every pass works on half spectra only.
+// ---------------------------------------------------------------------------------------------
+// After a pass of length L (odd), sub-transform t (t = 0..S-1, S = n / L) is the DFT of the real
+// subsequence x[S j + t], j = 0..L-1; only its bins k = 0..H-1, H = (L+1)/2, are kept (the rest
+// are conjugates), stored split at [t * H + k]. The raw input is that layout for L = 1.
+// A radix-P pass (Lp -> L = P*Lp, S = P*S') combines sub-transforms t = S' r + t' (r = 0..P-1):
+// a_r = W_L^(r k) Y_r[k] and X[k + Lp q] = sum_r a_r W_P^(r q), k = 0..(Lp-1)/2. With c = (P-1)/2,
+// the outputs q <= c land in the kept half directly (index Lp q + k), those with q > c are
+// stored conjugated at index Lp (P-q) - k. For k = 0 the inputs are real and q > c repeats
+// q' = P-q. So a pass does about half the butterflies of a complex pass of the same length.
+// Twiddles per pass: for r = 1..P-1: K values Re W_L^(r k), then K values Im, k = 1..K,
+// K = (Lp-1)/2.
+using RealStageFn = void (*)(std::size_t sp, std::size_t lp, const float* tw, const float* xr,
+                             const float* xi, float* yr, float* yi);
+
+inline float rev_lanes(float v) { return v; }
+#if EF_FFT_VEC
+inline v4 rev_lanes(v4 v) { return EF_SHUF(v, v, 3, 2, 1, 0); }
+#endif
+
+// k = 0 butterflies of one pass for t' in [t0, t1): real inputs at xr[(sp r + t') * hp] (xi is
+// not read: the imaginary part of a bin 0 is 0), outputs q = 0..c at y[t' * h + lp q].
+template <class V, int P>
+inline void real_k0(std::size_t t0, std::size_t t1, std::size_t sp, std::size_t lp,
+                    const float* xr, float* yr, float* yi) {
+  using O = Ops<V>;
+  constexpr std::size_t W = O::W;
+  constexpr int C = P / 2;  // bin 0 outputs kept: q = 0..P/2 (q = P/2 is the Nyquist bin if P is even)
+  const std::size_t hp = (lp + 1) / 2, h = P * lp / 2 + 1;
+  for (std::size_t t = t0; t + W <= t1; t += W) {
+    V ar[P], ai[P], br[P], bi[P];
+    for (int r = 0; r < P; ++r) {
+      const float* src = xr + (sp * static_cast<std::size_t>(r) + t) * hp;
+      if (hp == 1) {
+        ar[r] = O::ld(src);
+      } else {
+        float g[W];
+        for (std::size_t l = 0; l < W; ++l) g[l] = src[l * hp];
+        ar[r] = O::ld(g);
+      }
+      ai[r] = V{} * 0.0f;
+    }
+    Bfly<V, P>::run(ar, ai, br, bi);
+    float sr[C + 1][W], si[C + 1][W];
+    for (int q = 0; q <= C; ++q) {
+      O::st(sr[q], br[q]);
+      O::st(si[q], bi[q]);
+    }
+    for (std::size_t l = 0; l < W; ++l) {
+      float* dr = yr + (t + l) * h;
+      float* di = yi + (t + l) * h;
+      dr[0] = sr[0][l];
+      di[0] = 0.0f;
+      for (int q = 1; q <= C; ++q) {
+        dr[lp * static_cast<std::size_t>(q)] = sr[q][l];
+        di[lp * static_cast<std::size_t>(q)] = si[q][l];
+      }
+    }
+  }
+}
+
+// k = 1..K butterflies of one pass for one t', k in [k0, k1) stepping by the lane count.
+template <class V, int P>
+inline void real_kv(std::size_t k0, std::size_t k1, std::size_t t, std::size_t sp,
+                    std::size_t lp, const float* tw, const float* xr, const float* xi, float* yr,
+                    float* yi) {
+  using O = Ops<V>;
+  constexpr std::size_t W = O::W;
+  constexpr int C = (P - 1) / 2;
+  const std::size_t hp = (lp + 1) / 2, h = P * lp / 2 + 1, kk = (lp - 1) / 2;
+  float* dr = yr + t * h;
+  float* di = yi + t * h;
+  for (std::size_t k = k0; k + W <= k1; k += W) {
+    V ar[P], ai[P], br[P], bi[P];
+    for (int r = 0; r < P; ++r) {
+      const std::size_t o = (sp * static_cast<std::size_t>(r) + t) * hp + k;
+      V vr = O::ld(xr + o), vi = O::ld(xi + o);
+      if (r > 0) {
+        const float* w = tw + static_cast<std::size_t>(r - 1) * 2 * kk + (k - 1);
+        const V wr = O::ld(w), wi = O::ld(w + kk);
+        V tr = vr * wr - vi * wi;
+        vi = vr * wi + vi * wr;
+        vr = tr;
+      }
+      ar[r] = vr;
+      ai[r] = vi;
+    }
+    Bfly<V, P>::run(ar, ai, br, bi);
+    for (int q = 0; q <= C; ++q) {
+      const std::size_t o = lp * static_cast<std::size_t>(q) + k;
+      O::st(dr + o, br[q]);
+      O::st(di + o, bi[q]);
+    }
+    for (int q = C + 1; q < P; ++q) {  // conj, at lp (P-q) - k - (W-1) .. lp (P-q) - k
+      const std::size_t o = lp * static_cast<std::size_t>(P - q) - k - (W - 1);
+      O::st(dr + o, rev_lanes(br[q]));
+      O::st(di + o, rev_lanes(-bi[q]));
+    }
+  }
+}
+
+template <int P>
+void real_stage(std::size_t sp, std::size_t lp, const float* tw, const float* xr,
+                const float* xi, float* yr, float* yi) {
+  const std::size_t kk = (lp - 1) / 2;
+#if EF_FFT_VEC
+  const std::size_t t4 = sp & ~static_cast<std::size_t>(3);
+  real_k0<v4, P>(0, t4, sp, lp, xr, yr, yi);
+  real_k0<float, P>(t4, sp, sp, lp, xr, yr, yi);
+  // k = 1..kk in blocks of 4; a partial last block is redone as the overlapping block
+  // kk-3..kk (same values written twice: input and output are different buffers).
+  const std::size_t k4 = 1 + (kk & ~static_cast<std::size_t>(3));
+  for (std::size_t t = 0; t < sp; ++t) {
+    real_kv<v4, P>(1, k4, t, sp, lp, tw, xr, xi, yr, yi);
+    if (k4 <= kk) {
+      if (kk >= 4)
+        real_kv<v4, P>(kk - 3, kk + 1, t, sp, lp, tw, xr, xi, yr, yi);
+      else
+        real_kv<float, P>(k4, kk + 1, t, sp, lp, tw, xr, xi, yr, yi);
+    }
+  }
+#else
+  real_k0<float, P>(0, sp, sp, lp, xr, yr, yi);
+  for (std::size_t t = 0; t < sp; ++t)
+    real_kv<float, P>(1, kk + 1, t, sp, lp, tw, xr, xi, yr, yi);
+#endif
+}
+
+// The same pass vectorised over t' instead of k, for passes with many sub-transforms (sp >= 4):
+// input in layout A, bin k of sub-transform t at [k * S + t] (S = P sp; contiguous over t), so
+// lanes t'..t'+3 load contiguously for every r and k; output in layout A ([m * sp + t']) or, when
+// OB (the next pass runs over k), in layout B ([t' * h + m], scattered lane by lane). Mirrored
+// outputs need no lane reversal here. Twiddles depend on k only and are broadcast.
+template <class V, int P, bool OB>
+inline void real_t_block(std::size_t t, std::size_t sp, std::size_t lp, const float* tw,
+                         const float* xr, const float* xi, float* yr, float* yi) {
+  using O = Ops<V>;
+  constexpr std::size_t W = O::W;
+  constexpr int C = (P - 1) / 2;
+  const std::size_t S = static_cast<std::size_t>(P) * sp;
+  const std::size_t h = P * lp / 2 + 1, kk = (lp - 1) / 2;
+  auto store = [&](std::size_t m, V vr, V vi) {
+    if (!OB) {
+      O::st(yr + m * sp + t, vr);
+      O::st(yi + m * sp + t, vi);
+    } else {
+      float a[W], b[W];
+      O::st(a, vr);
+      O::st(b, vi);
+      for (std::size_t l = 0; l < W; ++l) {
+        yr[(t + l) * h + m] = a[l];
+        yi[(t + l) * h + m] = b[l];
+      }
+    }
+  };
+  {
+    V ar[P], ai[P], br[P], bi[P];
+    for (int r = 0; r < P; ++r) {
+      ar[r] = O::ld(xr + sp * static_cast<std::size_t>(r) + t);
+      ai[r] = V{};
+    }
+    Bfly<V, P>::run(ar, ai, br, bi);
+    store(0, br[0], V{});
+    for (int q = 1; q <= P / 2; ++q) store(lp * static_cast<std::size_t>(q), br[q], bi[q]);
+  }
+  for (std::size_t k = 1; k <= kk; ++k) {
+    V ar[P], ai[P], br[P], bi[P];
+    const float* xrk = xr + k * S + t;
+    const float* xik = xi + k * S + t;
+    ar[0] = O::ld(xrk);
+    ai[0] = O::ld(xik);
+    for (int r = 1; r < P; ++r) {
+      const std::size_t o = sp * static_cast<std::size_t>(r);
+      const V vr = O::ld(xrk + o), vi = O::ld(xik + o);
+      const float* w = tw + static_cast<std::size_t>(r - 1) * 2 * kk + (k - 1);
+      const float wr = w[0], wi = w[kk];
+      ar[r] = vr * wr - vi * wi;
+      ai[r] = vr * wi + vi * wr;
+    }
+    Bfly<V, P>::run(ar, ai, br, bi);
+    for (int q = 0; q <= C; ++q) store(lp * static_cast<std::size_t>(q) + k, br[q], bi[q]);
+    for (int q = C + 1; q < P; ++q) store(lp * static_cast<std::size_t>(P - q) - k, br[q], -bi[q]);
+  }
+}
+
+template <int P, bool OB>
+void real_stage_t(std::size_t sp, std::size_t lp, const float* tw, const float* xr,
+                  const float* xi, float* yr, float* yi) {
+  std::size_t t = 0;
+#if EF_FFT_VEC
+  for (; t + 4 <= sp; t += 4) real_t_block<v4, P, OB>(t, sp, lp, tw, xr, xi, yr, yi);
+  // A partial last block is redone as the overlapping block sp-4..sp-1 (same values written
+  // twice: input and output are different buffers).
+  if (t < sp && sp >= 4) {
+    real_t_block<v4, P, OB>(sp - 4, sp, lp, tw, xr, xi, yr, yi);
+    t = sp;
+  }
+#endif
+  for (; t < sp; ++t) real_t_block<float, P, OB>(t, sp, lp, tw, xr, xi, yr, yi);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Aligned scratch.
 // ---------------------------------------------------------------------------------------------
 constexpr std::size_t kAlign = 64;
@@ -407,16 +620,23 @@ struct RealTables {
   std::vector<float> fr, fi;               // forward post: 0.5 * W^k, W = exp(-2 pi i / n)
   std::vector<float> gr, gi;               // inverse pre:  W^k / n
   bool fuse_last2 = false;                 // forward: fuse the final radix-2 stage into post
+  // Odd n > 1, forward: real-input passes (see real_stage); c is kept for the inverse.
+  struct OddStage {
+    std::size_t sp, lp, tw_off;
+    RealStageFn fn;
+  };
+  std::vector<OddStage> odd;
+  std::vector<float> otw;
 };
 
-bool supported(std::size_t n) noexcept {
+[[maybe_unused]] bool supported(std::size_t n) noexcept {
   if (n == 0 || n > kMaxSize) return false;
   for (std::size_t f : {std::size_t{2}, std::size_t{3}, std::size_t{5}})
     while (n % f == 0) n /= f;
   return n == 1;
 }
 
-[[noreturn]] void throw_unsupported(const char* who, std::size_t n) {
+[[noreturn, maybe_unused]] void throw_unsupported(const char* who, std::size_t n) {
   throw std::invalid_argument(std::string(who) + ": unsupported size n=" + std::to_string(n) +
                               "; expected n >= 1 of the form 2^a * 3^b * 5^c (use "
                               "next_fast_fft_size / next_fast_len to pick one)");
@@ -563,6 +783,70 @@ std::shared_ptr<const RealTables> build_real(std::size_t n) {
     }
   } else {
     t->c = cached<ComplexTables>(n, &build_complex);
+  }
+  // Real-input passes for the forward transform: odd n, and n = 2 m or 4 m with m > 1 odd and
+  // n >= 60 (the odd passes, then one radix-2 or radix-4 pass from the odd length; below 60 the
+  // half-length complex transform took fewer instructions). The inverse of even n keeps the
+  // half-length complex transform.
+  std::size_t odd = n, two = 1;
+  while (odd % 2 == 0) {
+    odd /= 2;
+    two *= 2;
+  }
+  if (n > 1 && (two == 1 || (odd > 1 && two <= 4 && n >= 60))) {
+    std::vector<int> radices;
+    std::size_t v = odd;
+    while (v % 5 == 0) { radices.push_back(5); v /= 5; }
+    while (v % 3 == 0) { radices.push_back(3); v /= 3; }
+    if (two > 1) radices.push_back(static_cast<int>(two));
+    // Early passes (many sub-transforms, few bins) run over t' (layout A), later ones over k
+    // (layout B): a pass runs over k from the first one where that takes no more butterfly
+    // blocks than running over t' (rough cost, scalar and vector blocks counted alike). The
+    // last pass over t' writes layout B. Both layouts coincide for the raw input.
+    auto over_k = [](std::size_t sp_, std::size_t kk_) {
+      if (sp_ < 4) return true;
+      const std::size_t t_cost = (sp_ + 3) / 4 * (kk_ + 1);
+      const std::size_t k_cost = sp_ * ((kk_ >= 4 ? (kk_ + 3) / 4 : kk_) + 1);
+      return k_cost <= t_cost;
+    };
+    std::vector<bool> by_k(radices.size());
+    {
+      std::size_t l2 = 1, s2 = n;
+      bool k_mode = false;
+      for (std::size_t i = 0; i < radices.size(); ++i) {
+        s2 /= static_cast<std::size_t>(radices[i]);
+        k_mode = k_mode || over_k(s2, (l2 - 1) / 2);
+        by_k[i] = k_mode;
+        l2 *= static_cast<std::size_t>(radices[i]);
+      }
+    }
+    std::size_t lp = 1, sp = n;
+    for (std::size_t i = 0; i < radices.size(); ++i) {
+      const int P = radices[i];
+      const std::size_t Pz = static_cast<std::size_t>(P);
+      sp /= Pz;
+      const std::size_t l = lp * Pz, kk = (lp - 1) / 2;
+      RealStageFn fn;
+      if (!by_k[i]) {
+        const bool ob = i + 1 < radices.size() && by_k[i + 1];
+        fn = P == 5 ? (ob ? &real_stage_t<5, true> : &real_stage_t<5, false>)
+                    : (ob ? &real_stage_t<3, true> : &real_stage_t<3, false>);
+      } else {
+        fn = P == 5 ? &real_stage<5> : P == 3 ? &real_stage<3> : P == 4 ? &real_stage<4>
+                                                                   : &real_stage<2>;
+      }
+      RealTables::OddStage st{sp, lp, t->otw.size(), fn};
+      for (std::size_t r = 1; r < Pz; ++r) {
+        for (std::size_t k = 1; k <= kk; ++k)
+          t->otw.push_back(static_cast<float>(
+              std::cos(-2.0 * kPi * static_cast<double>((r * k) % l) / static_cast<double>(l))));
+        for (std::size_t k = 1; k <= kk; ++k)
+          t->otw.push_back(static_cast<float>(
+              std::sin(-2.0 * kPi * static_cast<double>((r * k) % l) / static_cast<double>(l))));
+      }
+      t->odd.push_back(st);
+      lp = l;
+    }
   }
   return t;
 }
@@ -740,6 +1024,158 @@ void real_pre(std::size_t h, const float* in, const float* gr, const float* gi, 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// Engines: this translation unit's kernels behind the interface of fft_engine.hpp. fft_avx.cpp
+// includes this file again (EF_FFT_AVX_VARIANT) to build the same engines for AVX.
+// ---------------------------------------------------------------------------------------------
+namespace fft_detail {
+namespace {
+
+struct ComplexEng final : ComplexEngine {
+  std::shared_ptr<const ComplexTables> t;
+  Scratch sc;
+  explicit ComplexEng(std::size_t n) : t(cached<ComplexTables>(n, &build_complex)), sc(n) {}
+
+  void forward(const cfloat* in, cfloat* out) override {
+    float* vr;
+    float* vi;
+    const std::size_t n = t->n;
+    execute(*t, reinterpret_cast<const float*>(in), false, sc, &vr, &vi);
+    float* o = reinterpret_cast<float*>(out);
+    for (std::size_t j = 0; j < n; ++j) {
+      o[2 * j] = vr[j];
+      o[2 * j + 1] = vi[j];
+    }
+  }
+
+  void inverse(const cfloat* in, cfloat* out) override {
+    float* vr;
+    float* vi;
+    const std::size_t n = t->n;
+    execute(*t, reinterpret_cast<const float*>(in), true, sc, &vr, &vi);
+    const float g = static_cast<float>(1.0 / static_cast<double>(n));
+    float* o = reinterpret_cast<float*>(out);
+    for (std::size_t j = 0; j < n; ++j) {
+      o[2 * j] = vi[j] * g;
+      o[2 * j + 1] = vr[j] * g;
+    }
+  }
+};
+
+struct RealEng final : RealEngine {
+  std::shared_ptr<const RealTables> t;
+  Scratch sc;
+  AlignedBuf z;  // interleaved complex staging: 2 * (n/2 or n) floats
+  explicit RealEng(std::size_t n)
+      : t(cached<RealTables>(n, &build_real)),
+        sc(t->odd.empty() ? t->c->n : t->n),  // real passes: up to n/2 + n/3 floats per buffer
+        z(make_buf(2 * t->c->n + 8)) {}
+
+  void forward(const float* in, cfloat* out) override {
+    const RealTables& T = *t;
+    const std::size_t n = T.n;
+    float* o = reinterpret_cast<float*>(out);
+    float* vr;
+    float* vi;
+    if (n % 2 == 0 && T.odd.empty()) {
+      const std::size_t h = n / 2;
+  #if EF_FFT_VEC
+      if (T.fuse_last2) {
+        execute(*T.c, in, false, sc, &vr, &vi, 1);
+        real_post_fused2(h, vr, vi, T.fr.data(), T.fi.data(), o);
+        return;
+      }
+  #endif
+      execute(*T.c, in, false, sc, &vr, &vi);
+      real_post(h, vr, vi, T.fr.data(), T.fi.data(), o);
+      return;
+    }
+    // Odd n, 2 odd, 4 odd: real-input passes; the input itself is the layout of the first pass.
+    const float* xr = in;
+    const float* xi = in;  // not read by the first pass (its bins 0 are real)
+    std::size_t buf = 0;
+    for (const auto& st : T.odd) {
+      float* yr = sc.b[buf];
+      float* yi = sc.b[buf + 1];
+      st.fn(st.sp, st.lp, T.otw.data() + st.tw_off, xr, xi, yr, yi);
+      xr = yr;
+      xi = yi;
+      buf ^= 2;
+    }
+    const std::size_t nb = n / 2 + 1;
+    std::size_t k = 0;
+  #if EF_FFT_VEC
+    for (; k + 4 <= nb; k += 4) {
+      const v4 a = Ops<v4>::ld(xr + k), b = Ops<v4>::ld(xi + k);
+      Ops<v4>::st(o + 2 * k, EF_SHUF(a, b, 0, 4, 1, 5));
+      Ops<v4>::st(o + 2 * k + 4, EF_SHUF(a, b, 2, 6, 3, 7));
+    }
+  #endif
+    for (; k < nb; ++k) {
+      o[2 * k] = xr[k];
+      o[2 * k + 1] = T.odd.empty() ? 0.0f : xi[k];
+    }
+    o[1] = 0.0f;
+  }
+
+  void inverse(const cfloat* in, float* out) override {
+    const RealTables& T = *t;
+    const std::size_t n = T.n;
+    const float* x = reinterpret_cast<const float*>(in);
+    float* zs = z.get();
+    float* vr;
+    float* vi;
+    const float g = static_cast<float>(1.0 / static_cast<double>(n));
+    if (n % 2 == 0) {
+      const std::size_t h = n / 2;
+      real_pre(h, x, T.gr.data(), T.gi.data(), g, zs);
+      execute(*T.c, zs, true, sc, &vr, &vi);
+      std::size_t j = 0;
+  #if EF_FFT_VEC
+      for (; j + 4 <= h; j += 4) {
+        const v4 a = Ops<v4>::ld(vi + j), b = Ops<v4>::ld(vr + j);
+        Ops<v4>::st(out + 2 * j, EF_SHUF(a, b, 0, 4, 1, 5));
+        Ops<v4>::st(out + 2 * j + 4, EF_SHUF(a, b, 2, 6, 3, 7));
+      }
+  #endif
+      for (; j < h; ++j) {
+        out[2 * j] = vi[j];
+        out[2 * j + 1] = vr[j];
+      }
+      return;
+    }
+    // Odd n: rebuild the full Hermitian spectrum and run a complex inverse.
+    zs[0] = x[0];
+    zs[1] = 0.0f;
+    for (std::size_t k = 1; k <= n / 2; ++k) {
+      zs[2 * k] = x[2 * k];
+      zs[2 * k + 1] = x[2 * k + 1];
+      zs[2 * (n - k)] = x[2 * k];
+      zs[2 * (n - k) + 1] = -x[2 * k + 1];
+    }
+    execute(*T.c, zs, true, sc, &vr, &vi);
+    for (std::size_t j = 0; j < n; ++j) out[j] = vi[j] * g;
+  }
+};
+
+}  // namespace
+
+#if defined(EF_FFT_AVX_VARIANT)
+bool avx_built() noexcept { return true; }
+std::unique_ptr<ComplexEngine> make_complex_avx(std::size_t n) {
+  return std::make_unique<ComplexEng>(n);
+}
+std::unique_ptr<RealEngine> make_real_avx(std::size_t n) { return std::make_unique<RealEng>(n); }
+#else
+std::unique_ptr<ComplexEngine> make_complex_base(std::size_t n) {
+  return std::make_unique<ComplexEng>(n);
+}
+std::unique_ptr<RealEngine> make_real_base(std::size_t n) { return std::make_unique<RealEng>(n); }
+#endif
+
+}  // namespace fft_detail
+
+#if !defined(EF_FFT_AVX_VARIANT)
+// ---------------------------------------------------------------------------------------------
 // Public API.
 // ---------------------------------------------------------------------------------------------
 bool fft_size_supported(std::size_t n) noexcept { return supported(n); }
@@ -762,10 +1198,36 @@ std::size_t next_fast_fft_size(std::size_t n) {
   return best;
 }
 
+namespace {
+
+// The AVX build of the kernels (fft_avx.cpp) when the CPU and OS support AVX, unless
+// EDGEFAULT_FFT_ISA=base. Same arithmetic in the same order (VEX-encoded 128-bit operations, no
+// FMA), so results are bit-identical; what changes is fewer register copies.
+bool use_avx() {
+  static const bool v = [] {
+    const char* e = std::getenv("EDGEFAULT_FFT_ISA");
+    if (e != nullptr && std::strcmp(e, "base") == 0) return false;
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx") != 0;
+#else
+    return false;
+#endif
+  }();
+  return v;
+}
+
+}  // namespace
+
+const char* fft_isa() noexcept { return use_avx() && fft_detail::avx_built() ? "avx" : "base"; }
+
 struct ComplexFFT::Impl {
-  std::shared_ptr<const ComplexTables> t;
-  Scratch sc;
-  explicit Impl(std::size_t n) : t(cached<ComplexTables>(n, &build_complex)), sc(n) {}
+  std::size_t n;
+  std::unique_ptr<fft_detail::ComplexEngine> e;
+  explicit Impl(std::size_t size) : n(size) {
+    if (use_avx()) e = fft_detail::make_complex_avx(n);
+    if (!e) e = fft_detail::make_complex_base(n);
+  }
 };
 
 ComplexFFT::ComplexFFT(std::size_t n) {
@@ -775,41 +1237,17 @@ ComplexFFT::ComplexFFT(std::size_t n) {
 ComplexFFT::~ComplexFFT() = default;
 ComplexFFT::ComplexFFT(ComplexFFT&&) noexcept = default;
 ComplexFFT& ComplexFFT::operator=(ComplexFFT&&) noexcept = default;
-std::size_t ComplexFFT::size() const noexcept { return impl_ ? impl_->t->n : 0; }
-
-void ComplexFFT::forward(const cfloat* in, cfloat* out) {
-  float* vr;
-  float* vi;
-  const std::size_t n = impl_->t->n;
-  execute(*impl_->t, reinterpret_cast<const float*>(in), false, impl_->sc, &vr, &vi);
-  float* o = reinterpret_cast<float*>(out);
-  for (std::size_t j = 0; j < n; ++j) {
-    o[2 * j] = vr[j];
-    o[2 * j + 1] = vi[j];
-  }
-}
-
-void ComplexFFT::inverse(const cfloat* in, cfloat* out) {
-  float* vr;
-  float* vi;
-  const std::size_t n = impl_->t->n;
-  execute(*impl_->t, reinterpret_cast<const float*>(in), true, impl_->sc, &vr, &vi);
-  const float g = static_cast<float>(1.0 / static_cast<double>(n));
-  float* o = reinterpret_cast<float*>(out);
-  for (std::size_t j = 0; j < n; ++j) {
-    o[2 * j] = vi[j] * g;
-    o[2 * j + 1] = vr[j] * g;
-  }
-}
+std::size_t ComplexFFT::size() const noexcept { return impl_ ? impl_->n : 0; }
+void ComplexFFT::forward(const cfloat* in, cfloat* out) { impl_->e->forward(in, out); }
+void ComplexFFT::inverse(const cfloat* in, cfloat* out) { impl_->e->inverse(in, out); }
 
 struct RealFFT::Impl {
-  std::shared_ptr<const RealTables> t;
-  Scratch sc;
-  AlignedBuf z;  // interleaved complex staging: 2 * (n/2 or n) floats
-  explicit Impl(std::size_t n)
-      : t(cached<RealTables>(n, &build_real)),
-        sc(t->c->n),
-        z(make_buf(2 * t->c->n + 8)) {}
+  std::size_t n;
+  std::unique_ptr<fft_detail::RealEngine> e;
+  explicit Impl(std::size_t size) : n(size) {
+    if (use_avx()) e = fft_detail::make_real_avx(n);
+    if (!e) e = fft_detail::make_real_base(n);
+  }
 };
 
 RealFFT::RealFFT(std::size_t n) {
@@ -819,77 +1257,9 @@ RealFFT::RealFFT(std::size_t n) {
 RealFFT::~RealFFT() = default;
 RealFFT::RealFFT(RealFFT&&) noexcept = default;
 RealFFT& RealFFT::operator=(RealFFT&&) noexcept = default;
-std::size_t RealFFT::size() const noexcept { return impl_ ? impl_->t->n : 0; }
-
-void RealFFT::forward(const float* in, cfloat* out) {
-  const RealTables& T = *impl_->t;
-  const std::size_t n = T.n;
-  float* o = reinterpret_cast<float*>(out);
-  float* vr;
-  float* vi;
-  if (n % 2 == 0) {
-    const std::size_t h = n / 2;
-#if EF_FFT_VEC
-    if (T.fuse_last2) {
-      execute(*T.c, in, false, impl_->sc, &vr, &vi, 1);
-      real_post_fused2(h, vr, vi, T.fr.data(), T.fi.data(), o);
-      return;
-    }
-#endif
-    execute(*T.c, in, false, impl_->sc, &vr, &vi);
-    real_post(h, vr, vi, T.fr.data(), T.fi.data(), o);
-    return;
-  }
-  float* z = impl_->z.get();
-  for (std::size_t j = 0; j < n; ++j) {
-    z[2 * j] = in[j];
-    z[2 * j + 1] = 0.0f;
-  }
-  execute(*T.c, z, false, impl_->sc, &vr, &vi);
-  for (std::size_t k = 0; k <= n / 2; ++k) {
-    o[2 * k] = vr[k];
-    o[2 * k + 1] = vi[k];
-  }
-  o[1] = 0.0f;
-}
-
-void RealFFT::inverse(const cfloat* in, float* out) {
-  const RealTables& T = *impl_->t;
-  const std::size_t n = T.n;
-  const float* x = reinterpret_cast<const float*>(in);
-  float* z = impl_->z.get();
-  float* vr;
-  float* vi;
-  const float g = static_cast<float>(1.0 / static_cast<double>(n));
-  if (n % 2 == 0) {
-    const std::size_t h = n / 2;
-    real_pre(h, x, T.gr.data(), T.gi.data(), g, z);
-    execute(*T.c, z, true, impl_->sc, &vr, &vi);
-    std::size_t j = 0;
-#if EF_FFT_VEC
-    for (; j + 4 <= h; j += 4) {
-      const v4 a = Ops<v4>::ld(vi + j), b = Ops<v4>::ld(vr + j);
-      Ops<v4>::st(out + 2 * j, EF_SHUF(a, b, 0, 4, 1, 5));
-      Ops<v4>::st(out + 2 * j + 4, EF_SHUF(a, b, 2, 6, 3, 7));
-    }
-#endif
-    for (; j < h; ++j) {
-      out[2 * j] = vi[j];
-      out[2 * j + 1] = vr[j];
-    }
-    return;
-  }
-  // Odd n: rebuild the full Hermitian spectrum and run a complex inverse.
-  z[0] = x[0];
-  z[1] = 0.0f;
-  for (std::size_t k = 1; k <= n / 2; ++k) {
-    z[2 * k] = x[2 * k];
-    z[2 * k + 1] = x[2 * k + 1];
-    z[2 * (n - k)] = x[2 * k];
-    z[2 * (n - k) + 1] = -x[2 * k + 1];
-  }
-  execute(*T.c, z, true, impl_->sc, &vr, &vi);
-  for (std::size_t j = 0; j < n; ++j) out[j] = vi[j] * g;
-}
+std::size_t RealFFT::size() const noexcept { return impl_ ? impl_->n : 0; }
+void RealFFT::forward(const float* in, cfloat* out) { impl_->e->forward(in, out); }
+void RealFFT::inverse(const cfloat* in, float* out) { impl_->e->inverse(in, out); }
+#endif  // !EF_FFT_AVX_VARIANT
 
 }  // namespace edgefault

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <complex>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -21,7 +23,7 @@ namespace {
 const std::size_t kSizes[] = {1,   2,   3,   4,   5,   6,   8,   9,   12,  15,   16,   25,   30,  60,
                               64,  100, 120, 125, 128, 240, 256, 360, 480, 512, 1000, 1024, 2048,
                               4096, 10, 18, 20, 27, 32, 40, 45, 48, 50, 75, 80, 81, 96, 150, 243,
-                              375, 625, 750, 1536, 3000};
+                              375, 625, 750, 1536, 3000, 1500, 1125, 729, 3125};
 
 const double kPi = 3.14159265358979323846;
 
@@ -97,6 +99,14 @@ TEST_CASE("size support and next_fast_fft_size") {
       break;
     }
   }
+}
+
+TEST_CASE("fft_isa names the kernel build in use") {
+  const std::string isa = edgefault::fft_isa();
+  std::printf("  fft_isa: %s\n", isa.c_str());
+  CHECK(isa == "avx" || isa == "base");
+  const char* env = std::getenv("EDGEFAULT_FFT_ISA");
+  if (env != nullptr && std::string(env) == "base") CHECK(isa == "base");
 }
 
 TEST_CASE("unsupported sizes throw invalid_argument naming n") {
@@ -228,8 +238,66 @@ TEST_CASE("RealFFT inverse vs naive DFT and ignores DC/Nyquist imaginary parts")
   }
 }
 
+// Odd n runs real-input passes (over t' while there are >= 4 sub-transforms, then over k), so
+// every odd size up to 2000 is checked: each places the switch between the two kinds of pass,
+// and the vector/scalar tails, differently. Inverse round trip included.
+TEST_CASE("RealFFT odd sizes (real-input passes) vs naive DFT") {
+  int checked = 0;
+  for (std::size_t n = 1; n <= 2000; n += 2) {
+    if (!edgefault::fft_size_supported(n)) continue;
+    auto x = random_real(n, static_cast<std::uint32_t>(5 * n + 3));
+    std::vector<cdouble> xd(x.begin(), x.end());
+    edgefault::RealFFT f(n);
+    const std::size_t nb = n / 2 + 1;
+    std::vector<cfloat> y(nb);
+    f.forward(x.data(), y.data());
+    auto ref = naive_dft(xd, -1);
+    const double e = rel_err(y, ref, nb);
+    if (!(e < tol_for(n))) std::printf("  odd real forward n=%zu err=%g\n", n, e);
+    CHECK(e < tol_for(n));
+    CHECK(y[0].imag() == 0.0f);
+    std::vector<float> z(n);
+    f.inverse(y.data(), z.data());
+    double rt = 0;
+    for (std::size_t j = 0; j < n; ++j) rt = std::max(rt, double(std::fabs(z[j] - x[j])));
+    CHECK(rt < 1e-5 * (1.0 + std::log2(static_cast<double>(n))));
+    ++checked;
+  }
+  CHECK(checked == 22);  // odd 3^b 5^c <= 2000, n = 1 included
+}
+
+// n = 2 m and 4 m (m odd, n >= 60) run the odd real passes and a last radix-2 / radix-4 pass
+// forward (the inverse keeps the half-length complex transform): all such n up to 2000.
+TEST_CASE("RealFFT 2*odd and 4*odd sizes vs naive DFT") {
+  int checked = 0;
+  for (std::size_t n = 2; n <= 2000; n += 2) {
+    if (!edgefault::fft_size_supported(n) || n % 8 == 0) continue;
+    auto x = random_real(n, static_cast<std::uint32_t>(7 * n + 1));
+    std::vector<cdouble> xd(x.begin(), x.end());
+    edgefault::RealFFT f(n);
+    const std::size_t nb = n / 2 + 1;
+    std::vector<cfloat> y(nb);
+    f.forward(x.data(), y.data());
+    auto ref = naive_dft(xd, -1);
+    const double e = rel_err(y, ref, nb);
+    if (!(e < tol_for(n))) std::printf("  2/4*odd real forward n=%zu err=%g\n", n, e);
+    CHECK(e < tol_for(n));
+    CHECK(y[0].imag() == 0.0f);
+    CHECK(y[n / 2].imag() == 0.0f);
+    std::vector<float> z(n);
+    f.inverse(y.data(), z.data());
+    double rt = 0;
+    for (std::size_t j = 0; j < n; ++j) rt = std::max(rt, double(std::fabs(z[j] - x[j])));
+    CHECK(rt < 1e-5 * (1.0 + std::log2(static_cast<double>(n))));
+    ++checked;
+  }
+  CHECK(checked == 35);  // 2 m and 4 m, m odd 3^b 5^c, n <= 2000 (n = 2, 4 included)
+}
+
 TEST_CASE("impulse and constant inputs are exact") {
-  for (std::size_t n : {std::size_t{16}, std::size_t{1024}, std::size_t{360}}) {
+  for (std::size_t n : {std::size_t{16}, std::size_t{1024}, std::size_t{360}, std::size_t{375},
+                        std::size_t{3125}, std::size_t{256}, std::size_t{750},
+                        std::size_t{1500}}) {
     std::vector<float> x(n, 0.0f);
     x[0] = 1.0f;
     edgefault::RealFFT f(n);

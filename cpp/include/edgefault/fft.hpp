@@ -15,6 +15,9 @@ using cfloat = std::complex<float>;
 bool fft_size_supported(std::size_t n) noexcept;
 // Smallest supported size >= n.
 std::size_t next_fast_fft_size(std::size_t n);
+// Kernel build in use: "avx" (x86 CPU with AVX; same results, VEX-encoded) or "base".
+// EDGEFAULT_FFT_ISA=base in the environment (read once) forces "base".
+const char* fft_isa() noexcept;
 
 class ComplexFFT {
  public:
