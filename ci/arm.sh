@@ -244,7 +244,10 @@ run_arch() {
     pip wheel -q --no-deps --no-build-isolation -w /out /src
     ls -l /out
     ccache -s | grep -iE "hits|misses" || true'
-  local pytest_args="-p no:cacheprovider -q -rs --durations=10 ${EDGEFAULT_ARM_PYTEST:-}"
+  # Deselected under emulation: docs/daemon.md's quick start (trains the demo and replays 10 s in
+  # real time: ~2 min under qemu; .ci/run runs it natively, in the demo command's fresh venv).
+  local pytest_args="-p no:cacheprovider -q -rs --durations=10 \
+    --deselect /src/tests/test_daemon_quickstart.py::test_local_quick_start_runs_as_documented ${EDGEFAULT_ARM_PYTEST:-}"
   if [ "$arch" = arm64 ]; then
     step arm64 "installing the wheel with its dependencies, the vae and test extras (PyPI)" '
       pip install -q "$(ls /out/edgefault-*.whl)[vae,test]"
