@@ -246,8 +246,9 @@ run_arch() {
     ccache -s | grep -iE "hits|misses" || true'
   # Deselected under emulation: docs/daemon.md's quick start (trains the demo and replays 10 s in
   # real time: ~2 min under qemu; .ci/run runs it natively, in the demo command's fresh venv).
+  # (--deselect takes node ids, relative to the rootdir /src)
   local pytest_args="-p no:cacheprovider -q -rs --durations=10 \
-    --deselect /src/tests/test_daemon_quickstart.py::test_local_quick_start_runs_as_documented ${EDGEFAULT_ARM_PYTEST:-}"
+    --deselect tests/test_daemon_quickstart.py::test_local_quick_start_runs_as_documented ${EDGEFAULT_ARM_PYTEST:-}"
   if [ "$arch" = arm64 ]; then
     step arm64 "installing the wheel with its dependencies, the vae and test extras (PyPI)" '
       pip install -q "$(ls /out/edgefault-*.whl)[vae,test]"
