@@ -136,7 +136,10 @@ def test_avx_and_base_kernels_give_identical_bits(tmp_path) -> None:
         if isa == "base":
             env["EDGEFAULT_FFT_ISA"] = "base"
         files[isa] = tmp_path / f"{isa}.npz"
-        subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(files[isa])], check=True, env=env)
+        # cwd: not the project root, whose source tree (no built core) would shadow the installed package
+        r = subprocess.run([sys.executable, "-c", _ISA_SCRIPT, str(files[isa])], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"EDGEFAULT_FFT_ISA={isa}: {r.stderr[-2000:]}"
     a, b = np.load(files["default"]), np.load(files["base"])
     assert a.files == b.files and len(a.files) == 68
     for k in a.files:
