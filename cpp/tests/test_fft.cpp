@@ -238,6 +238,28 @@ TEST_CASE("RealFFT inverse vs naive DFT and ignores DC/Nyquist imaginary parts")
   }
 }
 
+// RealFFT of one size against the naive DFT (forward) and an inverse round trip; with
+// nyquist_real, the Nyquist bin's imaginary part must be exactly 0 too.
+static void check_real_size(std::size_t n, std::uint32_t seed, bool nyquist_real, const char* what) {
+  auto x = random_real(n, seed);
+  std::vector<cdouble> xd(x.begin(), x.end());
+  edgefault::RealFFT f(n);
+  const std::size_t nb = n / 2 + 1;
+  std::vector<cfloat> y(nb);
+  f.forward(x.data(), y.data());
+  auto ref = naive_dft(xd, -1);
+  const double e = rel_err(y, ref, nb);
+  if (!(e < tol_for(n))) std::printf("  %s real forward n=%zu err=%g\n", what, n, e);
+  CHECK(e < tol_for(n));
+  CHECK(y[0].imag() == 0.0f);
+  if (nyquist_real) CHECK(y[n / 2].imag() == 0.0f);
+  std::vector<float> z(n);
+  f.inverse(y.data(), z.data());
+  double rt = 0;
+  for (std::size_t j = 0; j < n; ++j) rt = std::max(rt, double(std::fabs(z[j] - x[j])));
+  CHECK(rt < 1e-5 * (1.0 + std::log2(static_cast<double>(n))));
+}
+
 // Odd n runs real-input passes (over t' while there are >= 4 sub-transforms, then over k), so
 // every odd size up to 2000 is checked: each places the switch between the two kinds of pass,
 // and the vector/scalar tails, differently. Inverse round trip included.
@@ -245,22 +267,7 @@ TEST_CASE("RealFFT odd sizes (real-input passes) vs naive DFT") {
   int checked = 0;
   for (std::size_t n = 1; n <= 2000; n += 2) {
     if (!edgefault::fft_size_supported(n)) continue;
-    auto x = random_real(n, static_cast<std::uint32_t>(5 * n + 3));
-    std::vector<cdouble> xd(x.begin(), x.end());
-    edgefault::RealFFT f(n);
-    const std::size_t nb = n / 2 + 1;
-    std::vector<cfloat> y(nb);
-    f.forward(x.data(), y.data());
-    auto ref = naive_dft(xd, -1);
-    const double e = rel_err(y, ref, nb);
-    if (!(e < tol_for(n))) std::printf("  odd real forward n=%zu err=%g\n", n, e);
-    CHECK(e < tol_for(n));
-    CHECK(y[0].imag() == 0.0f);
-    std::vector<float> z(n);
-    f.inverse(y.data(), z.data());
-    double rt = 0;
-    for (std::size_t j = 0; j < n; ++j) rt = std::max(rt, double(std::fabs(z[j] - x[j])));
-    CHECK(rt < 1e-5 * (1.0 + std::log2(static_cast<double>(n))));
+    check_real_size(n, static_cast<std::uint32_t>(5 * n + 3), false, "odd");
     ++checked;
   }
   CHECK(checked == 22);  // odd 3^b 5^c <= 2000, n = 1 included
@@ -272,23 +279,7 @@ TEST_CASE("RealFFT 2*odd and 4*odd sizes vs naive DFT") {
   int checked = 0;
   for (std::size_t n = 2; n <= 2000; n += 2) {
     if (!edgefault::fft_size_supported(n) || n % 8 == 0) continue;
-    auto x = random_real(n, static_cast<std::uint32_t>(7 * n + 1));
-    std::vector<cdouble> xd(x.begin(), x.end());
-    edgefault::RealFFT f(n);
-    const std::size_t nb = n / 2 + 1;
-    std::vector<cfloat> y(nb);
-    f.forward(x.data(), y.data());
-    auto ref = naive_dft(xd, -1);
-    const double e = rel_err(y, ref, nb);
-    if (!(e < tol_for(n))) std::printf("  2/4*odd real forward n=%zu err=%g\n", n, e);
-    CHECK(e < tol_for(n));
-    CHECK(y[0].imag() == 0.0f);
-    CHECK(y[n / 2].imag() == 0.0f);
-    std::vector<float> z(n);
-    f.inverse(y.data(), z.data());
-    double rt = 0;
-    for (std::size_t j = 0; j < n; ++j) rt = std::max(rt, double(std::fabs(z[j] - x[j])));
-    CHECK(rt < 1e-5 * (1.0 + std::log2(static_cast<double>(n))));
+    check_real_size(n, static_cast<std::uint32_t>(7 * n + 1), true, "2/4*odd");
     ++checked;
   }
   CHECK(checked == 35);  // 2 m and 4 m, m odd 3^b 5^c, n <= 2000 (n = 2, 4 included)
