@@ -1061,6 +1061,22 @@ struct ComplexEng final : ComplexEngine {
   }
 };
 
+// out[2k] = a[k], out[2k + 1] = b[k] for k < count.
+inline void interleave(const float* a, const float* b, std::size_t count, float* out) {
+  std::size_t k = 0;
+#if EF_FFT_VEC
+  for (; k + 4 <= count; k += 4) {
+    const v4 va = Ops<v4>::ld(a + k), vb = Ops<v4>::ld(b + k);
+    Ops<v4>::st(out + 2 * k, EF_SHUF(va, vb, 0, 4, 1, 5));
+    Ops<v4>::st(out + 2 * k + 4, EF_SHUF(va, vb, 2, 6, 3, 7));
+  }
+#endif
+  for (; k < count; ++k) {
+    out[2 * k] = a[k];
+    out[2 * k + 1] = b[k];
+  }
+}
+
 struct RealEng final : RealEngine {
   std::shared_ptr<const RealTables> t;
   Scratch sc;
@@ -1101,19 +1117,7 @@ struct RealEng final : RealEngine {
       xi = yi;
       buf ^= 2;
     }
-    const std::size_t nb = n / 2 + 1;
-    std::size_t k = 0;
-  #if EF_FFT_VEC
-    for (; k + 4 <= nb; k += 4) {
-      const v4 a = Ops<v4>::ld(xr + k), b = Ops<v4>::ld(xi + k);
-      Ops<v4>::st(o + 2 * k, EF_SHUF(a, b, 0, 4, 1, 5));
-      Ops<v4>::st(o + 2 * k + 4, EF_SHUF(a, b, 2, 6, 3, 7));
-    }
-  #endif
-    for (; k < nb; ++k) {
-      o[2 * k] = xr[k];
-      o[2 * k + 1] = T.odd.empty() ? 0.0f : xi[k];
-    }
+    interleave(xr, xi, n / 2 + 1, o);  // n = 1 (no pass): xi is the input, o[1] is set below
     o[1] = 0.0f;
   }
 
@@ -1129,18 +1133,7 @@ struct RealEng final : RealEngine {
       const std::size_t h = n / 2;
       real_pre(h, x, T.gr.data(), T.gi.data(), g, zs);
       execute(*T.c, zs, true, sc, &vr, &vi);
-      std::size_t j = 0;
-  #if EF_FFT_VEC
-      for (; j + 4 <= h; j += 4) {
-        const v4 a = Ops<v4>::ld(vi + j), b = Ops<v4>::ld(vr + j);
-        Ops<v4>::st(out + 2 * j, EF_SHUF(a, b, 0, 4, 1, 5));
-        Ops<v4>::st(out + 2 * j + 4, EF_SHUF(a, b, 2, 6, 3, 7));
-      }
-  #endif
-      for (; j < h; ++j) {
-        out[2 * j] = vi[j];
-        out[2 * j + 1] = vr[j];
-      }
+      interleave(vi, vr, h, out);
       return;
     }
     // Odd n: rebuild the full Hermitian spectrum and run a complex inverse.
