@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -585,22 +586,31 @@ def test_only_alarms_gets_drift_changes_and_the_retrain_onset(tmp_path: Path) ->
 
 
 
+def _bare_worker(tmp_path: Path, bundle: Path, sid: str, queue_chunks: int = 4) -> tuple[Any, Metrics, list[Any]]:
+    """A SensorWorker on a stand-in daemon (metrics, state folder, emit into the returned list):
+    (worker, metrics, emitted records)."""
+    from types import SimpleNamespace
+
+    from edgefault.daemon.config import SensorConfig, SourceConfig
+    from edgefault.daemon.service import SensorWorker
+
+    sd = tmp_path / "st"
+    sd.mkdir()
+    m = Metrics()
+    out: list[Any] = []
+    daemon = SimpleNamespace(metrics=m, cfg=SimpleNamespace(state_dir=str(sd), state_interval=60.0), emit=out.extend)
+    cfg = SensorConfig(id=sid, bundle=str(bundle), source=SourceConfig(type="stdin"), queue_chunks=queue_chunks)
+    return SensorWorker(cfg, daemon), m, out  # type: ignore[arg-type]  # uses metrics, cfg and emit only
+
+
 def test_dropped_chunk_becomes_a_marked_gap_not_a_splice(tmp_path: Path, small_bundle: Path) -> None:
     """A full queue drops a chunk: the next queued chunk carries the lost frame count, the scoring
     thread marks that many frames as a gap first (Runtime.push_gap), so windows over the gap are
     invalid with the flag 'gap' and every event's time stays on the true sample grid; source gaps
     (gap()) travel the same way and are never dropped. Packet timestamps reach the events' t_wall."""
-    from types import SimpleNamespace
-
-    from edgefault.daemon.config import SensorConfig, SourceConfig
-    from edgefault.daemon.service import SensorWorker
     from edgefault.device.runtime import Runtime
 
-    sd = tmp_path / "st"
-    sd.mkdir()
-    daemon = SimpleNamespace(metrics=Metrics(), cfg=SimpleNamespace(state_dir=str(sd), state_interval=60.0))
-    cfg = SensorConfig(id="g", bundle=str(small_bundle), source=SourceConfig(type="stdin"), queue_chunks=1)
-    w = SensorWorker(cfg, daemon)  # type: ignore[arg-type]  # uses metrics and cfg only
+    w, _, _ = _bare_worker(tmp_path, small_bundle, "g", queue_chunks=1)
     got: list = []
     w._emit = lambda t, evs: got.extend(evs)  # type: ignore[method-assign]
     x = np.random.default_rng(9).standard_normal((4 * 2048, 2)).astype(np.float32)
@@ -634,19 +644,7 @@ def test_dropped_chunk_becomes_a_marked_gap_not_a_splice(tmp_path: Path, small_b
 def test_sensor_faults_and_gaps_are_counted_by_reason(tmp_path: Path, small_bundle: Path) -> None:
     """Issue #12 item 6: windows a sensor-health check excluded are counted per reason, and the
     failed checks per channel; events say which channel failed which check."""
-    from types import SimpleNamespace
-
-    from edgefault.daemon.config import SensorConfig, SourceConfig
-    from edgefault.daemon.service import SensorWorker
-
-    sd = tmp_path / "st"
-    sd.mkdir()
-    m = Metrics()
-    daemon = SimpleNamespace(metrics=m, cfg=SimpleNamespace(state_dir=str(sd), state_interval=60.0))
-    cfg = SensorConfig(id="h", bundle=str(small_bundle), source=SourceConfig(type="stdin"), queue_chunks=4)
-    w = SensorWorker(cfg, daemon)  # type: ignore[arg-type]
-    out: list = []
-    daemon.emit = out.extend  # type: ignore[attr-defined]
+    w, m, out = _bare_worker(tmp_path, small_bundle, "h")
     x = np.random.default_rng(3).standard_normal((8192, 2)).astype(np.float32) * 0.3
     x[2048:6144, 0] = 0.0  # channel a disconnected: exact zeros
     assert w.offer(x[:4096])
@@ -671,20 +669,9 @@ def test_sensor_faults_and_gaps_are_counted_by_reason(tmp_path: Path, small_bund
 def test_state_gauges_follow_the_last_window(tmp_path: Path, small_bundle: Path) -> None:
     """Issue #15 item 3: per-sensor gauges for the last score, threshold, alarm, channel health,
     window timestamp and windows per second, and the process_* gauges, promtool-clean."""
-    from types import SimpleNamespace
-
-    from edgefault.daemon.config import SensorConfig, SourceConfig
     from edgefault.daemon.metrics import process_gauges, process_start_time
-    from edgefault.daemon.service import SensorWorker
 
-    sd = tmp_path / "st"
-    sd.mkdir()
-    m = Metrics()
-    daemon = SimpleNamespace(metrics=m, cfg=SimpleNamespace(state_dir=str(sd), state_interval=60.0))
-    cfg = SensorConfig(id="g", bundle=str(small_bundle), source=SourceConfig(type="stdin"), queue_chunks=4)
-    w = SensorWorker(cfg, daemon)  # type: ignore[arg-type]
-    out: list = []
-    daemon.emit = out.extend  # type: ignore[attr-defined]
+    w, m, out = _bare_worker(tmp_path, small_bundle, "g")
     assert m.get("edgefault_threshold", sensor="g") == w.rt.threshold and m.get("edgefault_alarm", sensor="g") == 0
     assert "edgefault_score{" not in m.render()  # nothing scored yet
 
