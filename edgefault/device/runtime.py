@@ -783,6 +783,7 @@ class Runtime:
                 x, scale = self._check_chunk(x)
             before = self._frames
             after = before + len(x)
+            # the time anchor of _push_locked, inline: this is the per-push hot path (bench_push.py)
             if t_wall is None:
                 tr = self._clock() if t_received is None else _utc_seconds(t_received, "t_received")
                 toff = tr - self.start_time - after / self._fs
